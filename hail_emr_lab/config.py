@@ -1,0 +1,243 @@
+"""One source of configuration, with the origin of every value.
+
+Precedence, highest first (see ``../shared/architecture.md``):
+
+1. explicit arguments (``load_config(overrides=...)``: magic flags, CLI options);
+2. environment variables ``HAIL_EMR_LAB_<KEY>`` (e.g. ``HAIL_EMR_LAB_LIVY_URL``);
+3. ``~/.hail-emr-lab/config.json`` (written by the lifecycle scripts; path overridable
+   with ``HAIL_EMR_LAB_CONFIG``);
+4. ``~/.sparkmagic/config.json`` (``kernel_python_credentials``: url, auth, username,
+   password; path overridable with ``HAIL_EMR_LAB_SPARKMAGIC_CONFIG``), so instances
+   already set up for sparkmagic work unchanged;
+5. the SageMaker instance metadata (``/opt/ml/metadata/resource-metadata.json``, path
+   overridable with ``HAIL_EMR_LAB_METADATA``): the instance name is the default sync
+   prefix and session name;
+6. defaults.
+
+Only the standard library is imported here: the sync's no-change fast path loads config.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+#: Keys whose values are never shown (``Config.as_dict`` redacts them).
+SECRET_KEYS = frozenset({"password", "token", "aws_secret_access_key", "aws_session_token"})
+
+#: key -> (default, description). Every key may be set by env ``HAIL_EMR_LAB_<KEY>``.
+KEYS: dict[str, tuple[Any, str]] = {
+    "livy_url": (None, "Livy endpoint URL, e.g. http://10.0.0.5:8998"),
+    "cluster_id": (None, "EMR cluster id (j-...) to find the Livy endpoint of"),
+    "cluster_name": (None, "EMR cluster name to find the Livy endpoint of"),
+    "region": (None, "AWS region (else boto3's default chain)"),
+    "auth": ("none", "Livy auth: none, basic or kerberos"),
+    "username": (None, "user name for basic auth"),
+    "password": (None, "password for basic auth (never shown)"),
+    "verify": (True, "TLS verification: true, false, or a CA bundle path"),
+    "session_name": (None, "Livy session name (default: derived from instance/user)"),
+    "proxy_user": (None, "Livy proxyUser for the session"),
+    "heartbeat_timeout": (600, "seconds without a heartbeat before Livy reaps our session"),
+    "plots_dir": ("/plots", "plot directory on the cluster"),
+    "plots_url": (None, "HTTP URL of the plot directory (Quick Start style clusters)"),
+    "bucket": (None, "S3 bucket for backups, packages, notebooks and jobs"),
+    "prefix": (None, "per-user S3 prefix (default: notebook instance name)"),
+    "home": (None, "directory to back up (default /home/ec2-user/SageMaker)"),
+    "excludes": ([], "extra gitignore-style patterns the sync skips"),
+    "local_livy_port": (8998, "port of the embedded Livy server"),
+}
+
+DEFAULT_CONFIG_PATH = Path("~/.hail-emr-lab/config.json")
+SPARKMAGIC_CONFIG_PATH = Path("~/.sparkmagic/config.json")
+METADATA_PATH = Path("/opt/ml/metadata/resource-metadata.json")
+SAGEMAKER_HOME = Path("/home/ec2-user/SageMaker")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass
+class Config:
+    """Effective configuration: ``values[key]`` and where it came from, ``sources[key]``."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` (``default`` if unset or None)."""
+        value = self.values.get(key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def source(self, key: str) -> str:
+        """Where ``key``'s value came from (``"default"`` if nowhere)."""
+        return self.sources.get(key, "default")
+
+    def as_dict(self, redact: bool = True) -> dict[str, dict[str, Any]]:
+        """``{key: {"value": ..., "source": ...}}``, secrets replaced by ``"***"``."""
+        out = {}
+        for key in KEYS:
+            value = self.values.get(key)
+            if redact and key in SECRET_KEYS and value:
+                value = "***"
+            out[key] = {"value": value, "source": self.source(key)}
+        return out
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    """Path of the hail-emr-lab config file (``HAIL_EMR_LAB_CONFIG`` overrides)."""
+    env = os.environ if env is None else env
+    return Path(env.get("HAIL_EMR_LAB_CONFIG") or DEFAULT_CONFIG_PATH).expanduser()
+
+
+def metadata_path(env: Mapping[str, str] | None = None) -> Path:
+    """Path of the SageMaker instance metadata (``HAIL_EMR_LAB_METADATA`` overrides)."""
+    env = os.environ if env is None else env
+    return Path(env.get("HAIL_EMR_LAB_METADATA") or METADATA_PATH)
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    """Read a JSON object from ``path``; {} if absent; ConfigError naming the file if bad."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "fix or remove the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def instance_metadata(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The SageMaker notebook instance metadata ({} when not on a notebook instance)."""
+    return read_json_file(metadata_path(env), "SageMaker metadata file")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Turn a string from the environment into the key's type."""
+    default = KEYS[key][0]
+    if not isinstance(value, str):
+        return value
+    if key == "verify":
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        return value
+    if isinstance(default, bool):
+        low = value.strip().lower()
+        if low in _TRUE | _FALSE:
+            return low in _TRUE
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
+    if isinstance(default, list):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _sparkmagic_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    creds = data.get("kernel_python_credentials") or {}
+    out: dict[str, Any] = {}
+    if creds.get("url"):
+        out["livy_url"] = creds["url"]
+    auth = str(creds.get("auth") or "").lower()
+    if auth in ("basic_access", "basic"):
+        out["auth"] = "basic"
+    elif auth == "kerberos":
+        out["auth"] = "kerberos"
+    for key in ("username", "password"):
+        if creds.get(key):
+            out[key] = creds[key]
+    return out
+
+
+def default_session_name(meta: Mapping[str, Any]) -> str:
+    """A stable session name so the user finds the session again after a kernel restart."""
+    base = meta.get("ResourceName") or meta.get("UserProfileName")
+    if not base:
+        try:
+            base = getpass.getuser()
+        except (KeyError, OSError):
+            base = "user"
+    return "hail-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", str(base)).strip("-")
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    use_sparkmagic: bool = True,
+) -> Config:
+    """Build the effective :class:`Config` from every source (see module docstring)."""
+    env = os.environ if env is None else env
+    cfg = Config()
+
+    def put(values: Mapping[str, Any], source: str) -> None:
+        for key, value in values.items():
+            if key in KEYS and key not in cfg.sources and value is not None and value != "":
+                cfg.values[key] = _coerce(key, value)
+                cfg.sources[key] = source
+
+    put({k: v for k, v in (overrides or {}).items()}, "argument")
+    put({key: env.get(f"HAIL_EMR_LAB_{key.upper()}") for key in KEYS}, "environment")
+    path = config_path(env)
+    file_values = read_json_file(path, "config file")
+    unknown = sorted(set(file_values) - set(KEYS))
+    put(file_values, str(path))
+    if unknown:
+        cfg.values["_unknown_keys"] = unknown  # reported by `%hail config`, not fatal
+    if use_sparkmagic:
+        spath = Path(env.get("HAIL_EMR_LAB_SPARKMAGIC_CONFIG") or SPARKMAGIC_CONFIG_PATH).expanduser()
+        put(_sparkmagic_values(read_json_file(spath, "sparkmagic config")), str(spath))
+    meta = instance_metadata(env)
+    derived: dict[str, Any] = {"session_name": default_session_name(meta)}
+    if meta.get("ResourceName"):
+        derived["prefix"] = meta["ResourceName"]
+        derived["home"] = str(SAGEMAKER_HOME)
+    put(derived, "instance metadata" if meta else "derived")
+    for key, (default, _) in KEYS.items():
+        if key not in cfg.sources:
+            cfg.values[key] = list(default) if isinstance(default, list) else default
+    if cfg.values.get("auth") not in ("none", "basic", "kerberos"):
+        raise ConfigError(
+            f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} "
+            f"(from {cfg.source('auth')})"
+        )
+    return cfg
+
+
+def write_config(values: Mapping[str, Any], path: Path | None = None) -> Path:
+    """Write ``values`` as the config file (atomically, mode 0600 since it may hold secrets)."""
+    path = path or config_path()
+    unknown = sorted(set(values) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"unknown config keys {unknown}; known keys: {sorted(KEYS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(dict(values), fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
