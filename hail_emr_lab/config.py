@@ -221,8 +221,7 @@ def load_config(
             cfg.values[key] = list(default) if isinstance(default, list) else default
     if cfg.values.get("auth") not in ("none", "basic", "kerberos"):
         raise ConfigError(
-            f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} "
-            f"(from {cfg.source('auth')})"
+            f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} (from {cfg.source('auth')})"
         )
     return cfg
 

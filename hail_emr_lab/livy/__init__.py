@@ -1,0 +1,43 @@
+"""The Livy client: a thin REST layer (``LivyClient``), a high-level session
+(``LivySession``), typed models and one error hierarchy."""
+
+from .client import LivyClient, make_auth, normalize_url
+from .errors import (
+    LivyAuthError,
+    LivyError,
+    LivyHTTPError,
+    LivyNotFound,
+    LivyTimeout,
+    LivyUnreachable,
+    SessionDead,
+    StatementCancelled,
+    StatementError,
+)
+from .models import Batch, BatchState, Output, Session, SessionState, Statement, StatementState
+from .session import Heartbeat, LivySession, poll_intervals, pyspark_hail_conf
+
+__all__ = [
+    "Batch",
+    "BatchState",
+    "Heartbeat",
+    "LivyAuthError",
+    "LivyClient",
+    "LivyError",
+    "LivyHTTPError",
+    "LivyNotFound",
+    "LivySession",
+    "LivyTimeout",
+    "LivyUnreachable",
+    "Output",
+    "Session",
+    "SessionDead",
+    "SessionState",
+    "Statement",
+    "StatementCancelled",
+    "StatementError",
+    "StatementState",
+    "make_auth",
+    "normalize_url",
+    "poll_intervals",
+    "pyspark_hail_conf",
+]
