@@ -1,0 +1,147 @@
+"""A small fault-injecting HTTP proxy for the Livy client's tests.
+
+It relays HTTP/1.1 requests to a target server (one request per connection: it forces
+``Connection: close``) and, for requests that match a rule, injects a fault instead:
+
+* ``drop_after``: forward the request, let the server act on it, then close the client's
+  connection without an answer (the client cannot know whether the request took effect);
+* ``drop_before``: close the connection without forwarding anything;
+* ``502_after``: forward the request, then answer 502 Bad Gateway instead of the real answer;
+* ``502``: answer 502 without forwarding.
+
+Rules fire a given number of times, then the proxy relays normally. ``log`` records
+(method, path, action) for every request.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import socketserver
+import threading
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Rule:
+    method: str
+    path: str  # regex matched against the path (without query)
+    action: str
+    times: int = 1
+
+
+def _read_http_message(sock: socket.socket) -> bytes:
+    """Read one HTTP message (headers + Content-Length body) from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    length = int(match.group(1)) if match else 0
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _read_until_close(sock: socket.socket) -> bytes:
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+
+
+_GATEWAY_BODY = b"<h1>502 Bad Gateway</h1>"
+BAD_GATEWAY = (
+    b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n"
+    + b"Content-Length: %d\r\n\r\n" % len(_GATEWAY_BODY)
+    + _GATEWAY_BODY
+)
+
+
+class FaultProxy:
+    """``FaultProxy(target_url).start()``; ``.url`` is what clients should use."""
+
+    def __init__(self, target_url: str):
+        parts = urlsplit(target_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.rules: list[Rule] = []
+        self.log: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                proxy._handle(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add(self, method: str, path: str, action: str, times: int = 1) -> None:
+        """Inject ``action`` into the next ``times`` requests matching method and path regex."""
+        with self._lock:
+            self.rules.append(Rule(method, path, action, times))
+
+    def _match(self, method: str, path: str) -> str:
+        with self._lock:
+            for rule in self.rules:
+                if rule.times > 0 and rule.method == method and re.fullmatch(rule.path, path):
+                    rule.times -= 1
+                    return rule.action
+        return "pass"
+
+    def _handle(self, client: socket.socket) -> None:
+        request = _read_http_message(client)
+        if not request:
+            return
+        request_line = request.split(b"\r\n", 1)[0].decode("latin-1")
+        method, target, _ = (request_line.split(" ", 2) + ["", ""])[:3]
+        path = target.split("?", 1)[0]
+        action = self._match(method, path)
+        self.log.append((method, path, action))
+        if action in ("drop_before",):
+            client.close()
+            return
+        if action == "502":
+            client.sendall(BAD_GATEWAY)
+            client.close()
+            return
+        # Forward with Connection: close so one connection carries one request.
+        head, _, body = request.partition(b"\r\n\r\n")
+        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+        forwarded = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + body
+        with socket.create_connection(self.target, timeout=30) as upstream:
+            upstream.sendall(forwarded)
+            response = _read_until_close(upstream)
+        if action == "drop_after":
+            client.close()
+            return
+        if action == "502_after":
+            client.sendall(BAD_GATEWAY)
+            client.close()
+            return
+        client.sendall(response)
+        client.close()
