@@ -1,0 +1,188 @@
+"""The Livy client against the embedded server: real HTTP, real PySpark + Hail.
+
+One session is shared by the whole module (each costs a Spark JVM); the test that kills
+its interpreter runs last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import threading
+import time
+
+import pytest
+
+from fault_proxy import FaultProxy
+from hail_emr_lab.livy import (
+    Heartbeat,
+    LivyClient,
+    LivySession,
+    SessionDead,
+    SessionState,
+    StatementCancelled,
+    StatementError,
+    StatementState,
+)
+
+pytestmark = pytest.mark.slow
+NAME = "client-tests"
+
+
+@pytest.fixture(scope="module")
+def client(livy_server):
+    with LivyClient(livy_server.url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def session(client):
+    s = LivySession.create(client, name=NAME, heartbeat_timeout=120)
+    s.wait_ready(timeout=300)
+    yield s
+    s.delete()
+
+
+def test_run_returns_typed_output(session):
+    out = session.run("print('hello')\n1 + 1")
+    assert out.ok
+    assert out.text.splitlines() == ["hello", "2"]
+    assert session.state() in (SessionState.IDLE, SessionState.BUSY)
+
+
+def test_error_output_and_check(session):
+    out = session.run("undefined_name + 1")
+    assert not out.ok and out.ename == "NameError"
+    assert "undefined_name" in out.evalue
+    with pytest.raises(StatementError) as err:
+        session.run("1 / 0", check=True)
+    assert err.value.output.ename == "ZeroDivisionError"
+
+
+def test_json_table_magics_and_hail(session):
+    out = session.run("d = {'a': [1, 2], 'b': 'x'}\n%json d")
+    assert out.json == {"a": [1, 2], "b": "x"}
+    out = session.run(
+        "import hail as hl\nhl.init(sc, quiet=True, idempotent=True)\n"
+        "mt = hl.balding_nichols_model(3, 20, 50)\nmt.count()"
+    )
+    assert out.ok, out.traceback
+    assert "(50, 20)" in out.text
+
+
+def test_reattach_finds_the_same_session(client, session):
+    again = LivySession.reattach(client, NAME)
+    assert again is not None and again.id == session.id
+    assert LivySession.reattach(client, "no-such-session") is None
+    assert LivySession.connect(client, NAME).id == session.id
+
+
+def test_statement_list_get_log_and_progress(client, session):
+    seen = []
+    out = session.run(
+        "sc.parallelize(range(400), 8).map(lambda x: x * 2).sum()",
+        on_progress=lambda st: seen.append((st.state, st.progress)),
+    )
+    assert out.text.strip() == str(sum(x * 2 for x in range(400)))
+    assert seen and seen[-1][0] is StatementState.AVAILABLE and seen[-1][1] == pytest.approx(1.0)
+    newest = client.list_statements(session.id, size=1, order="desc")[0]
+    assert newest.id == session.last_statement_id
+    assert client.get_statement(session.id, newest.id).output.ok
+    assert client.session_log(session.id, size=50), "the session log should have lines"
+
+
+def test_heartbeat_touches_the_session(client, session):
+    beat = Heartbeat(client, session.id, interval=1.0).start()
+    try:
+        deadline = time.monotonic() + 10
+        while beat.beats < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        beat.stop()
+    assert beat.beats >= 2 and beat.last_error is None
+
+
+def test_cancel_long_spark_job(session):
+    result = {}
+
+    def run_long():
+        try:
+            result["out"] = session.run(
+                "import time\nsc.parallelize(range(200), 4).map(lambda x: time.sleep(0.5) or x).count()"
+            )
+        except StatementCancelled as exc:
+            result["cancelled"] = exc
+
+    worker = threading.Thread(target=run_long)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while session.current_statement_id is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    started = time.monotonic()
+    assert session.cancel()
+    worker.join(30)
+    assert "cancelled" in result, result
+    while session.state() is not SessionState.IDLE:
+        assert time.monotonic() - started < 10, "session did not go back to idle"
+        time.sleep(0.1)
+    assert session.run("21 * 2").text.strip() == "42"
+
+
+def test_faults_never_run_a_statement_twice(livy_server, session):
+    proxy = FaultProxy(livy_server.url).start()
+    try:
+        flaky = LivyClient(proxy.url, backoff=0.01)
+        via_proxy = LivySession(flaky, session.id, name=NAME)
+        via_proxy.last_statement_id = session.last_statement_id
+        session.run("fault_counter = 0")
+        before = livy_server.stats.get("statements_submitted")
+        # The server receives the POST but the answer is lost; then a gateway error.
+        proxy.add("POST", rf"/sessions/{session.id}/statements", "drop_after")
+        proxy.add("POST", rf"/sessions/{session.id}/statements", "502_after")
+        # GETs of the statement fail twice (dropped, then 502): retried, recovered.
+        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "drop_before")
+        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "502")
+        assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "1"
+        assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "2"
+        actions = [a for _, _, a in proxy.log]
+        assert {"drop_after", "502_after", "drop_before", "502"} <= set(actions)
+        posts = [entry for entry in proxy.log if entry[0] == "POST"]
+        assert len(posts) == 2, f"a statement POST was re-sent: {posts}"
+        assert session.run("fault_counter").text.strip() == "2"
+        if before is not None:
+            assert livy_server.stats["statements_submitted"] - before == 3
+    finally:
+        proxy.stop()
+
+
+def test_batch_roundtrip(client, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        print("batch-sum", spark.sparkContext.parallelize(range(10)).sum(), sys.argv[1:])
+        spark.stop()
+    """))
+    batch = client.submit_batch(str(script), args=["a1"], name="client-batch")
+    deadline = time.monotonic() + 240
+    while not client.batch_state(batch.id).is_final:
+        assert time.monotonic() < deadline, "batch did not finish"
+        time.sleep(0.5)
+    assert client.get_batch(batch.id).state is SessionState.SUCCESS
+    assert any("batch-sum 45 ['a1']" in line for line in client.batch_log(batch.id, size=500))
+    client.delete_batch(batch.id)
+
+
+def test_zz_dead_interpreter_raises_session_dead_with_log(session):
+    pid = int(session.run("import os\nos.getpid()").text.strip())
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(SessionDead) as err:
+        for _ in range(3):  # the first statement may be the one that finds it dead
+            session.run("1 + 1")
+            time.sleep(0.5)
+    assert "remote variables are lost" in str(err.value)
+    assert "%hail connect" in str(err.value)
+    assert err.value.log_tail, "the error should carry the log tail"
