@@ -13,8 +13,8 @@ import threading
 import time
 
 import pytest
-
 from fault_proxy import FaultProxy
+
 from hail_emr_lab.livy import (
     Heartbeat,
     LivyClient,
