@@ -8,6 +8,8 @@ from __future__ import annotations
 
 def _load_jupyter_server_extension(server_app) -> None:  # noqa: ANN001 - jupyter_server's ServerApp
     """Register the REST handlers and the on-save backup hook."""
+    from ..sync.onsave import register
     from .handlers import setup_handlers
 
     setup_handlers(server_app)
+    register(server_app)  # logs (never raises) if the backup cannot be set up

@@ -1,0 +1,549 @@
+"""Backup, restore and status: the decisions. S3 calls go through :mod:`.remote`.
+
+Rules that keep data safe (issue 5):
+
+* a file is uploaded only if its stat signature changed *and* its md5 differs from the state;
+  the upload is conditional (``If-Match`` the ETag we last synced, or ``If-None-Match: *`` for
+  a file we never synced), so a remote change made elsewhere is never overwritten blindly;
+* when both sides changed, the local file keeps its name and the remote version is saved
+  beside it as ``name (conflict YYYY-MM-DD HHMM from s3).ext``; both are then uploaded;
+* restore downloads into a staging folder on the same filesystem and renames into place
+  (no partial file at the real path, even after ``kill -9``), restores the original mtime,
+  and never replaces a local file that changed since the last sync;
+* ``--delete`` copies an object to ``<prefix>/.hail-emr-lab-trash/<UTC time>/`` before deleting it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import stat as stat_mod
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .keys import TRASH_DIRNAME, UnsafeKey, key_for, rel_for_key, safe_local_path, within
+from .lock import SyncLock, is_locked
+from .progress import Progress
+from .report import SyncReport
+from .scan import hash_file, scan_home, stat_one
+from .state import FileState, State
+from .target import SyncTarget
+
+if TYPE_CHECKING:  # boto3 is imported only when there is work to do
+    from .remote import Remote
+
+#: Commit the state every this many files, so a crash loses little bookkeeping.
+COMMIT_EVERY = 200
+#: How many pending paths ``status`` lists (the count is always exact).
+STATUS_PENDING_LIMIT = 1000
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def conflict_name(rel: str, taken: Callable[[str], bool], source: str = "s3") -> str:
+    """``dir/analysis.ipynb`` -> ``dir/analysis (conflict 2026-11-21 1203 from s3).ipynb``."""
+    head, _, name = rel.rpartition("/")
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H%M")
+    n = 1
+    while True:
+        extra = f" {n}" if n > 1 else ""
+        candidate = f"{stem} (conflict {stamp} from {source}{extra}){suffix}"
+        full = f"{head}/{candidate}" if head else candidate
+        if not taken(full):
+            return full
+        n += 1
+
+
+@dataclass
+class _Upload:
+    rel: str
+    st: Any
+    md5: str
+    etag: str  # the ETag S3 will give this content
+    condition: tuple[str, str]
+
+
+class _Run:
+    """State shared by the steps of one run."""
+
+    def __init__(self, target: SyncTarget, state: State, report: SyncReport,
+                 progress: Callable[[str, int, int], Progress] | None) -> None:
+        self.target = target
+        self.state = state
+        self.report = report
+        self.progress_factory = progress
+        self.pending_commits = 0
+        self.tmp_seq = 0
+
+    def record(self, rel: str, st: Any, md5: str, etag: str) -> None:
+        self.state.put(rel, st, md5, etag)
+        self.pending_commits += 1
+        if self.pending_commits >= COMMIT_EVERY:
+            self.state.commit()
+            self.pending_commits = 0
+
+    def progress(self, action: str, files: int, nbytes: int) -> Progress:
+        if self.progress_factory is None:
+            return Progress(action, files, nbytes, enabled=False)
+        return self.progress_factory(action, files, nbytes)
+
+    def tmp_path(self) -> str:
+        self.tmp_seq += 1
+        return str(self.target.tmp_dir / f"{os.getpid()}-{self.tmp_seq}.part")
+
+    def error(self, rel: str, text: str) -> None:
+        self.report.errors.append({"path": rel, "error": text})
+
+
+def _clean_tmp(target: SyncTarget) -> None:
+    """Remove staging files left by a killed run (we hold the lock, so none are live)."""
+    if target.tmp_dir.is_dir():
+        shutil.rmtree(target.tmp_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# backup
+# ------------------------------------------------------------------------------------------
+def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str] | None = None,
+           wait: float = 10.0, progress: Callable[[str, int, int], Progress] | None = None) -> SyncReport:
+    """Upload what changed since the last sync (only ``paths`` if given).
+
+    Makes no S3 request (and does not import boto3) when nothing changed. ``delete`` moves
+    remote objects whose local file was deleted into the remote trash.
+    """
+    start = time.monotonic()
+    report = SyncReport("backup", target.url)
+    with SyncLock(target.lock_path, wait), State(target.state_path) as state:
+        run = _Run(target, state, report, progress)
+        known = state.all_files()
+        if paths is None:
+            scan = scan_home(target.home, target.matcher)
+            files = scan.files
+            report.notes += scan.notes
+            report.errors += scan.errors
+            gone = sorted(r for r in known if r not in files and not target.matcher.excluded(r))
+        else:
+            files, gone = _stat_paths(target, paths, report), []
+        uploads = _changed(run, files, known)
+        trash = [r for r in gone if os.path.lexists(target.home / r) is False] if delete else []
+        if uploads or trash:
+            from .remote import Remote
+
+            report.remote_calls = True
+            with Remote(target) as remote:
+                _upload_all(run, remote, uploads)
+                if trash:
+                    _trash(run, remote, trash, known)
+                    _purge_trash(run, remote)
+        state.set_meta("last_backup", now_iso())
+        state.set_meta("last_backup_result", {"errors": report.errors[:100], "notes": report.notes[:100],
+                                               "uploaded": len(report.uploaded)})
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _stat_paths(target: SyncTarget, paths: Iterable[Path | str], report: SyncReport) -> dict[str, Any]:
+    files: dict[str, Any] = {}
+    for p in paths:
+        try:
+            rel, st, problem = stat_one(target.home, Path(p), target.matcher)
+        except UnsafeKey as exc:
+            report.errors.append({"path": str(p), "error": str(exc)})
+            continue
+        except OSError as exc:
+            report.errors.append({"path": str(p), "error": f"cannot read: {exc.strerror}"})
+            continue
+        if st is not None:
+            files[rel] = st
+        elif problem not in ("excluded", "missing"):
+            report.notes.append({"path": rel, "note": problem or "skipped"})
+    return files
+
+
+def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> list[_Upload]:
+    """Hash the files whose stat changed; those whose content changed need an upload."""
+    t = run.target
+    out: list[_Upload] = []
+    for rel, st in files.items():
+        k = known.get(rel)
+        if k is not None and k.same_stat(st):
+            run.report.unchanged += 1
+            continue
+        try:
+            md5, etag = hash_file(t.home / rel, t.multipart_chunksize, t.multipart_threshold)
+        except OSError as exc:
+            run.error(rel, f"cannot read: {exc.strerror}")
+            continue
+        if k is not None and k.md5 == md5:
+            run.record(rel, st, md5, k.etag)  # touched, not changed
+            run.report.unchanged += 1
+            continue
+        cond = ("IfMatch", k.etag) if k is not None else ("IfNoneMatch", "*")
+        out.append(_Upload(rel, st, md5, etag, cond))
+    return out
+
+
+def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
+    from .remote import is_precondition_failed
+
+    t = run.target
+    bar = run.progress("backup", len(uploads), sum(u.st.st_size for u in uploads))
+    futures = []
+    for u in uploads:
+        key = key_for(t.prefix, u.rel)
+        meta = {"mtime-ns": str(u.st.st_mtime_ns)}
+        futures.append((u, key, remote.upload(str(t.home / u.rel), key, u.condition, meta, bar.add_bytes)))
+    lost: list[_Upload] = []
+    for u, key, fut in futures:
+        try:
+            fut.result()
+        except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
+            if is_precondition_failed(exc) or (u.condition[0] == "IfMatch" and _missing(exc)):
+                lost.append(u)
+            else:
+                run.error(u.rel, f"upload failed: {exc}")
+            continue
+        finally:
+            bar.file_done()
+        run.record(u.rel, u.st, u.md5, remote.etags.get(key) or u.etag)
+        run.report.uploaded.append(u.rel)
+        run.report.bytes += u.st.st_size
+    bar.finish()
+    for u in lost:
+        try:
+            _resolve_backup_conflict(run, remote, u)
+        except Exception as exc:  # noqa: BLE001
+            run.error(u.rel, f"could not resolve a remote change: {exc}")
+
+
+def _missing(exc: BaseException) -> bool:
+    from .remote import is_missing
+
+    return is_missing(exc)
+
+
+def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
+                condition: tuple[str, str]) -> None:
+    key = key_for(run.target.prefix, rel)
+    remote.upload(str(run.target.home / rel), key, condition, {"mtime-ns": str(st.st_mtime_ns)}).result()
+    run.record(rel, st, md5, remote.etags.get(key) or etag)
+    run.report.uploaded.append(rel)
+    run.report.bytes += st.st_size
+
+
+def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
+    """Our conditional upload lost: the object changed (or appeared/vanished) remotely."""
+    t = run.target
+    key = key_for(t.prefix, u.rel)
+    head = remote.head(key)
+    if head is None:  # deleted remotely since our last sync: the local file is the only copy
+        _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfNoneMatch", "*"))
+        return
+    if head["ETag"] == u.etag:  # already there (e.g. a killed run uploaded it): converge
+        run.record(u.rel, u.st, u.md5, head["ETag"])
+        run.report.unchanged += 1
+        return
+    # Both changed: keep the remote version beside the local file, then upload both.
+    copy_rel = conflict_name(u.rel, lambda r: os.path.lexists(t.home / r) or bool(run.state.get(r)))
+    tmp = run.tmp_path()
+    t.tmp_dir.mkdir(parents=True, exist_ok=True)
+    remote.download(key, tmp, head["ContentLength"], head["ETag"]).result()
+    _apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
+    copy_path = safe_local_path(t.home, copy_rel)
+    _place_new(tmp, copy_path)
+    cst = os.stat(copy_path)
+    cmd5, cetag = hash_file(copy_path, t.multipart_chunksize, t.multipart_threshold)
+    _upload_now(run, remote, copy_rel, cst, cmd5, cetag, ("IfNoneMatch", "*"))
+    _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfMatch", head["ETag"]))
+    _conflict(run, u.rel, copy_rel, "changed both locally and in S3 since the last sync")
+
+
+def _conflict(run: _Run, rel: str, copy_rel: str, reason: str) -> None:
+    entry = {"path": rel, "conflict_copy": copy_rel, "time": now_iso(), "reason": reason}
+    run.report.conflicts.append(entry)
+    run.state.add_conflict(rel, copy_rel, entry["time"], reason)
+
+
+def _trash(run: _Run, remote: Remote, gone: list[str], known: dict[str, FileState]) -> None:
+    """Move objects of locally deleted files under ``<prefix>/.hail-emr-lab-trash/<time>/``."""
+    from .remote import error_code, is_missing, is_precondition_failed
+
+    t = run.target
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for rel in gone:
+        src = key_for(t.prefix, rel)
+        dst = f"{t.prefix}/{TRASH_DIRNAME}/{stamp}/{rel}"
+        etag = known[rel].etag
+        try:
+            remote.manager.copy({"Bucket": t.bucket, "Key": src}, t.bucket, dst,
+                                extra_args={"CopySourceIfMatch": etag}).result()
+            try:
+                remote.client.delete_object(Bucket=t.bucket, Key=src, IfMatch=etag)
+            except Exception as exc:  # noqa: BLE001
+                if error_code(exc) not in ("NotImplemented", "501"):
+                    raise
+                remote.client.delete_object(Bucket=t.bucket, Key=src)
+        except Exception as exc:  # noqa: BLE001
+            if is_precondition_failed(exc):
+                run.report.notes.append({"path": rel, "note": "changed in S3 since the last sync: not deleted"})
+            elif not is_missing(exc):
+                run.error(rel, f"could not move to the remote trash: {exc}")
+                continue
+        run.state.forget(rel)
+        run.report.trashed.append(rel)
+
+
+def _purge_trash(run: _Run, remote: Remote) -> None:
+    """Delete trash folders older than the retention (only on ``--delete`` runs)."""
+    t = run.target
+    base = f"{t.prefix}/{TRASH_DIRNAME}/"
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=t.trash_retention_days)
+    pages = remote.client.get_paginator("list_objects_v2").paginate(Bucket=t.bucket, Prefix=base, Delimiter="/")
+    for page in pages:
+        for cp in page.get("CommonPrefixes", []):
+            stamp = cp["Prefix"][len(base) :].rstrip("/")
+            try:
+                when = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+            except ValueError:
+                continue
+            if when >= cutoff:
+                continue
+            keys = [o["Key"] for o in remote.list(cp["Prefix"])]
+            for i in range(0, len(keys), 1000):
+                remote.client.delete_objects(
+                    Bucket=t.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
+                )
+
+
+# ------------------------------------------------------------------------------------------
+# restore
+# ------------------------------------------------------------------------------------------
+@dataclass
+class _Download:
+    rel: str
+    key: str
+    size: int
+    etag: str
+    last_modified: Any
+    expect: Any  # local lstat we decided on (None: the file must not exist)
+    conflict: bool  # write beside the local file instead of replacing it
+
+
+def restore(target: SyncTarget, wait: float = 10.0,
+            progress: Callable[[str, int, int], Progress] | None = None) -> SyncReport:
+    """Bring the home up to date with S3 without ever losing a local change."""
+    from .remote import Remote
+
+    start = time.monotonic()
+    report = SyncReport("restore", target.url)
+    report.remote_calls = True
+    with SyncLock(target.lock_path, wait), State(target.state_path) as state, Remote(target) as remote:
+        _clean_tmp(target)
+        run = _Run(target, state, report, progress)
+        objects = remote.list(target.prefix + "/")
+        plan = _plan_restore(run, objects)
+        if plan:
+            _download_all(run, remote, plan)
+        state.set_meta("last_restore", now_iso())
+        state.set_meta("last_restore_result", {"errors": report.errors[:100], "notes": report.notes[:100],
+                                                "downloaded": len(report.downloaded)})
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
+    t = run.target
+    known = run.state.all_files()
+    trash = f"{t.prefix}/{TRASH_DIRNAME}/"
+    plan: list[_Download] = []
+    for obj in objects:
+        key = obj["Key"]
+        if key.startswith(trash):
+            continue
+        if key.endswith("/") and obj.get("Size", 0) == 0:
+            continue  # a "folder" placeholder made by the console
+        try:
+            rel = rel_for_key(t.prefix, key)
+            path = safe_local_path(t.home, rel)
+        except UnsafeKey as exc:
+            run.error(key, f"refused to restore: {exc}")
+            continue
+        if t.matcher.excluded(rel):
+            continue
+        etag = obj["ETag"]
+        dl = _Download(rel, key, obj["Size"], etag, obj.get("LastModified"), None, False)
+        try:
+            lst = os.lstat(path)
+        except FileNotFoundError:
+            plan.append(dl)
+            continue
+        except OSError as exc:
+            run.error(rel, f"cannot check the local file: {exc.strerror}")
+            continue
+        if not stat_mod.S_ISREG(lst.st_mode):
+            run.error(rel, "cannot restore: something that is not a regular file is in the way locally")
+            continue
+        dl.expect = lst
+        k = known.get(rel)
+        if k is not None and k.same_stat(lst):
+            if k.etag == etag:
+                run.report.unchanged += 1
+            else:
+                plan.append(dl)  # only the remote changed
+            continue
+        try:
+            md5, local_etag = hash_file(path, t.multipart_chunksize, t.multipart_threshold)
+        except OSError as exc:
+            run.error(rel, f"cannot read the local file: {exc.strerror}")
+            continue
+        if local_etag == etag or (k is not None and k.md5 == md5 and k.etag == etag):
+            run.record(rel, lst, md5, etag)
+            run.report.unchanged += 1
+        elif k is not None and k.md5 == md5:
+            plan.append(dl)  # local untouched (only its stat changed), remote changed
+        elif k is not None and k.etag == etag:
+            run.report.notes.append({"path": rel, "note": "changed locally since the last backup: kept"})
+        else:
+            dl.conflict = True
+            plan.append(dl)
+    return plan
+
+
+def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
+    t = run.target
+    t.tmp_dir.mkdir(parents=True, exist_ok=True)
+    bar = run.progress("restore", len(plan), sum(d.size for d in plan))
+    futures = []
+    for d in plan:
+        tmp = run.tmp_path()
+        futures.append((d, tmp, remote.download(d.key, tmp, d.size, d.etag, bar.add_bytes)))
+    for d, tmp, fut in futures:
+        try:
+            fut.result()
+            _finish_download(run, remote, d, tmp)
+        except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
+            run.error(d.rel, f"download failed: {exc}")
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        finally:
+            bar.file_done()
+    bar.finish()
+
+
+def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str) -> None:
+    t = run.target
+    _apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
+    md5, _ = hash_file(tmp, t.multipart_chunksize, t.multipart_threshold)
+    path = safe_local_path(t.home, d.rel)
+    current = _lstat(path)
+    changed_meanwhile = not _same(current, d.expect)
+    if d.conflict or changed_meanwhile:
+        copy_rel = conflict_name(d.rel, lambda r: os.path.lexists(t.home / r))
+        _place_new(tmp, safe_local_path(t.home, copy_rel))
+        run.report.downloaded.append(copy_rel)
+        why = "changed locally and in S3 since the last sync" if d.conflict else "changed locally during the restore"
+        _conflict(run, d.rel, copy_rel, why)
+        return
+    if d.expect is None:
+        _place_new(tmp, path)
+    else:
+        os.replace(tmp, path)
+    run.record(d.rel, os.stat(path), md5, d.etag)
+    run.report.downloaded.append(d.rel)
+    run.report.bytes += d.size
+
+
+def _lstat(path: Path) -> Any:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+
+
+def _apply_mtime(tmp: str, metadata: dict[str, str] | None, last_modified: Any) -> None:
+    """Give the file its original mtime (kept in object metadata), else S3's LastModified."""
+    ns = None
+    if metadata and str(metadata.get("mtime-ns", "")).isdigit():
+        ns = int(metadata["mtime-ns"])
+    elif last_modified is not None and hasattr(last_modified, "timestamp"):
+        ns = int(last_modified.timestamp() * 1e9)
+    if ns is not None:
+        os.utime(tmp, ns=(ns, ns))
+
+
+def _place_new(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path``, which must not exist (no clobbering, even in a race)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(path):
+            raise FileExistsError(str(path)) from None
+        os.replace(tmp, path)  # filesystems without hard links
+        return
+    os.unlink(tmp)
+
+
+# ------------------------------------------------------------------------------------------
+# status
+# ------------------------------------------------------------------------------------------
+def status(target: SyncTarget) -> dict[str, Any]:
+    """What the sidebar shows: last runs, files changed since the last backup, conflicts.
+
+    Local only (no S3 request): compares the home against the state.
+    """
+    scan = scan_home(target.home, target.matcher)
+    with State(target.state_path) as state:
+        known = state.all_files()
+        pending = sorted(r for r, st in scan.files.items() if r not in known or not known[r].same_stat(st))
+        deleted = sorted(r for r in known if r not in scan.files and not target.matcher.excluded(r))
+        last_b = state.meta("last_backup_result", {}) or {}
+        last_r = state.meta("last_restore_result", {}) or {}
+        out = {
+            "home": str(target.home),
+            "bucket": target.bucket,
+            "prefix": target.prefix,
+            "url": target.url,
+            "last_backup": state.meta("last_backup"),
+            "last_restore": state.meta("last_restore"),
+            "pending": pending[:STATUS_PENDING_LIMIT],
+            "pending_count": len(pending),
+            "deleted_locally": deleted[:STATUS_PENDING_LIMIT],
+            "deleted_locally_count": len(deleted),
+            "synced_count": len(known),
+            "conflicts": state.conflicts(),
+            "errors": _dedupe(list(last_b.get("errors", [])) + list(last_r.get("errors", [])) + scan.errors),
+            "notes": scan.notes,
+            "running": is_locked(target.lock_path),
+        }
+    return out
+
+
+def _dedupe(items: list[dict[str, str]]) -> list[dict[str, str]]:
+    seen, out = set(), []
+    for item in items:
+        marker = tuple(sorted(item.items()))
+        if marker not in seen:
+            seen.add(marker)
+            out.append(item)
+    return out
+
+
+def within_home(target: SyncTarget, path: Path) -> bool:
+    """True if ``path`` (resolved) is inside the target's home."""
+    return within(os.path.realpath(target.home), os.path.realpath(path))

@@ -1,0 +1,128 @@
+"""What to sync where: :class:`SyncTarget` and how it is built from the configuration."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import SAGEMAKER_HOME, Config, load_config
+from ..errors import ConfigError
+from .excludes import DEFAULT_EXCLUDES, Excludes
+from .keys import STATE_DIRNAME, UnsafeKey, normalize_prefix
+
+#: Default number of parallel transfers (awscli uses 10; S3 is latency bound, so more pays).
+DEFAULT_CONCURRENCY = 32
+#: Files at or above this size are uploaded in parts (boto3's default, 8 MiB).
+DEFAULT_MULTIPART_THRESHOLD = 8 * 1024 * 1024
+
+
+@dataclass
+class SyncTarget:
+    """A home directory and the ``s3://bucket/prefix/`` it is synced with.
+
+    ``state_dir`` holds the sqlite state and the lock (default ``<home>/.hail-emr-lab-sync``,
+    or ``$HAIL_EMR_LAB_SYNC_STATE_DIR``); it is never synced. Downloads are staged in
+    ``<home>/.hail-emr-lab-sync/tmp`` so the final rename stays on one filesystem.
+    """
+
+    home: Path
+    bucket: str
+    prefix: str
+    excludes: Sequence[str] = field(default_factory=list)
+    state_dir: Path | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
+    multipart_chunksize: int = DEFAULT_MULTIPART_THRESHOLD
+    region: str | None = None
+    trash_retention_days: int = 30
+
+    def __post_init__(self) -> None:
+        self.home = Path(os.path.abspath(os.path.expanduser(str(self.home))))
+        if not self.bucket:
+            raise ConfigError(_NO_BUCKET)
+        self.bucket = str(self.bucket).strip()
+        if self.bucket.startswith("s3://"):
+            self.bucket = self.bucket[5:].strip("/")
+        try:
+            self.prefix = normalize_prefix(self.prefix)
+        except UnsafeKey as exc:
+            raise ConfigError(
+                f"{exc}. Set the per-user prefix with --prefix NAME or HAIL_EMR_LAB_PREFIX "
+                "(on a notebook instance it defaults to the instance name)."
+            ) from None
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {self.concurrency}")
+        env_dir = os.environ.get("HAIL_EMR_LAB_SYNC_STATE_DIR")
+        if self.state_dir is None:
+            self.state_dir = Path(env_dir) if env_dir else self.home / STATE_DIRNAME
+        self.state_dir = Path(self.state_dir).expanduser()
+        self.matcher = Excludes(DEFAULT_EXCLUDES, self.excludes)
+
+    @property
+    def ident(self) -> str:
+        """Short stable id of (home, bucket, prefix): names the state and lock files."""
+        raw = f"{self.home}\0{self.bucket}\0{self.prefix}".encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir) / f"state-{self.ident}.sqlite"
+
+    @property
+    def lock_path(self) -> Path:
+        return Path(self.state_dir) / f"lock-{self.ident}"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / STATE_DIRNAME / f"tmp-{self.ident}"
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}/"
+
+
+_NO_BUCKET = (
+    "no S3 bucket is configured for the home-directory sync. Pass --bucket BUCKET, set "
+    "HAIL_EMR_LAB_BUCKET, or add \"bucket\" to ~/.hail-emr-lab/config.json "
+    "(the lifecycle scripts write it)."
+)
+
+
+def target_from_config(config: Config | None = None, overrides: dict[str, Any] | None = None,
+                       **kwargs: Any) -> SyncTarget:
+    """Build the :class:`SyncTarget` from the configuration (flags passed as ``overrides``).
+
+    Defaults on a notebook instance: home ``/home/ec2-user/SageMaker``, prefix = instance name.
+    """
+    if config is None:
+        config = load_config({k: v for k, v in (overrides or {}).items() if v not in (None, "", [])})
+    bucket = config.get("bucket")
+    if not bucket:
+        raise ConfigError(_NO_BUCKET)
+    home = config.get("home")
+    if not home:
+        if SAGEMAKER_HOME.is_dir():
+            home = str(SAGEMAKER_HOME)
+        else:
+            raise ConfigError(
+                "no home directory to sync is configured: pass --home DIR, set HAIL_EMR_LAB_HOME, or "
+                "add \"home\" to ~/.hail-emr-lab/config.json (on a notebook instance it is "
+                f"{SAGEMAKER_HOME})."
+            )
+    prefix = config.get("prefix")
+    if not prefix:
+        raise ConfigError(
+            "no S3 prefix for this user is configured: pass --prefix NAME, set HAIL_EMR_LAB_PREFIX, "
+            "or add \"prefix\" to ~/.hail-emr-lab/config.json (on a notebook instance it is the "
+            "instance name, read from /opt/ml/metadata/resource-metadata.json)."
+        )
+    if not Path(home).expanduser().is_dir():
+        raise ConfigError(f"the home directory {home} does not exist (from {config.source('home')})")
+    excludes = config.get("excludes") or []
+    if isinstance(excludes, str):
+        excludes = [p.strip() for p in excludes.split(",") if p.strip()]
+    return SyncTarget(home=Path(home), bucket=bucket, prefix=prefix, excludes=list(excludes),
+                      region=config.get("region"), **kwargs)

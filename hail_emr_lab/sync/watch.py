@@ -1,0 +1,76 @@
+"""``hail-emr-lab sync watch``: back up files written by any program, seconds after the write.
+
+watchdog (inotify on Linux) reports changes; paths are collected for ``debounce`` seconds and
+then backed up with a targeted :func:`~.engine.backup`. A full backup runs at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .keys import STATE_DIRNAME
+from .lock import SyncBusy
+from .report import SyncReport
+from .target import SyncTarget
+
+log = logging.getLogger("hail_emr_lab.sync.watch")
+
+
+def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | None = None,
+          on_report: Callable[[SyncReport], None] | None = None) -> None:
+    """Run until ``stop`` is set (or KeyboardInterrupt)."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    from .engine import backup
+
+    stop = stop or threading.Event()
+    pending: set[str] = set()
+    lock = threading.Lock()
+    wake = threading.Event()
+    state_dir = str(target.home / STATE_DIRNAME)
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
+                return
+            path = os.fsdecode(getattr(event, "dest_path", "") or event.src_path)
+            if path.startswith(state_dir):
+                return
+            with lock:
+                pending.add(path)
+            wake.set()
+
+    report = backup(target, wait=60)
+    if on_report:
+        on_report(report)
+    observer = Observer()
+    observer.schedule(Handler(), str(target.home), recursive=True)
+    observer.start()
+    try:
+        while not stop.is_set():
+            if not wake.wait(0.5):
+                continue
+            stop.wait(debounce)
+            wake.clear()
+            with lock:
+                batch = sorted(p for p in pending if Path(p).exists())
+                pending.clear()
+            if not batch:
+                continue
+            try:
+                report = backup(target, paths=batch, wait=60)
+            except SyncBusy:
+                with lock:
+                    pending.update(batch)
+                wake.set()
+                continue
+            if on_report:
+                on_report(report)
+    finally:
+        observer.stop()
+        observer.join(5)
