@@ -1,0 +1,283 @@
+"""Plot directory helpers that run on the cluster, inside the Livy session.
+
+Sent as source text by ``hail_emr_lab.plots.PlotManager.setup_code`` and exec'd into a
+private namespace, so only a few names reach the user's globals: ``PLOTS_DIR``,
+``save_plot`` and the ``_hel_plots_*`` helpers. Must run on Python 3.7+ with the standard
+library only (bokeh and matplotlib are used when present).
+
+Everything returns plain JSON-able dicts; the notebook side treats every value as
+untrusted (names are validated again there).
+"""
+
+import base64
+import hashlib
+import os
+import stat
+import tempfile
+
+#: File types the notebook shows; others are listed but not pulled automatically.
+PLOT_SUFFIXES = (".html", ".htm", ".png", ".svg", ".jpg", ".jpeg", ".gif", ".pdf")
+MAX_DEPTH = 4  # subdirectories of PLOTS_DIR looked into
+MAX_ENTRIES = 5000  # a listing never grows without bound
+BOKEHJS_BUNDLES = ("bokeh", "bokeh-widgets", "bokeh-tables", "bokeh-gl", "bokeh-mathjax", "bokeh-api")
+
+PLOTS_DIR = "/plots"
+_HASHES = {}  # (relative name, size, mtime_ns) -> sha256: a file is hashed once per version
+_SEEN = {}  # relative name -> (size, mtime_ns) at the last scan (or at setup)
+
+
+def init(default_dir):
+    """Set ``PLOTS_DIR`` (the embedded server's workers set HAIL_EMR_LAB_PLOTS_DIR) and snapshot it."""
+    global PLOTS_DIR
+    PLOTS_DIR = os.environ.get("HAIL_EMR_LAB_PLOTS_DIR") or default_dir
+    _SEEN.clear()
+    for entry in _walk(PLOTS_DIR)[0]:
+        _SEEN[entry["name"]] = (entry["size"], entry["mtime_ns"])
+    return PLOTS_DIR
+
+
+def _walk(root):
+    """(files, refused, error): regular files under ``root`` with size and mtime, no hashing."""
+    files, refused = [], []
+    try:
+        top = os.stat(root)
+    except OSError as exc:
+        return files, refused, "%s: %s" % (type(exc).__name__, exc)
+    if not stat.S_ISDIR(top.st_mode):
+        return files, refused, "not a directory"
+    todo = [("", 0)]
+    while todo:
+        rel, depth = todo.pop()
+        try:
+            it = os.scandir(os.path.join(root, rel) if rel else root)
+        except OSError:
+            refused.append({"name": rel, "reason": "unreadable directory"})
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                if name.startswith("."):
+                    continue  # hidden files and save_plot's temporary files
+                relname = rel + "/" + name if rel else name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # vanished while listing
+                if stat.S_ISLNK(st.st_mode):
+                    refused.append({"name": relname, "reason": "symbolic link"})
+                elif stat.S_ISDIR(st.st_mode):
+                    if depth + 1 < MAX_DEPTH:
+                        todo.append((relname, depth + 1))
+                elif stat.S_ISREG(st.st_mode):
+                    files.append({"name": relname, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+                if len(files) >= MAX_ENTRIES:
+                    return files, refused, "more than %d files: listing cut" % MAX_ENTRIES
+    return files, refused, None
+
+
+def _sha256(path, size, mtime_ns, relname):
+    key = (relname, size, mtime_ns)
+    digest = _HASHES.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = h.hexdigest()
+        if len(_HASHES) > 4 * MAX_ENTRIES:
+            _HASHES.clear()
+        _HASHES[key] = digest
+    return digest
+
+
+def _path(name):
+    """The absolute path of ``name`` inside PLOTS_DIR, or ValueError (the cluster side refuses too)."""
+    if not isinstance(name, str) or not name or "\x00" in name or "\\" in name or name.startswith("/"):
+        raise ValueError("invalid plot name %r" % (name,))
+    parts = name.split("/")
+    if any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        raise ValueError("invalid plot name %r" % (name,))
+    return os.path.join(PLOTS_DIR, *parts)
+
+
+def list_plots(hashes=True):
+    """Every plot file: name (relative to PLOTS_DIR, '/'-separated), size, mtime, sha256."""
+    files, refused, error = _walk(PLOTS_DIR)
+    out = []
+    for entry in files:
+        if hashes:
+            try:
+                entry["sha256"] = _sha256(
+                    os.path.join(PLOTS_DIR, entry["name"]), entry["size"], entry["mtime_ns"], entry["name"]
+                )
+            except OSError:
+                continue
+        entry["mtime"] = entry["mtime_ns"] / 1e9
+        out.append(entry)
+    return {"dir": PLOTS_DIR, "files": out, "refused": refused, "error": error}
+
+
+def scan(inline_limit=0):
+    """Plot files new or changed (size or mtime) since the last scan or setup.
+
+    Changed files get their sha256; while the running total stays under ``inline_limit``
+    bytes their content is included (base64), so small plots arrive in this same statement.
+    """
+    files, refused, error = _walk(PLOTS_DIR)
+    changed, budget = [], inline_limit
+    current = {}
+    for entry in files:
+        name = entry["name"]
+        current[name] = (entry["size"], entry["mtime_ns"])
+        if _SEEN.get(name) == current[name]:
+            continue
+        if not name.lower().endswith(PLOT_SUFFIXES):
+            continue
+        path = os.path.join(PLOTS_DIR, name)
+        entry["mtime"] = entry["mtime_ns"] / 1e9
+        try:
+            if entry["size"] <= budget:
+                with open(path, "rb") as f:
+                    data = f.read(entry["size"] + 1)
+                if len(data) == entry["size"]:
+                    entry["data"] = base64.b64encode(data).decode("ascii")
+                    entry["sha256"] = hashlib.sha256(data).hexdigest()
+                    budget -= len(data)
+            if "sha256" not in entry:
+                entry["sha256"] = _sha256(path, entry["size"], entry["mtime_ns"], name)
+        except OSError:
+            current.pop(name)  # unreadable right now: look again next time
+            continue
+        changed.append(entry)
+    _SEEN.clear()
+    _SEEN.update(current)
+    return {"dir": PLOTS_DIR, "files": changed, "refused": refused, "error": error, "total": len(files)}
+
+
+def forget(name):
+    """Make the next scan report ``name`` again (the notebook could not pull it)."""
+    _SEEN.pop(name, None)
+    return True
+
+
+def read(name, offset, length):
+    """``length`` bytes of ``name`` from ``offset`` (base64), with the file's size and mtime then.
+
+    The first chunk also carries the whole file's sha256, so the notebook can verify the copy.
+    """
+    path = _path(name)
+    st = os.stat(path)
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise ValueError("%r is not a regular file" % (name,))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    out = {
+        "name": name,
+        "offset": offset,
+        "data": base64.b64encode(data).decode("ascii"),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "mtime": st.st_mtime_ns / 1e9,
+    }
+    if offset == 0:
+        out["sha256"] = _sha256(path, st.st_size, st.st_mtime_ns, name)
+    return out
+
+
+def bokeh_version():
+    """The cluster's bokeh version (None without bokeh)."""
+    try:
+        import bokeh
+    except Exception:
+        return None
+    return bokeh.__version__
+
+
+def read_bokehjs(bundle, version, offset, length):
+    """A chunk of BokehJS ``bundle`` (e.g. 'bokeh-widgets') of the cluster's bokeh install.
+
+    Refuses if the installed version is not ``version`` (the plot would not render).
+    """
+    if bundle not in BOKEHJS_BUNDLES:
+        raise ValueError("unknown BokehJS bundle %r" % (bundle,))
+    import bokeh
+
+    if bokeh.__version__ != version:
+        raise ValueError("the cluster has bokeh %s, not %s" % (bokeh.__version__, version))
+    path = os.path.join(os.path.dirname(bokeh.__file__), "server", "static", "js", bundle + ".min.js")
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    return {"data": base64.b64encode(data).decode("ascii"), "size": size}
+
+
+def _kind(fig):
+    """'bokeh', 'matplotlib' or None."""
+    try:
+        from bokeh.model import Model
+    except ImportError:
+        Model = None
+    if Model is not None and isinstance(fig, Model):
+        return "bokeh"
+    if getattr(fig, "__name__", "") == "matplotlib.pyplot":
+        return "matplotlib"
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return "matplotlib" if isinstance(fig, Figure) else None
+
+
+def save_plot(fig, name, title=None):
+    """Save ``fig`` under PLOTS_DIR as ``name``: bokeh figures as standalone HTML, matplotlib as PNG.
+
+    ``name`` may omit the suffix (.html or .png is added). The file appears atomically, so the
+    notebook never pulls half a plot. Returns the path written.
+    """
+    kind = _kind(fig)
+    if kind is None:
+        raise TypeError(
+            "save_plot expects a bokeh figure/layout or a matplotlib figure (or pyplot), got %s" % type(fig).__name__
+        )
+    suffix = ".html" if kind == "bokeh" else ".png"
+    base, ext = os.path.splitext(str(name))
+    if not ext:
+        name = str(name) + suffix
+    elif kind == "bokeh" and ext.lower() not in (".html", ".htm"):
+        raise ValueError("bokeh plots are saved as HTML: use a name ending in .html, not %r" % (name,))
+    elif kind == "matplotlib" and ext.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+        raise ValueError("matplotlib plots are saved as .png (or .svg/.pdf/.jpg), not %r" % (name,))
+    path = _path(name)
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OSError(
+            "cannot create the plot directory %s (%s): on EMR run the hail-emr-lab plots step "
+            "(lifecycle-scripts/emr/) so it exists and belongs to the Livy user" % (folder, exc)
+        ) from exc
+    if kind == "bokeh":
+        from bokeh.embed import file_html
+        from bokeh.resources import CDN
+
+        payload = file_html(fig, CDN, title or os.path.splitext(os.path.basename(name))[0]).encode("utf-8")
+    else:
+        import io
+
+        target = fig.gcf() if getattr(fig, "__name__", "") == "matplotlib.pyplot" else fig
+        buf = io.BytesIO()
+        target.savefig(buf, format=os.path.splitext(name)[1].lstrip(".").lower().replace("jpg", "jpeg"))
+        payload = buf.getvalue()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
