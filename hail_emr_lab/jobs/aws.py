@@ -1,0 +1,54 @@
+"""Small helpers shared by the AWS backends: clients from one boto3 session, and AWS errors
+turned into one-paragraph messages (never a botocore traceback)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .base import JobError, JobNotFound
+
+NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+
+
+def boto3_session(region: Optional[str] = None) -> Any:
+    """A boto3 session (``region`` or boto3's default chain). AWS_ENDPOINT_URL is honoured by
+    boto3 itself, which is how the tests reach the moto server."""
+    import boto3
+
+    return boto3.session.Session(region_name=region) if region else boto3.session.Session()
+
+
+def call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """``fn(**kwargs)``; AWS failures become :class:`JobError` saying what we were doing."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "")
+        msg = err.get("Message") or str(exc)
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"):
+            raise JobError(
+                f"{what}: access denied ({msg}). The notebook's IAM role needs permission for this call."
+            ) from None
+        if code in NOT_FOUND_CODES or "does not exist" in msg or "doesn't exist" in msg:
+            raise JobNotFound(f"{what}: {msg}") from None
+        raise JobError(f"{what}: {code}: {msg}") from None
+    except NoCredentialsError:
+        raise JobError(
+            f"{what}: no AWS credentials found; on a notebook instance the instance role provides them, "
+            "elsewhere set AWS_PROFILE or run `aws configure`"
+        ) from None
+    except NoRegionError:
+        raise JobError(f"{what}: no AWS region; pass --region or set AWS_DEFAULT_REGION") from None
+    except BotoCoreError as exc:
+        raise JobError(f"{what}: {exc}") from None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise JobError(f"{uri!r} is not an S3 URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key

@@ -1,0 +1,66 @@
+"""spark-submit parameters shared by the EMR backends (Serverless and EKS): sizing, Hail's
+jar and Kryo settings, a packed Python environment, py-files and extra conf."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Mapping, Optional, Sequence
+
+from .base import JobSpec
+
+KRYO = {
+    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+    "spark.kryo.registrator": "is.hail.kryo.HailKryoRegistrator",
+}
+
+
+def sizing_conf(spec: JobSpec) -> dict[str, str]:
+    """Spark conf for the driver/executor sizes that are set."""
+    conf: dict[str, str] = {}
+    if spec.driver_memory:
+        conf["spark.driver.memory"] = spec.driver_memory
+    if spec.driver_cores:
+        conf["spark.driver.cores"] = str(spec.driver_cores)
+    if spec.executor_memory:
+        conf["spark.executor.memory"] = spec.executor_memory
+    if spec.executor_cores:
+        conf["spark.executor.cores"] = str(spec.executor_cores)
+    if spec.num_executors:
+        conf["spark.executor.instances"] = str(spec.num_executors)
+    return conf
+
+
+def hail_conf(jar_uri: Optional[str], archive_uri: Optional[str], driver_env_prefix: str) -> dict[str, str]:
+    """Conf for Hail from S3 artifacts: the jar on both class paths (it is downloaded into the
+    working directory by --jars) and the packed env's Python for driver and executors."""
+    conf: dict[str, str] = {}
+    if jar_uri:
+        jar_name = jar_uri.rstrip("/").rsplit("/", 1)[-1]
+        conf.update(KRYO)
+        conf["spark.driver.extraClassPath"] = f"./{jar_name}"
+        conf["spark.executor.extraClassPath"] = f"./{jar_name}"
+    if archive_uri:
+        python = "./environment/bin/python"
+        conf[f"{driver_env_prefix}.PYSPARK_DRIVER_PYTHON"] = python
+        conf[f"{driver_env_prefix}.PYSPARK_PYTHON"] = python
+        conf["spark.executorEnv.PYSPARK_PYTHON"] = python
+    return conf
+
+
+def submit_parameters(
+    conf: Mapping[str, str],
+    jars: Sequence[str] = (),
+    archives: Sequence[str] = (),
+    py_files: Sequence[str] = (),
+) -> str:
+    """One ``sparkSubmitParameters`` string (values quoted when they need it)."""
+    parts: list[str] = []
+    if archives:
+        parts += ["--archives", ",".join(archives)]
+    if jars:
+        parts += ["--jars", ",".join(jars)]
+    if py_files:
+        parts += ["--py-files", ",".join(py_files)]
+    for key, value in conf.items():
+        parts += ["--conf", f"{key}={value}"]
+    return " ".join(shlex.quote(p) for p in parts)
