@@ -163,9 +163,9 @@ as_user() {
 installed_version() { "$HEL" --version 2>/dev/null | awk '{print $2}'; }
 
 install_pkg() {
-  local dir="$CACHE/packages" whl f want
   #@if package_source=s3
   if [ "$PACKAGE_SOURCE" = s3 ]; then
+    local dir="$CACHE/packages" whl f want
     # No internet needed: the wheel (and any missing dependencies) come from s3://BUCKET/packages/.
     mkdir -p "$dir"
     "$AWS" s3 sync "s3://$BUCKET/packages/" "$dir/" --only-show-errors
