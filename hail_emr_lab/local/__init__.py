@@ -1,0 +1,7 @@
+"""The embedded Livy-protocol server: Apache Livy's REST API over real PySpark + Hail.
+
+``server.EmbeddedLivy`` serves the HTTP API; each interactive session is its own worker
+process (``worker``) holding a ``SparkSession`` with Hail's Spark configuration, running
+statements with Livy's PySpark REPL semantics (``repl``). ``batches`` runs files with
+pyspark's ``spark-submit``. ``cli`` is ``hail-emr-lab local-livy``.
+"""

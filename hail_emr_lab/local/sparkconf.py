@@ -1,0 +1,100 @@
+"""Spark configuration shared by sessions and batches: Hail's jar and serializer settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.util import find_spec
+
+# What Hail's own ``SparkBackend.pySparkConf()`` sets (checked against hail 0.2.13x); used for
+# batches, where the JVM is started by spark-submit before we could ask Hail for it.
+HAIL_SPARK_CONF: dict[str, str] = {
+    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+    "spark.kryo.registrator": "is.hail.kryo.HailKryoRegistrator",
+    "spark.kryoserializer.buffer.max": "1g",
+    "spark.driver.maxResultSize": "0",
+    "spark.hadoop.io.compression.codecs": ",".join(
+        [
+            "org.apache.hadoop.io.compress.DefaultCodec",
+            "is.hail.io.compress.BGzipCodec",
+            "is.hail.io.compress.BGzipCodecTbi",
+            "org.apache.hadoop.io.compress.GzipCodec",
+        ]
+    ),
+}
+
+DEFAULT_DRIVER_MEMORY = "1g"
+
+
+def _package_dir(name: str) -> str:
+    spec = find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the Python package {name!r} is not installed in {sys.executable}")
+    return list(spec.submodule_search_locations)[0]
+
+
+def hail_jar() -> str:
+    """Path of the Hail jar shipped in the installed ``hail`` package (or ``$HAIL_JAR``)."""
+    override = os.environ.get("HAIL_JAR")
+    if override:
+        return override
+    jar = os.path.join(_package_dir("hail"), "backend", "hail-all-spark.jar")
+    if not os.path.isfile(jar):
+        raise RuntimeError(f"Hail's jar is missing at {jar}: reinstall hail (pip install --force-reinstall hail)")
+    return jar
+
+
+def spark_submit() -> str:
+    """pyspark's own ``spark-submit`` script."""
+    return os.path.join(_package_dir("pyspark"), "bin", "spark-submit")
+
+
+def _append(conf: dict[str, str], key: str, value: str, sep: str) -> None:
+    old = conf.get(key)
+    conf[key] = value if not old else f"{old}{sep}{value}"
+
+
+def session_conf(request: dict, name: str) -> dict[str, str]:
+    """The Spark conf for a session or batch created with Livy request fields ``request``.
+
+    Hail's jar goes on spark.jars and both extraClassPaths; Livy's sizing fields map to the
+    Spark keys Livy itself would set. The request's own ``conf`` wins over everything else
+    except the Hail classpath entries, which are appended to.
+    """
+    jar = hail_jar()
+    conf: dict[str, str] = dict(HAIL_SPARK_CONF)
+    conf.update(
+        {
+            "spark.app.name": name,
+            "spark.driver.memory": request.get("driverMemory") or DEFAULT_DRIVER_MEMORY,
+            "spark.ui.port": "0",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+        }
+    )
+    sizing = {
+        "driverCores": "spark.driver.cores",
+        "executorMemory": "spark.executor.memory",
+        "executorCores": "spark.executor.cores",
+        "numExecutors": "spark.executor.instances",
+        "queue": "spark.yarn.queue",
+    }
+    for field, key in sizing.items():
+        if request.get(field) is not None:
+            conf[key] = str(request[field])
+    user_conf = {str(k): str(v) for k, v in (request.get("conf") or {}).items()}
+    conf.update(user_conf)
+    conf.setdefault("spark.master", f"local[{request['driverCores']}]" if request.get("driverCores") else "local[*]")
+    _append(conf, "spark.jars", jar, ",")
+    _append(conf, "spark.driver.extraClassPath", jar, ":")
+    _append(conf, "spark.executor.extraClassPath", jar, ":")
+    for field, key in (
+        ("jars", "spark.jars"),
+        ("pyFiles", "spark.submit.pyFiles"),
+        ("files", "spark.files"),
+        ("archives", "spark.archives"),
+    ):
+        for item in request.get(field) or []:
+            _append(conf, key, str(item), ",")
+    return conf
