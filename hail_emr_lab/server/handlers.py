@@ -1,8 +1,194 @@
-"""REST handlers of the server extension (filled in by the sidebar issue)."""
+"""REST handlers of the server extension, under ``<base_url>/hail-emr-lab/api/``.
+
+Thin ``APIHandler`` subclasses: authenticated (403 without a token or login cookie), POST and
+DELETE XSRF-checked by jupyter_server, blocking work (Livy, Spark, S3, EMR) run in a small
+thread pool so the server's event loop never waits on a cluster. The logic lives in
+``hail_emr_lab.overview``.
+"""
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
-def setup_handlers(server_app) -> None:  # noqa: ANN001
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from ..config import load_config
+from ..errors import ConfigError, HailEmrLabError
+from ..overview import backup, listings, plots, progress, status
+
+API = "hail-emr-lab/api"
+#: Served with every plot: scripts may run, but in an opaque origin that cannot reach Jupyter.
+PLOT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+)
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hail-emr-lab-api")
+
+
+class _Base(APIHandler):
+    auth_resource = "hail_emr_lab"
+
+    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking ``func`` off the event loop."""
+        return await IOLoop.current().run_in_executor(_POOL, func, *args)
+
+    async def answer(self, func: Callable[..., Any], *args: Any) -> None:
+        """Reply with ``func(*args)``; a user-facing error becomes a JSON ``{"message"}``."""
+        try:
+            data = await self.run(func, *args)
+        except ConfigError as exc:
+            return self.fail(400, str(exc))
+        except HailEmrLabError as exc:
+            return self.fail(502, str(exc))
+        self.reply(data)
+
+    def reply(self, data: Any, status_code: int = 200) -> None:
+        self.set_status(status_code)
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data, default=str))
+
+    def fail(self, status_code: int, message: str) -> None:
+        self.reply({"message": message}, status_code)
+
+
+class StatusHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.answer(lambda: status.cluster_status(load_config()))
+
+
+class SessionsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.answer(lambda: status.list_sessions(load_config()))
+
+
+class SessionHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        try:
+            self.reply(await self.run(status.delete_own_session, int(session_id)))
+        except status.NotOwnSession as exc:
+            self.fail(403, str(exc))
+        except status.SessionNotFound as exc:
+            self.fail(404, str(exc))
+        except HailEmrLabError as exc:
+            self.fail(502, str(exc))
+
+
+class ProgressHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        include_all = self.get_argument("all", "0") in ("1", "true", "yes")
+        await self.answer(lambda: progress.running_progress(load_config(), include_all=include_all))
+
+
+class PlotsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            self.reply(await self.run(plots.list_plots, self.settings["server_root_dir"], self.get_argument("dir", "")))
+        except plots.UnsafePath as exc:
+            self.fail(400, str(exc))
+
+
+class PlotViewHandler(_Base):
+    """Serves one plot file for a ``sandbox="allow-scripts"`` iframe, under a strict CSP."""
+
+    @property
+    def content_security_policy(self) -> str:
+        return PLOT_CSP
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.check_xsrf_cookie()  # as jupyter's file handler: a cross-site GET must carry a referer
+        try:
+            path, ctype = plots.plot_file(
+                self.settings["server_root_dir"], self.get_argument("dir", ""), self.get_argument("name", "")
+            )
+            body = await self.run(plots.viewer_body, path, ctype)
+        except plots.UnsafePath as exc:
+            return self.fail(400, str(exc))
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            return self.fail(404, str(exc) if isinstance(exc, FileNotFoundError) else "not a plot file")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.finish(body, set_content_type=ctype)
+
+
+class SyncHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.answer(backup.backup_status)
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            return self.fail(400, 'the body must be JSON: {"action": "backup"} or {"action": "restore"}')
+        action = body.get("action") if isinstance(body, dict) else None
+        try:
+            result = await self.run(backup.start, str(action))
+        except backup.BadAction as exc:
+            return self.fail(400, str(exc))
+        except HailEmrLabError as exc:
+            return self.fail(409, str(exc))
+        self.reply(result, 202 if result["started"] else 409)
+
+
+class ClustersHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.answer(listings.clusters)
+
+
+class JobsHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            limit = max(1, min(500, int(self.get_argument("limit", str(listings.JOBS_LIMIT)))))
+        except ValueError:
+            return self.fail(400, "limit must be a whole number")
+        await self.answer(listings.jobs, limit)
+
+
+ROUTES = [
+    ("status", StatusHandler),
+    ("sessions", SessionsHandler),
+    (r"sessions/(\d+)", SessionHandler),
+    ("progress", ProgressHandler),
+    ("plots", PlotsHandler),
+    ("plots/view", PlotViewHandler),
+    ("sync", SyncHandler),
+    ("clusters", ClustersHandler),
+    ("jobs", JobsHandler),
+]
+
+
+def setup_handlers(server_app) -> None:  # noqa: ANN001 - jupyter_server's ServerApp
     """Add the hail-emr-lab handlers to the server's web app."""
-    server_app.log.debug("hail-emr-lab server extension loaded")
+    web_app = server_app.web_app
+    base = web_app.settings["base_url"]
+    web_app.settings.setdefault("server_root_dir", server_app.root_dir)
+    handlers = [(url_path_join(base, API, path) + "$", handler) for path, handler in ROUTES]
+    web_app.add_handlers(".*$", handlers)
+    server_app.log.info("hail-emr-lab: REST API at %s", url_path_join(base, API))
