@@ -93,7 +93,7 @@ class Remote:
                  on_bytes: Callable[[int], None] | None = None) -> Any:
         """Queue a download of ``key`` (exactly the version with ``etag``) into ``path``."""
         self._set_condition(key, ("IfMatch", etag) if etag else None)
-        return self.manager.download(self.bucket, key, path, subscribers=_subs(size, on_bytes))
+        return self.manager.download(self.bucket, key, path, subscribers=_subs(size, on_bytes, etag))
 
     def _set_condition(self, key: str, condition: tuple[str, str] | None) -> None:
         with self._lock:
@@ -129,22 +129,25 @@ class Remote:
 
 
 class _Progress(BaseSubscriber):
-    def __init__(self, size: int | None, on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, size: int | None, etag: str | None, on_bytes: Callable[[int], None] | None) -> None:
         self._size = size
+        self._etag = etag
         self._on_bytes = on_bytes
 
     def on_queued(self, future: Any, **_: Any) -> None:
-        # Known size (from the listing) spares the transfer manager a HEAD per download.
+        # Size and ETag known from the listing spare the transfer manager a HEAD per download.
         if self._size is not None:
             future.meta.provide_transfer_size(self._size)
+        if self._etag is not None and hasattr(future.meta, "provide_object_etag"):
+            future.meta.provide_object_etag(self._etag)
 
     def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
         if self._on_bytes:
             self._on_bytes(bytes_transferred)
 
 
-def _subs(size: int | None, on_bytes: Callable[[int], None] | None) -> list[BaseSubscriber]:
-    return [_Progress(size, on_bytes)]
+def _subs(size: int | None, on_bytes: Callable[[int], None] | None, etag: str | None = None) -> list[BaseSubscriber]:
+    return [_Progress(size, etag, on_bytes)]
 
 
 def error_code(exc: BaseException) -> str:
