@@ -1,0 +1,269 @@
+"""Cluster side of ``-o NAME``: encode a Spark DataFrame, Hail Table or pandas DataFrame.
+
+Sent to the session as source text (after ``codec.py``) and exec'd once, so it runs on
+Python 3.7+ with only pyspark, pandas and numpy. With pyarrow on the driver the frame
+travels as an Arrow IPC stream (Spark's own Arrow collect: exact types, nulls kept);
+without it, as the codec's compact columnar blob. Either way it is zlib-compressed and
+base64-encoded, and printed on one line after a marker; blobs bigger than one Livy output
+may carry are kept here and fetched in chunks by :func:`chunk`.
+"""
+
+import json
+import uuid
+
+if "_Writer" not in globals():  # imported locally (tests); on the cluster codec.py was exec'd first
+    from hail_emr_lab.remote.codec import _Writer, encode_pandas, pack
+
+MARKER = "@@hail-emr-lab@@"
+_BLOBS = {}
+
+
+def have_arrow():
+    """True when pyarrow can be imported on the driver."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _spark_session(df):
+    return df.sparkSession if hasattr(df, "sparkSession") else df.sql_ctx.sparkSession
+
+
+def _session_tz(spark):
+    try:
+        return spark.conf.get("spark.sql.session.timeZone")
+    except Exception:  # very old Spark: fall back to UTC, the JVM default on EMR
+        return "UTC"
+
+
+def encode_spark(df, limit=None, use_arrow=None):
+    """Collect ``df`` (at most ``limit`` rows): ``(format, blob, rows, truncated, extra)``."""
+    truncated = False
+    if limit is not None:
+        df = df.limit(int(limit) + 1)
+    spark = _spark_session(df)
+    tz = _session_tz(spark)
+    if use_arrow is None:
+        use_arrow = have_arrow() and hasattr(df, "_collect_as_arrow")
+    fallback_reason = None
+    if use_arrow:
+        try:
+            blob, rows, truncated = _spark_arrow(df, limit)
+            return "arrow", blob, rows, truncated, {"session_tz": tz}
+        except Exception as exc:  # a type Spark's Arrow path does not support: use the codec
+            fallback_reason = "%s: %s" % (type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
+    blob, rows, truncated = _spark_codec(df, limit, tz)
+    extra = {"session_tz": tz}
+    if fallback_reason:
+        extra["arrow_fallback"] = fallback_reason
+    return "helc", blob, rows, truncated, extra
+
+
+def _spark_arrow(df, limit):
+    import pyarrow as pa
+
+    batches = df._collect_as_arrow()
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        table = to_arrow_schema(df.schema).empty_table()
+    truncated = limit is not None and table.num_rows > int(limit)
+    if truncated:
+        table = table.slice(0, int(limit))
+    sink = pa.BufferOutputStream()
+    writer = pa.ipc.new_stream(sink, table.schema)
+    writer.write_table(table)
+    writer.close()
+    return sink.getvalue().to_pybytes(), table.num_rows, truncated
+
+
+def _spark_codec(df, limit, tz):
+    """Without pyarrow: collect rows (timestamps as epoch micros) into the codec's columns."""
+    import numpy as np
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    fields = df.schema.fields
+    cols = []
+    for f in fields:
+        c = F.col("`%s`" % f.name.replace("`", "``"))
+        if isinstance(f.dataType, T.TimestampType):
+            c = F.unix_micros(c)  # exact instant, independent of the Python process's time zone
+        cols.append(c.alias("c%d" % len(cols)))
+    rows = df.select(*cols).collect() if fields else df.collect()
+    truncated = limit is not None and len(rows) > int(limit)
+    if truncated:
+        rows = rows[: int(limit)]
+    n = len(rows)
+    w = _Writer()
+    num = {
+        "ByteType": "<i1", "ShortType": "<i2", "IntegerType": "<i4", "LongType": "<i8",
+        "FloatType": "<f4", "DoubleType": "<f8", "BooleanType": "|u1",
+    }
+    for i, f in enumerate(fields):
+        values = [r[i] for r in rows]
+        tname = type(f.dataType).__name__
+        col = {"name": f.name}
+        isnull = np.array([v is None for v in values], dtype=bool)
+        if tname in num:
+            dt = num[tname]
+            zero = False if tname == "BooleanType" else 0
+            arr = np.array([zero if v is None else v for v in values], dtype=dt)
+            kind = "bool" if tname == "BooleanType" else ("float" if dt[1] == "f" else "int")
+            col.update(t=kind, data=w.buf(arr.tobytes()), mask=w.mask(isnull))
+            if kind != "bool":
+                col["dtype"] = dt
+        elif tname == "StringType":
+            col.update(t="str", data=w.json_buf(values))
+        elif tname == "DateType":
+            import datetime
+
+            epoch = datetime.date(1970, 1, 1)
+            arr = np.array([0 if v is None else (v - epoch).days for v in values], dtype="<i4")
+            col.update(t="date", data=w.buf(arr.tobytes()), mask=w.mask(isnull))
+        elif tname == "TimestampType":
+            arr = np.array([0 if v is None else v for v in values], dtype="<i8")
+            col.update(t="ts", unit="us", tz="UTC", naive_in=tz, data=w.buf(arr.tobytes()), mask=w.mask(isnull))
+        elif tname == "TimestampNTZType":
+            import datetime
+
+            epoch = datetime.datetime(1970, 1, 1)
+            arr = np.array([0 if v is None else (v - epoch) // datetime.timedelta(microseconds=1) for v in values],
+                           dtype="<i8")
+            col.update(t="ts", unit="us", data=w.buf(arr.tobytes()), mask=w.mask(isnull))
+        elif tname == "DecimalType":
+            col.update(t="decimal", data=w.json_buf([None if v is None else str(v) for v in values]))
+        elif tname == "BinaryType":
+            import base64
+
+            col.update(t="bytes", data=w.json_buf(
+                [None if v is None else base64.b64encode(bytes(v)).decode("ascii") for v in values]))
+        elif tname in ("ArrayType", "MapType", "StructType"):
+            conv = _nested_to_json(f.dataType)
+            col.update(t="spark", type=f.dataType.jsonValue(),
+                       data=w.json_buf([None if v is None else conv(v) for v in values]))
+        elif tname == "NullType":
+            col.update(t="str", data=w.json_buf([None] * n))
+        else:  # intervals and anything newer: their text form, clearly a string
+            col.update(t="str", data=w.json_buf([None if v is None else str(v) for v in values]))
+        w.columns.append(col)
+    return w.finish(n, {"session_tz": tz}), n, truncated
+
+
+def _nested_to_json(dt):
+    """A function turning a collected nested value into JSON the local decoder understands."""
+    import base64
+    import datetime
+
+    from pyspark.sql import types as T
+
+    if isinstance(dt, T.ArrayType):
+        inner = _nested_to_json(dt.elementType)
+        return lambda v: [None if x is None else inner(x) for x in v]
+    if isinstance(dt, T.MapType):
+        kc, vc = _nested_to_json(dt.keyType), _nested_to_json(dt.valueType)
+        return lambda v: [[kc(k), None if x is None else vc(x)] for k, x in v.items()]
+    if isinstance(dt, T.StructType):
+        convs = [_nested_to_json(f.dataType) for f in dt.fields]
+        return lambda v: [None if x is None else c(x) for c, x in zip(convs, v)]
+    if isinstance(dt, T.DateType):
+        epoch = datetime.date(1970, 1, 1)
+        return lambda v: (v - epoch).days
+    if isinstance(dt, T.TimestampType) or type(dt).__name__ == "TimestampNTZType":
+        epoch = datetime.datetime(1970, 1, 1)
+        return lambda v: (v.replace(tzinfo=None) - epoch) // datetime.timedelta(microseconds=1)
+    if isinstance(dt, T.DecimalType):
+        return str
+    if isinstance(dt, T.BinaryType):
+        return lambda v: base64.b64encode(bytes(v)).decode("ascii")
+    return lambda v: v
+
+
+def encode_pandas_frame(pdf, limit=None, use_arrow=None):
+    """A pandas DataFrame on the driver: Arrow IPC (pandas metadata kept) or the codec."""
+    truncated = limit is not None and len(pdf) > int(limit)
+    if truncated:
+        pdf = pdf.iloc[: int(limit)]
+    if use_arrow is None:
+        use_arrow = have_arrow()
+    if use_arrow:
+        try:
+            import pyarrow as pa
+
+            table = pa.Table.from_pandas(pdf)
+            sink = pa.BufferOutputStream()
+            writer = pa.ipc.new_stream(sink, table.schema)
+            writer.write_table(table)
+            writer.close()
+            return "arrow-pandas", sink.getvalue().to_pybytes(), len(pdf), truncated, {}
+        except Exception as exc:  # mixed object columns Arrow cannot type: the codec copes
+            reason = "%s: %s" % (type(exc).__name__, str(exc)[:200])
+            return "helc", encode_pandas(pdf), len(pdf), truncated, {"arrow_fallback": reason}
+    return "helc", encode_pandas(pdf), len(pdf), truncated, {}
+
+
+def encode_object(obj, limit=None, use_arrow=None):
+    """Encode any supported value: ``(format, blob, rows, truncated, extra, kind)``."""
+    mod = type(obj).__module__ or ""
+    cls = type(obj).__name__
+    if cls == "DataFrame" and mod.startswith("pyspark"):
+        return encode_spark(obj, limit, use_arrow) + ("spark",)
+    if cls == "Table" and mod.startswith("hail"):
+        ht = obj.head(int(limit) + 1) if limit is not None else obj
+        return encode_spark(ht.to_spark(), limit, use_arrow) + ("hail",)
+    if cls == "DataFrame" and mod.startswith("pandas"):
+        return encode_pandas_frame(obj, limit, use_arrow) + ("pandas",)
+    try:
+        text = json.dumps(obj, allow_nan=True)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "cannot pull a %s.%s: -o takes a Spark DataFrame, a Hail Table, a pandas DataFrame or "
+            "JSON-able data (convert it first, e.g. ht.to_spark() or df.toPandas())" % (mod, cls)
+        ) from None
+    return "json", text.encode("utf-8"), None, False, {}, "json"
+
+
+def pull(ns, names, limit=None, inline_max=8000000, use_arrow=None):
+    """Encode each variable in ``names`` from namespace ``ns`` and print one marker line.
+
+    Small results travel inline; bigger ones are kept under a token for :func:`chunk`.
+    """
+    out = []
+    budget = int(inline_max)
+    for name in names:
+        if name not in ns:
+            raise NameError(
+                "name %r is not defined in the Livy session, so -o %s has nothing to pull" % (name, name)
+            )
+        fmt, blob, rows, truncated, extra, kind = encode_object(ns[name], limit, use_arrow)
+        text = pack(blob)
+        entry = {"name": name, "format": fmt, "kind": kind, "rows": rows, "truncated": bool(truncated),
+                 "length": len(text), "raw_length": len(blob)}
+        entry.update(extra)
+        if len(text) <= budget:
+            entry["data"] = text
+            budget -= len(text)
+        else:
+            token = uuid.uuid4().hex
+            _BLOBS[token] = text
+            entry["token"] = token
+        out.append(entry)
+    print(MARKER + json.dumps(out))
+
+
+def chunk(token, start, size):
+    """Print part of a kept blob; the last part frees it."""
+    text = _BLOBS[token]
+    start, size = int(start), int(size)
+    if start + size >= len(text):
+        del _BLOBS[token]
+    print(MARKER + text[start:start + size])
+
+
+def drop(token):
+    """Forget a kept blob (the local side gave up)."""
+    _BLOBS.pop(token, None)

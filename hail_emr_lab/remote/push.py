@@ -1,0 +1,100 @@
+"""Cluster side of ``%hail push``: rebuild a value sent in parts, bind it to a name.
+
+Exec'd after ``codec.py`` and ``dataframe.py`` (Python 3.7+, pyspark/pandas/numpy only).
+Frames arrive in the codec format (no pyarrow needed here) and become a Spark DataFrame
+with an explicit schema (dtypes kept: nullable ints stay LongType with nulls, NaN stays
+NaN and null stays null), or stay pandas.
+"""
+
+import json
+
+if "decode_pandas" not in globals():  # imported locally (tests); on the cluster codec.py came first
+    from hail_emr_lab.remote.codec import decode_pandas, unpack
+    from hail_emr_lab.remote.dataframe import MARKER
+
+_PARTS = {}
+
+
+def push_part(token, text):
+    """Keep one part of a value being pushed."""
+    _PARTS.setdefault(token, []).append(text)
+    print(MARKER + str(sum(len(p) for p in _PARTS[token])))
+
+
+def push_finish(ns, token, name, kind, as_pandas=False):
+    """Join the parts of ``token``, decode them and bind the value to ``ns[name]``."""
+    text = "".join(_PARTS.pop(token, []))
+    raw = unpack(text)
+    if kind == "frame":
+        pdf = decode_pandas(raw)
+        value = pdf if as_pandas else pandas_to_spark(ns["spark"], pdf)
+        shape = "%d rows x %d columns" % (len(pdf), len(pdf.columns))
+    else:
+        value = json.loads(raw.decode("utf-8"))
+        shape = type(value).__name__
+    ns[name] = value
+    print(MARKER + json.dumps({"name": name, "type": type(value).__module__ + "." + type(value).__name__,
+                               "shape": shape}))
+
+
+def spark_type_for(series):
+    """The Spark type matching a pandas column's dtype."""
+    from pyspark.sql import types as T
+
+    name = str(series.dtype)
+    simple = {
+        "int8": T.ByteType(), "Int8": T.ByteType(), "int16": T.ShortType(), "Int16": T.ShortType(),
+        "int32": T.IntegerType(), "Int32": T.IntegerType(), "int64": T.LongType(), "Int64": T.LongType(),
+        "uint8": T.ShortType(), "UInt8": T.ShortType(), "uint16": T.IntegerType(), "UInt16": T.IntegerType(),
+        "uint32": T.LongType(), "UInt32": T.LongType(), "uint64": T.LongType(), "UInt64": T.LongType(),
+        "float32": T.FloatType(), "Float32": T.FloatType(), "float64": T.DoubleType(), "Float64": T.DoubleType(),
+        "bool": T.BooleanType(), "boolean": T.BooleanType(),
+    }
+    if name in simple:
+        return simple[name]
+    if name.startswith("datetime64"):
+        return T.TimestampType()
+    first = next((v for v in series.tolist() if v is not None and not (isinstance(v, float) and v != v)), None)
+    if first is None or isinstance(first, str):
+        return T.StringType()
+    import datetime
+    import decimal
+
+    if isinstance(first, datetime.datetime):
+        return T.TimestampType()
+    if isinstance(first, datetime.date):
+        return T.DateType()
+    if isinstance(first, decimal.Decimal):
+        scale = max(-v.as_tuple().exponent for v in series.tolist() if isinstance(v, decimal.Decimal))
+        return T.DecimalType(38, max(0, min(scale, 38)))
+    if isinstance(first, (bytes, bytearray)):
+        return T.BinaryType()
+    from pyspark.sql.types import _infer_type
+
+    return _infer_type(first)
+
+
+def pandas_to_spark(spark, pdf):
+    """A Spark DataFrame from ``pdf`` with an explicit schema (no type guessing from values)."""
+    import pandas as pd
+    from pyspark.sql import types as T
+
+    fields = [T.StructField(str(c), spark_type_for(pdf[c]), True) for c in pdf.columns]
+    cols = []
+    for c in pdf.columns:
+        s = pdf[c]
+        if str(s.dtype).startswith("datetime64"):
+            if getattr(s.dtype, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            cols.append([None if v is pd.NaT else v.to_pydatetime() for v in s])
+        elif hasattr(s.array, "_mask"):
+            mask = s.array._mask
+            data = s.array._data.tolist()
+            cols.append([None if m else v for v, m in zip(data, mask)])
+        else:
+            vals = s.tolist()
+            if s.dtype == object:
+                vals = [None if (v is None or v is pd.NA) else v for v in vals]
+            cols.append(vals)
+    rows = list(zip(*cols)) if cols else [()] * len(pdf)
+    return spark.createDataFrame(rows, T.StructType(fields))

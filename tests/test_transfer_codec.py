@@ -1,0 +1,253 @@
+"""Pull/push encoding with real Spark: exact values and dtypes, both wire formats.
+
+The cluster-side encoder (hail_emr_lab/remote/dataframe.py) runs against a local
+SparkSession in this process; the local decoder (hail_emr_lab/transfer.py) reads what it
+made. The Arrow path and the no-pyarrow codec path must give identical frames.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hail_emr_lab import transfer
+from hail_emr_lab.remote import bootstrap_code, codec
+from hail_emr_lab.remote import dataframe as rdf
+from hail_emr_lab.remote import push as rpush
+
+TZ = "America/New_York"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("test_transfer_codec")
+        .config("spark.sql.session.timeZone", TZ)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def _all_types_df(spark):
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [
+            T.StructField("b", T.ByteType()),
+            T.StructField("s", T.ShortType()),
+            T.StructField("i", T.IntegerType()),
+            T.StructField("l", T.LongType()),
+            T.StructField("l_null", T.LongType()),
+            T.StructField("f", T.FloatType()),
+            T.StructField("d", T.DoubleType()),
+            T.StructField("d_null", T.DoubleType()),
+            T.StructField("flag", T.BooleanType()),
+            T.StructField("flag_null", T.BooleanType()),
+            T.StructField("txt", T.StringType()),
+            T.StructField("day", T.DateType()),
+            T.StructField("ts", T.TimestampType()),
+            T.StructField("dec", T.DecimalType(20, 6)),
+            T.StructField("bin", T.BinaryType()),
+            T.StructField("arr", T.ArrayType(T.LongType())),
+            T.StructField("st", T.StructType([T.StructField("x", T.IntegerType()), T.StructField("y", T.StringType())])),
+            T.StructField("mp", T.MapType(T.StringType(), T.DoubleType())),
+        ]
+    )
+    big = 2**62 + 7  # not representable exactly as float64
+    rows = [
+        (1, 300, 70000, big, big, 1.5, float("nan"), float("nan"), True, True, "héllo ✓ 你好",
+         datetime.date(2024, 2, 29), datetime.datetime(2024, 3, 10, 1, 30, 0, 123456),
+         decimal.Decimal("12345678901234.123456"), b"\x00\xff", [1, None, 3], (1, "a"), {"k": 1.25}),
+        (-2, -300, -70000, -big, None, -0.5, float("inf"), None, False, None, "",
+         datetime.date(1900, 1, 1), datetime.datetime(1969, 12, 31, 23, 59, 59),
+         decimal.Decimal("-0.000001"), b"", [], (None, None), {}),
+        (0, 0, 0, 0, 3, 0.0, -0.0, 2.5, True, False, None, None, None, None, None, None, None, None),
+    ]
+    return spark.createDataFrame(rows, schema)
+
+
+def _pull_local(df, use_arrow, limit=None):
+    fmt, blob, rows, truncated, extra, kind = rdf.encode_object(df, limit=limit, use_arrow=use_arrow)
+    entry = {"format": fmt, "rows": rows, "truncated": truncated, **extra}
+    return transfer.decode(entry, codec.pack(blob)), fmt, truncated, extra
+
+
+def _check_all_types(pdf, expected_ts):
+    big = 2**62 + 7
+    assert pdf["b"].dtype == np.int8 and pdf["s"].dtype == np.int16 and pdf["i"].dtype == np.int32
+    assert pdf["l"].dtype == np.int64 and pdf["l"].tolist() == [big, -big, 0]
+    assert str(pdf["l_null"].dtype) == "Int64"
+    assert pdf["l_null"].iloc[0] == big and pdf["l_null"].iloc[1] is pd.NA and pdf["l_null"].iloc[2] == 3
+    assert pdf["f"].dtype == np.float32
+    assert pdf["d"].dtype == np.float64 and math.isnan(pdf["d"][0]) and pdf["d"][1] == math.inf
+    assert math.copysign(1, pdf["d"][2]) == -1.0
+    # NaN (a value) and null stay apart.
+    assert str(pdf["d_null"].dtype) == "Float64"
+    assert not pd.isna(pdf["d_null"].array[0]) or np.isnan(pdf["d_null"].array._data[0])
+    assert pdf["d_null"].array._mask.tolist() == [False, True, False]
+    assert np.isnan(pdf["d_null"].array._data[0]) and pdf["d_null"].array[2] == 2.5
+    assert pdf["flag"].dtype == bool and pdf["flag"].tolist() == [True, False, True]
+    assert str(pdf["flag_null"].dtype) == "boolean" and pdf["flag_null"].iloc[1] is pd.NA
+    assert pdf["txt"].tolist() == ["héllo ✓ 你好", "", None]
+    assert pdf["day"].tolist() == [datetime.date(2024, 2, 29), datetime.date(1900, 1, 1), None]
+    assert str(pdf["ts"].dtype) == "datetime64[ns]"
+    # Wall-clock time in the Spark session time zone, exactly as Spark's own toPandas shows it.
+    assert pdf["ts"].tolist()[:2] == expected_ts[:2] and pd.isna(pdf["ts"][2])
+    assert pdf["ts"][0] == pd.Timestamp("2024-03-09 20:30:00.123456")  # 01:30 UTC in New York
+    assert pdf["dec"].tolist() == [decimal.Decimal("12345678901234.123456"), decimal.Decimal("-0.000001"), None]
+    assert pdf["bin"].tolist() == [b"\x00\xff", b"", None]
+    assert pdf["arr"].tolist() == [[1, None, 3], [], None]
+    assert pdf["st"].tolist() == [{"x": 1, "y": "a"}, {"x": None, "y": None}, None]
+    assert pdf["mp"].tolist() == [{"k": 1.25}, {}, None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_spark_all_types_round_trip(spark, use_arrow):
+    df = _all_types_df(spark)
+    pdf, fmt, truncated, _ = _pull_local(df, use_arrow)
+    assert fmt == ("arrow" if use_arrow else "helc")
+    assert not truncated
+    _check_all_types(pdf, df.select("ts").toPandas()["ts"].tolist())
+
+
+@pytest.mark.slow
+def test_arrow_and_codec_agree(spark):
+    df = _all_types_df(spark)
+    a, *_ = _pull_local(df, True)
+    c, *_ = _pull_local(df, False)
+    pd.testing.assert_frame_equal(a, c)
+
+
+@pytest.mark.slow
+def test_limit_reports_truncation(spark):
+    df = spark.range(0, 1000)
+    for use_arrow in (True, False):
+        pdf, _, truncated, _ = _pull_local(df, use_arrow, limit=10)
+        assert truncated and len(pdf) == 10 and pdf["id"].tolist() == list(range(10))
+        pdf, _, truncated, _ = _pull_local(df, use_arrow, limit=1000)
+        assert not truncated and len(pdf) == 1000
+
+
+@pytest.mark.slow
+def test_empty_frame_keeps_columns(spark):
+    df = spark.range(0, 10).filter("id < 0").selectExpr("id", "cast(id as string) as s")
+    for use_arrow in (True, False):
+        pdf, *_ = _pull_local(df, use_arrow)
+        assert list(pdf.columns) == ["id", "s"] and len(pdf) == 0
+
+
+def _sample_pandas():
+    return pd.DataFrame(
+        {
+            "i": np.array([1, -2, 3], dtype="int64"),
+            "i32": np.array([1, 2, 3], dtype="int32"),
+            "ni": pd.array([1, None, 2**62 + 7], dtype="Int64"),
+            "f": [0.5, float("nan"), float("-inf")],
+            "nf": pd.arrays.FloatingArray(np.array([1.0, np.nan, 0.0]), np.array([False, False, True])),
+            "b": [True, False, True],
+            "nb": pd.array([True, None, False], dtype="boolean"),
+            "s": ["a", None, "ü ✓"],
+            "t": pd.to_datetime(["2020-01-01 00:00:00.000001", None, "1960-05-05 00:00:00.000000"]),
+            "tz": pd.to_datetime(["2020-01-01", "2021-06-01", None]).tz_localize("Europe/Paris"),
+            "td": pd.to_timedelta([1, None, -5], unit="s"),
+            "d": [datetime.date(2020, 1, 1), None, datetime.date(1, 1, 1)],
+            "dec": [decimal.Decimal("1.10"), None, decimal.Decimal("-3")],
+            "raw": [b"\x00", None, b"xyz"],
+            "j": [[1, 2], {"a": [None]}, None],
+            "cat": pd.Categorical(["x", "y", "x"]),
+        }
+    )
+
+
+def test_codec_pandas_round_trip():
+    src = _sample_pandas()
+    out = codec.decode_pandas(codec.unpack(codec.pack(codec.encode_pandas(src))))
+    expected = src.copy()
+    expected["cat"] = expected["cat"].astype(object)
+    pd.testing.assert_frame_equal(out, expected)
+    assert np.isnan(out["nf"].array._data[1]) and not out["nf"].array._mask[1] and out["nf"].array._mask[2]
+
+
+def test_codec_keeps_non_default_index():
+    src = pd.DataFrame({"v": [1, 2]}, index=pd.Index(["a", "b"], name="key"))
+    out = codec.decode_pandas(codec.encode_pandas(src))
+    assert out.to_dict("list") == {"key": ["a", "b"], "v": [1, 2]}
+
+
+def test_codec_rejects_garbage():
+    with pytest.raises(ValueError, match="bad magic"):
+        codec.decode_pandas(b"PK\x03\x04 not ours")
+
+
+@pytest.mark.slow
+def test_push_to_spark_keeps_types(spark):
+    src = _sample_pandas().drop(columns=["td", "j", "cat", "tz"])
+    kind, text = transfer.encode_for_push(src)
+    assert kind == "frame"
+    ns = {"spark": spark}
+    rpush.push_part("tok", text)
+    rpush.push_finish(ns, "tok", "df", kind)
+    sdf = ns["df"]
+    types = {f.name: f.dataType.simpleString() for f in sdf.schema.fields}
+    assert types["ni"] == "bigint" and types["nf"] == "double" and types["nb"] == "boolean"
+    assert types["t"] == "timestamp" and types["d"] == "date" and types["dec"] == "decimal(38,2)"
+    rows = sdf.collect()
+    assert rows[1]["ni"] is None and rows[2]["ni"] == 2**62 + 7
+    assert math.isnan(rows[1]["nf"]) and rows[2]["nf"] is None
+    assert rows[2]["s"] == "ü ✓" and rows[1]["d"] is None and rows[0]["raw"] == bytearray(b"\x00")
+    # And back: what we pull is what we pushed.
+    back, *_ = _pull_local(sdf, True)
+    assert back["ni"].tolist()[2] == 2**62 + 7 and back["s"].tolist() == ["a", None, "ü ✓"]
+
+
+def test_push_json_and_pandas(capsys):
+    kind, text = transfer.encode_for_push({"a": [1, 2.5, None], "b": "x"})
+    ns: dict = {}
+    rpush.push_part("t1", text)
+    rpush.push_finish(ns, "t1", "cfg", kind)
+    assert ns["cfg"] == {"a": [1, 2.5, None], "b": "x"}
+    kind, text = transfer.encode_for_push(pd.DataFrame({"x": [1, 2]}))
+    rpush.push_part("t2", text)
+    rpush.push_finish(ns, "t2", "pdf", kind, as_pandas=True)
+    assert isinstance(ns["pdf"], pd.DataFrame) and ns["pdf"]["x"].tolist() == [1, 2]
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1].split(rdf.MARKER)[-1])
+    assert summary["shape"] == "2 rows x 1 columns"
+
+
+def test_push_refuses_unsupported_values():
+    with pytest.raises(transfer.TransferError, match="cannot push"):
+        transfer.encode_for_push(object())
+
+
+def test_bootstrap_defines_namespace_without_the_package():
+    """The exec'd helpers work from source text alone (as on a cluster without hail_emr_lab)."""
+    ns: dict = {"__name__": "__main__"}
+    exec(bootstrap_code(), ns)  # our own package source, never anything from the cluster
+    mod = ns["_hail_emr_lab"]
+    # codec names came from the exec'd text, not from an import of hail_emr_lab
+    assert mod.pull.__globals__ is mod.__dict__ and "_Writer" in mod.__dict__
+    assert mod.encode_pandas.__module__ == "_hail_emr_lab"
+    pdf = pd.DataFrame({"a": [1, None]}, dtype="Int64")
+    ns["frame"] = pdf
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        mod.pull(ns, ["frame"], None, 1000, use_arrow=False)
+    entry = json.loads(buf.getvalue().split(rdf.MARKER)[-1])[0]
+    out = transfer.decode(entry, entry["data"])
+    pd.testing.assert_frame_equal(out, pdf)
