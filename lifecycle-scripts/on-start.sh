@@ -236,7 +236,7 @@ install_cron() { as_user "$HEL" sync install-cron $(sync_args); }
 
 bg_main() {
   log "background work started"
-  rm -f "$LOG_DIR/.installed" "$LOG_DIR/on-start.done"
+  rm -f "$LOG_DIR/.installed"
   step "install hail-emr-lab ($PACKAGE_SOURCE)" install_pkg
   step "enable the Jupyter extensions" enable_ext
   if [ -e "$LOG_DIR/.installed" ]; then step "restart Jupyter" restart_jupyter; fi
@@ -246,8 +246,10 @@ bg_main() {
     step "seed common-notebooks and scripts" seed
     step "install the backup cron job" install_cron
   fi
-  echo "done failed=${FAILED:-none}" >"$LOG_DIR/on-start.done"
   log "background work done; failed steps:${FAILED:- none}"
+  # Last, and atomically: tests and admins wait for this file.
+  echo "done failed=${FAILED:-none}" >"$LOG_DIR/on-start.done.tmp"
+  mv -f "$LOG_DIR/on-start.done.tmp" "$LOG_DIR/on-start.done"
 }
 
 # ---------------------------------------------------------------- synchronous part
@@ -288,6 +290,7 @@ BG="$LOG_DIR/on-start-background.sh"
   echo bg_main
 } >"$BG"
 chmod 700 "$BG"
+rm -f "$LOG_DIR/on-start.done"
 nohup bash "$BG" >>"$LOG_DIR/on-start.log" 2>&1 </dev/null &
 log "background work started (pid $!), log: $LOG_DIR/on-start.log"
 log "done:${FAILED:- no failed steps}"
