@@ -176,6 +176,8 @@ class AwsBatchBackend(JobBackend):
         state = map_state(native, STATES)
         if state is JobState.FAILED and str(desc.get("statusReason") or "").startswith(CANCEL_REASON):
             state = JobState.CANCELLED  # Batch has no CANCELLED state; our own cancel is not a failure
+        elif not state.is_final and details.get("cancel_requested"):
+            state = JobState.CANCELLING  # Batch acts on a cancel asynchronously
         return Job(
             id=desc["jobId"],
             backend=self.name,
@@ -273,4 +275,6 @@ class AwsBatchBackend(JobBackend):
             call(f"terminating AWS Batch job {job.id}", self.client.terminate_job, jobId=job.id, reason=reason)
         else:
             return current
+        job = Job.from_dict(current.to_dict())
+        job.details["cancel_requested"] = now_iso()
         return self.status(job)

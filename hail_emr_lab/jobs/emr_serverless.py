@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 
 from . import spark
 from .aws import boto3_session, call
-from .base import Job, JobBackend, JobError, JobSpec, JobState, map_state, now_iso
+from .base import Job, JobBackend, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
 from .params import Settings, application_id
 from .s3logs import follow_object
 from .upload import stage
@@ -132,10 +132,11 @@ class EmrServerlessBackend(JobBackend):
         )
         if log_uri:
             details["log_uri"] = log_uri
+        run_id = run.get("jobRunId") or run["id"]  # get-job-run vs list-job-runs summaries
         return Job(
-            id=run["jobRunId"],
+            id=run_id,
             backend=self.name,
-            name=run.get("name") or (old.name if old else run["jobRunId"]),
+            name=run.get("name") or (old.name if old else run_id),
             state=map_state(native, STATES),
             native_state=native,
             submitted=old.submitted if old else (_iso(run.get("createdAt")) or now_iso()),
@@ -146,9 +147,14 @@ class EmrServerlessBackend(JobBackend):
 
     def list(self, limit: int = 50) -> list[Job]:
         app = self.settings.require("application_id", self.name)
-        runs = call(
-            "listing EMR Serverless job runs", self.client.list_job_runs, applicationId=app, maxResults=min(50, limit)
-        ).get("jobRuns", [])
+        try:
+            runs = call(
+                "listing EMR Serverless job runs", self.client.list_job_runs, applicationId=app, maxResults=min(50, limit)
+            ).get("jobRuns", [])
+        except JobNotFound:
+            # some implementations answer "not found" for an application without runs: tell them apart
+            call(f"looking up EMR Serverless application {app}", self.client.get_application, applicationId=app)
+            runs = []
         return [self._from_run(r) for r in runs[:limit]]
 
     def log_uri_for(self, job: Job, stream: str = "stdout") -> str:

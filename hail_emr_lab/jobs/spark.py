@@ -3,6 +3,7 @@ jar and Kryo settings, a packed Python environment, py-files and extra conf."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Mapping, Optional, Sequence
 
@@ -63,4 +64,5 @@ def submit_parameters(
         parts += ["--py-files", ",".join(py_files)]
     for key, value in conf.items():
         parts += ["--conf", f"{key}={value}"]
-    return " ".join(shlex.quote(p) for p in parts)
+    # EMR splits on whitespace and honours quotes; quote only what needs it ('#' must stay bare).
+    return " ".join(shlex.quote(p) if re.search(r"[\s'\"]", p) else p for p in parts)
