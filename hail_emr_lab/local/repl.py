@@ -6,7 +6,8 @@ runs in interactive ("single") mode so a trailing expression's repr is printed; 
 stderr written meanwhile become ``text/plain``. A line starting with ``%`` is a Livy magic
 (``%json VAR``, ``%table VAR``, ``%matplot plt``). Errors become error outputs with ``ename``,
 ``evalue`` and ``traceback`` (a list of strings); incomplete code gives Livy's
-``incomplete statement`` error. ``run_sql`` runs Spark SQL for statements of kind ``sql``.
+``incomplete statement`` error. ``run_sql`` runs Spark SQL for statements of kind ``sql``
+(answering ``application/json`` ``{schema, data}`` as Livy's SQLInterpreter does).
 
 Nothing here knows about processes or HTTP: the worker calls it, and the unit tests call it
 with a plain dict namespace.
@@ -254,6 +255,13 @@ def jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
+def _sql_message(exc: BaseException) -> str:
+    """The message of a Spark SQL error without pyspark's JVM stack trace."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "statement cancelled"
+    return str(exc).split("\n\nJVM stacktrace:")[0].strip() or type(exc).__name__
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -350,17 +358,21 @@ class Repl:
     # -- SQL ----------------------------------------------------------------------------------
 
     def run_sql(self, spark: Any, code: str, execution_count: int, max_rows: int = SQL_MAX_ROWS) -> Output:
-        """Run Spark SQL; return a Livy table output (the first ``max_rows`` rows)."""
+        """Run Spark SQL the way Livy's SQLInterpreter does (the first ``max_rows`` rows).
+
+        Livy answers ``application/json`` ``{"schema": <Spark StructType JSON>, "data": [[...]]}``
+        (not the %table mime type), and errors with ename ``Error``.
+        """
         try:
             df = spark.sql(code)
-            fields = df.schema.jsonValue()["fields"]
-            rows = [[jsonable(v) for v in row] for row in df.take(max_rows)] if fields else []
+            schema = df.schema.jsonValue()
+            rows = [[jsonable(v) for v in row] for row in df.take(max_rows)] if schema["fields"] else []
         except BaseException as exc:
-            return dict(error_output(type(exc).__name__, str(exc)), execution_count=execution_count)
+            return dict(error_output("Error", _sql_message(exc)), execution_count=execution_count)
         return {
             "status": "ok",
             "execution_count": execution_count,
-            "data": {TABLE_MIME: {"headers": fields, "data": rows}},
+            "data": {"application/json": {"schema": schema, "data": rows}},
         }
 
     # -- completion ---------------------------------------------------------------------------
