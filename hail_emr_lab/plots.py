@@ -310,9 +310,10 @@ class PlotManager:
         if self.bokehjs.fetch is None:
             self.bokehjs.fetch = self._fetch_bokehjs
         self.refused: list[tuple[str, str]] = []  # (name, reason) refused at the last look
-        self._queued: Any = None  # a scan statement submitted right after the user's cell
+        self._queued: list[Any] = []  # scan statements submitted right after the user's cells
         self._retry: set[str] = set()  # names whose pull failed: tried again next time
         self._http: Any = None
+        self._dir_warned = False
 
     # ------------------------------------------------------------------ remote calls
 
@@ -407,7 +408,16 @@ class PlotManager:
     def queue_scan(self) -> None:
         """Submit the scan right after the user's cell (no wait): Livy runs it after the cell,
         so :meth:`after_cell` then costs no extra round trip."""
-        self._queued = self.session.submit(self._scan_code())
+        self._queued.append(self.session.submit(self._scan_code()))
+
+    def _queued_result(self, statement: Any) -> dict[str, Any]:
+        statement = self.session.wait(statement)
+        output = statement.output
+        if output is None:
+            raise PlotError(f"the plot scan (statement {statement.id}) ended {statement.state.value} without output")
+        if not output.ok and output.ename == "NameError":  # helpers not defined yet in this session
+            return self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")
+        return self._result(output, "scanning the plot directory")
 
     def after_cell(self, pull: bool = True) -> list[LocalPlot]:
         """Pull the plot files that are new or changed since the last look; return them.
@@ -417,20 +427,22 @@ class PlotManager:
         retried after the next cell.
         """
         self.refused = []
-        if self._queued is not None:
-            statement, self._queued = self._queued, None
-            statement = self.session.wait(statement)
-            output = statement.output
-            if output is None:
-                raise PlotError(f"the plot scan (statement {statement.id}) ended {statement.state.value} without output")
-            if not output.ok and output.ename == "NameError":
-                result = self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")
-            else:
-                result = self._result(output, "scanning the plot directory")
-        else:
-            result = self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")
-        if result.get("error") and result.get("error") != "not a directory":
-            if not getattr(self, "_dir_warned", False):
+        queued, self._queued = self._queued, []
+        results = [self._queued_result(st) for st in queued]
+        if not results:
+            results = [self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")]
+        # Scans queued behind cells whose after_cell never ran (an error stopped the magic) still count.
+        merged: dict[str, Any] = {}
+        for res in results:
+            for entry in res.get("files") or []:
+                if isinstance(entry, dict):
+                    merged[str(entry.get("name"))] = entry
+        result = dict(results[-1], files=list(merged.values()))
+        result["refused"] = [item for res in results for item in res.get("refused") or []]
+        error = str(result.get("error") or "")
+        # A missing directory is normal for a user who never plots; save_plot explains it when used.
+        if error and not error.startswith("FileNotFoundError"):
+            if not self._dir_warned:
                 self._dir_warned = True
                 self.warn(f"cannot read the plot directory {result.get('dir')!r} on the cluster: {result['error']}")
         entries = self._filter(result.get("files"), result.get("refused"))
