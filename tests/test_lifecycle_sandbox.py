@@ -209,6 +209,7 @@ def test_create_then_two_starts_on_amazon_linux_2(tmp_path, bucket, aws_env):
 
     started, seconds = box.run(scripts / "on-start.sh")
     assert started.returncode == 0, started.stdout + started.stderr
+    print(f"on-start synchronous part: {seconds:.2f} s")
     assert seconds < 30, f"synchronous part took {seconds:.1f} s"
     status = box.wait_background()
     log = box.log()
