@@ -1,0 +1,456 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Poll } from '@lumino/polling';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import {
+  ApiError,
+  IBackup,
+  IClusterStatus,
+  IClusters,
+  IJobs,
+  IPlot,
+  IPlots,
+  IProgress,
+  ISessions,
+  requestAPI
+} from './api';
+import { formatBytes, formatTime, h, safeHref } from './dom';
+
+/** What the panel needs from the application. */
+export interface IHailPanelOptions {
+  /** The notebook directory whose plots/ the gallery shows ('' = the Jupyter root). */
+  currentDir: () => string;
+  /** Open a plot in a main-area tab. */
+  openPlot: (dir: string, plot: IPlot) => void;
+  /** Seconds between refreshes while visible. */
+  interval: number;
+}
+
+const SECTIONS = ['cluster', 'sessions', 'running', 'plots', 'backup', 'jobs'] as const;
+type Section = (typeof SECTIONS)[number];
+const TITLES: Record<Section, string> = {
+  cluster: 'Cluster',
+  sessions: 'Sessions',
+  running: 'Running',
+  plots: 'Plots',
+  backup: 'Backup',
+  jobs: 'Jobs'
+};
+/** EMR clusters cost AWS calls: refreshed every this many polls. */
+const CLUSTER_EVERY = 20;
+
+function errorText(reason: unknown): string {
+  if (reason instanceof ApiError) {
+    return reason.message;
+  }
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
+/**
+ * The "Hail" sidebar: Cluster, Sessions, Running, Plots, Backup, Jobs. Refreshes with a
+ * lumino Poll that backs off while the server fails and stands by while the panel or the
+ * browser tab is hidden.
+ */
+export class HailPanel extends Widget {
+  readonly poll: Poll;
+  private bodies = {} as Record<Section, HTMLElement>;
+  private ticks = 0;
+  private clusters: IClusters | null = null;
+  private busyAction: string | null = null;
+
+  constructor(private options: IHailPanelOptions) {
+    super();
+    this.id = 'hail-emr-lab-panel';
+    this.addClass('jp-HailPanel');
+    this.title.caption = 'Hail on EMR';
+    this.title.label = 'Hail';
+    const header = h(
+      'div',
+      { class: 'jp-HailPanel-header' },
+      h('span', { class: 'jp-HailPanel-title' }, 'Hail on EMR'),
+      this.button('Refresh', 'refresh', () => void this.refresh())
+    );
+    this.node.appendChild(header);
+    for (const section of SECTIONS) {
+      const body = h('div', { class: 'jp-HailSection-body' }, 'Loading…');
+      this.bodies[section] = body;
+      this.node.appendChild(
+        h(
+          'section',
+          { class: 'jp-HailSection', 'data-section': section },
+          h('h3', { class: 'jp-HailSection-title' }, TITLES[section]),
+          body
+        )
+      );
+    }
+    this.poll = new Poll({
+      auto: true,
+      factory: () => this.update_all(),
+      frequency: { interval: options.interval * 1000, backoff: true, max: 60 * 1000 },
+      name: 'hail-emr-lab:sidebar',
+      standby: () => !this.isVisible || document.hidden
+    });
+  }
+
+  /** Change the poll interval (from the settings). */
+  setInterval(seconds: number): void {
+    this.options.interval = seconds;
+    this.poll.frequency = { interval: seconds * 1000, backoff: true, max: 60 * 1000 };
+    void this.poll.refresh();
+  }
+
+  /** Refresh now. */
+  async refresh(): Promise<void> {
+    await this.poll.refresh();
+    await this.poll.tick;
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.poll.refresh();
+  }
+
+  /** One poll: every section fetched at once; rejects (so the poll backs off) if any failed. */
+  private async update_all(): Promise<void> {
+    const dir = this.options.currentDir();
+    const wantClusters = this.ticks % CLUSTER_EVERY === 0;
+    this.ticks += 1;
+    const calls: [Section | 'clusters', Promise<unknown>][] = [
+      ['cluster', requestAPI<IClusterStatus>('status')],
+      ['sessions', requestAPI<ISessions>('sessions')],
+      ['running', requestAPI<IProgress>('progress')],
+      ['plots', requestAPI<IPlots>('plots', {}, { dir })],
+      ['backup', requestAPI<IBackup>('sync')],
+      ['jobs', requestAPI<IJobs>('jobs')]
+    ];
+    if (wantClusters) {
+      calls.push(['clusters', requestAPI<IClusters>('clusters')]);
+    }
+    const results = await Promise.allSettled(calls.map(([, p]) => p));
+    let failures = 0;
+    const bySection = new Map<string, PromiseSettledResult<unknown>>();
+    calls.forEach(([name], i) => bySection.set(name, results[i]));
+    const clustersResult = bySection.get('clusters');
+    if (clustersResult && clustersResult.status === 'fulfilled') {
+      this.clusters = clustersResult.value as IClusters;
+    }
+    for (const section of SECTIONS) {
+      const result = bySection.get(section)!;
+      const body = this.bodies[section];
+      if (result.status === 'rejected') {
+        failures += 1;
+        body.replaceChildren(h('div', { class: 'jp-HailError' }, errorText(result.reason)));
+        continue;
+      }
+      body.replaceChildren(...this.render(section, result.value));
+    }
+    if (failures === SECTIONS.length) {
+      throw new Error('the hail-emr-lab server extension did not answer');
+    }
+  }
+
+  private render(section: Section, data: any): Node[] {
+    switch (section) {
+      case 'cluster':
+        return this.renderCluster(data as IClusterStatus);
+      case 'sessions':
+        return this.renderSessions(data as ISessions);
+      case 'running':
+        return this.renderRunning(data as IProgress);
+      case 'plots':
+        return this.renderPlots(data as IPlots);
+      case 'backup':
+        return this.renderBackup(data as IBackup);
+      case 'jobs':
+        return this.renderJobs(data as IJobs);
+    }
+  }
+
+  private button(label: string, action: string, onClick: () => void, disabled = false): HTMLButtonElement {
+    const button = h('button', { class: 'jp-HailButton jp-mod-styled', 'data-action': action }, label);
+    button.disabled = disabled;
+    button.addEventListener('click', onClick);
+    return button;
+  }
+
+  private badge(state: string): HTMLElement {
+    return h('span', { class: `jp-HailBadge jp-HailBadge-${state.replace(/[^a-z_]/g, '')}` }, state);
+  }
+
+  private renderCluster(s: IClusterStatus): Node[] {
+    const out: Node[] = [
+      h(
+        'div',
+        { class: 'jp-HailRow' },
+        h('span', { class: 'jp-HailLabel' }, 'Endpoint '),
+        h('code', { class: 'jp-HailEndpoint' }, s.livy_url || 'not configured'),
+        ' ',
+        h(
+          'span',
+          { class: `jp-HailReach ${s.reachable ? 'jp-mod-ok' : 'jp-mod-bad'}`, 'data-reachable': String(s.reachable) },
+          s.reachable ? `reachable (${s.latency_ms} ms)` : 'not reachable'
+        )
+      )
+    ];
+    if (s.livy_url) {
+      out.push(h('div', { class: 'jp-HailMuted' }, `from ${s.livy_url_source}; session name ${s.session_name ?? ''}`));
+    }
+    if (s.error) {
+      out.push(h('div', { class: 'jp-HailError' }, s.error));
+    }
+    out.push(h('div', { class: 'jp-HailHint' }, 'Connect from a notebook: ', h('code', {}, s.hint)));
+    if (this.clusters) {
+      if (this.clusters.error) {
+        out.push(h('div', { class: 'jp-HailMuted' }, `EMR clusters: ${this.clusters.error}`));
+      } else {
+        const rows = this.clusters.clusters.map(c =>
+          h(
+            'li',
+            {},
+            `${c.name ?? c.Name ?? ''} ${c.id ?? c.cluster_id ?? c.Id ?? ''} `,
+            h('span', { class: 'jp-HailMuted' }, String(c.state ?? c.Status?.State ?? '')),
+            c.livy_url ? h('code', {}, ` ${c.livy_url}`) : null
+          )
+        );
+        out.push(
+          h('div', { class: 'jp-HailLabel' }, `EMR clusters (${rows.length})`),
+          h('ul', { class: 'jp-HailList' }, ...rows)
+        );
+      }
+    }
+    return out;
+  }
+
+  private renderSessions(data: ISessions): Node[] {
+    if (data.error) {
+      return [h('div', { class: 'jp-HailError' }, data.error)];
+    }
+    if (!data.sessions.length) {
+      return [h('div', { class: 'jp-HailMuted' }, 'No sessions on this endpoint. Run %hail connect in a notebook.')];
+    }
+    return [
+      h(
+        'ul',
+        { class: 'jp-HailList' },
+        ...data.sessions.map(s => {
+          const ui = safeHref(s.spark_ui_url);
+          return h(
+            'li',
+            { class: 'jp-HailSession', 'data-session-id': String(s.id), 'data-own': String(s.own) },
+            h('span', { class: 'jp-HailSession-name' }, `#${s.id} ${s.name ?? '(unnamed)'}`),
+            ' ',
+            this.badge(s.state),
+            s.own ? h('span', { class: 'jp-HailOwn' }, ' yours') : null,
+            ui
+              ? h('a', { href: ui, target: '_blank', rel: 'noopener noreferrer', class: 'jp-HailLink' }, 'Spark UI')
+              : null,
+            s.own && s.alive ? this.button('Delete', 'delete-session', () => void this.deleteSession(s.id, s.name)) : null
+          );
+        })
+      )
+    ];
+  }
+
+  private async deleteSession(id: number, name: string | null): Promise<void> {
+    const answer = await showDialog({
+      title: `Delete session #${id}?`,
+      body: `The session ${name ?? ''} and all its variables on the cluster will be lost.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await requestAPI(`sessions/${id}`, { method: 'DELETE' });
+    } catch (error) {
+      void showDialog({ title: 'Could not delete the session', body: errorText(error), buttons: [Dialog.okButton()] });
+    }
+    await this.refresh();
+  }
+
+  private renderRunning(data: IProgress): Node[] {
+    if (data.error) {
+      return [h('div', { class: 'jp-HailError' }, data.error)];
+    }
+    const out: Node[] = [];
+    for (const session of data.sessions) {
+      if (session.error) {
+        out.push(h('div', { class: 'jp-HailError' }, `#${session.session_id}: ${session.error}`));
+      }
+      for (const st of session.statements) {
+        const pct = Math.round(st.progress * 100);
+        const bar = h('div', { class: 'jp-HailProgress-fill' });
+        bar.style.width = `${pct}%`;
+        const jobs = st.jobs.map(job =>
+          h(
+            'li',
+            { class: 'jp-HailJob' },
+            `Job ${job.jobId} ${job.status ?? ''}: ${job.numCompletedTasks ?? 0}/${job.numTasks ?? 0} tasks` +
+              (job.numActiveTasks ? `, ${job.numActiveTasks} running` : '') +
+              (job.numFailedTasks ? `, ${job.numFailedTasks} failed` : ''),
+            h(
+              'ul',
+              {},
+              ...job.stages.map(stage =>
+                h(
+                  'li',
+                  { class: 'jp-HailStage' },
+                  `Stage ${stage.stageId} ${stage.status ?? ''}: ${stage.numCompleteTasks ?? 0}/${stage.numTasks ?? 0}` +
+                    ` ${(stage.name ?? '').slice(0, 60)}`
+                )
+              )
+            )
+          )
+        );
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailStatement', 'data-statement-id': String(st.id), 'data-session-id': String(session.session_id) },
+            h('div', { class: 'jp-HailRow' }, `Session #${session.session_id}, statement ${st.id} `, this.badge(st.state)),
+            h('code', { class: 'jp-HailCode' }, st.code),
+            h(
+              'div',
+              { class: 'jp-HailProgress', role: 'progressbar', 'aria-valuenow': String(pct) },
+              bar,
+              h('span', { class: 'jp-HailProgress-text' }, `${pct}%`)
+            ),
+            session.spark_error ? h('div', { class: 'jp-HailMuted' }, session.spark_error) : null,
+            jobs.length ? h('ul', { class: 'jp-HailList' }, ...jobs) : null
+          )
+        );
+      }
+    }
+    return out.length ? out : [h('div', { class: 'jp-HailMuted' }, 'Nothing running.')];
+  }
+
+  private renderPlots(data: IPlots): Node[] {
+    const out: Node[] = [h('div', { class: 'jp-HailMuted' }, `${data.plots_dir}/`)];
+    if (data.message) {
+      out.push(h('div', { class: 'jp-HailMuted' }, data.message));
+    }
+    const tiles = data.plots.map(plot => {
+      const tile = h(
+        'button',
+        { class: 'jp-HailPlot', 'data-plot': plot.file, title: plot.remote_path ?? plot.file },
+        h('span', { class: `jp-HailPlot-kind jp-HailPlot-${plot.kind}` }, plot.kind.toUpperCase()),
+        h('span', { class: 'jp-HailPlot-name' }, plot.name),
+        h('span', { class: 'jp-HailMuted' }, `${formatBytes(plot.size)} · ${formatTime(plot.time)}`)
+      );
+      tile.addEventListener('click', () => this.options.openPlot(data.dir, plot));
+      return tile;
+    });
+    if (tiles.length) {
+      out.push(h('div', { class: 'jp-HailGallery' }, ...tiles));
+    }
+    return out;
+  }
+
+  private renderBackup(data: IBackup): Node[] {
+    const out: Node[] = [];
+    if (data.error) {
+      out.push(h('div', { class: 'jp-HailError' }, data.error));
+    }
+    const s = data.status;
+    if (data.target) {
+      out.push(h('div', { class: 'jp-HailMuted' }, `s3://${data.target.bucket}/${data.target.prefix}/`));
+    }
+    if (s) {
+      out.push(
+        h('div', { class: 'jp-HailRow', 'data-field': 'last-backup' }, `Last backup: ${formatTime(s.last_backup)}`),
+        h('div', { class: 'jp-HailRow', 'data-field': 'pending' }, `Pending files: ${s.pending_count}`)
+      );
+      if (s.pending.length) {
+        out.push(h('ul', { class: 'jp-HailList jp-HailMuted' }, ...s.pending.slice(0, 8).map(p => h('li', {}, p))));
+      }
+      out.push(
+        h(
+          'div',
+          { class: `jp-HailRow ${s.conflicts.length ? 'jp-HailWarn' : ''}`, 'data-field': 'conflicts' },
+          `Conflicts: ${s.conflicts.length}`
+        )
+      );
+      for (const c of s.conflicts.slice(0, 8)) {
+        out.push(h('div', { class: 'jp-HailWarn' }, typeof c === 'string' ? c : JSON.stringify(c)));
+      }
+      for (const e of s.errors.slice(0, 5)) {
+        out.push(h('div', { class: 'jp-HailError' }, typeof e === 'string' ? e : JSON.stringify(e)));
+      }
+    }
+    const run = data.run;
+    const running = run.running || this.busyAction !== null || (s?.running ?? false);
+    if (run.action) {
+      out.push(
+        h(
+          'div',
+          { class: `jp-HailRow ${run.ok === false ? 'jp-HailError' : 'jp-HailMuted'}`, 'data-field': 'run' },
+          run.running ? `${run.action} running…` : run.message ?? ''
+        )
+      );
+    }
+    if (data.configured) {
+      out.push(
+        h(
+          'div',
+          { class: 'jp-HailButtons' },
+          this.button('Back up now', 'backup', () => void this.sync('backup'), running),
+          this.button('Restore', 'restore', () => void this.sync('restore'), running)
+        )
+      );
+    }
+    return out;
+  }
+
+  /** Start a backup or restore (the server runs it in the background). */
+  async sync(action: 'backup' | 'restore'): Promise<void> {
+    if (action === 'restore') {
+      const answer = await showDialog({
+        title: 'Restore from S3?',
+        body: 'Files changed in S3 are downloaded. Local edits are never overwritten: a differing file is kept as a conflict copy.',
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Restore' })]
+      });
+      if (!answer.button.accept) {
+        return;
+      }
+    }
+    this.busyAction = action;
+    try {
+      await requestAPI('sync', { method: 'POST', body: JSON.stringify({ action }) });
+    } catch (error) {
+      void showDialog({ title: `Could not start the ${action}`, body: errorText(error), buttons: [Dialog.okButton()] });
+    } finally {
+      this.busyAction = null;
+    }
+    await this.refresh();
+  }
+
+  private renderJobs(data: IJobs): Node[] {
+    if (!data.available || data.error) {
+      return [h('div', { class: 'jp-HailMuted' }, data.error ?? 'jobs are not available')];
+    }
+    if (!data.jobs.length) {
+      return [h('div', { class: 'jp-HailMuted' }, 'No jobs submitted from here yet (hail-emr-lab jobs submit).')];
+    }
+    return [
+      h(
+        'ul',
+        { class: 'jp-HailList' },
+        ...data.jobs.map(job =>
+          h(
+            'li',
+            { class: 'jp-HailJobRow' },
+            `${job.name ?? job.id ?? ''} `,
+            h('span', { class: 'jp-HailMuted' }, `${job.backend ?? ''} ${job.id ?? job.job_id ?? ''} `),
+            this.badge(String(job.state ?? job.last_state ?? 'unknown').toLowerCase()),
+            h('span', { class: 'jp-HailMuted' }, ` ${formatTime(job.submitted ?? job.submitted_at ?? job.time ?? null)}`)
+          )
+        )
+      )
+    ];
+  }
+}
