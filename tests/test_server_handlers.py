@@ -158,19 +158,20 @@ async def test_sessions_lists_own_session(jp_fetch, livy_env, livy_session):
 
 
 async def test_progress_maps_spark_jobs_to_statements(jp_fetch, livy_env, livy_session):
-    code = "import time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(2.5) or x).count()"
+    code = "import time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(6) or x).count()"
     st = livy_session.submit(code)
     row = None
-    deadline = time.monotonic() + 60
+    spark_errors = []
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline and row is None:
         data = await get_json(jp_fetch, "progress")
         assert data["error"] is None, data
         mine = [s for s in data["sessions"] if s["session_id"] == livy_session.id]
         assert mine and mine[0]["own"] is True
-        assert mine[0]["spark_error"] is None or not mine[0]["statements"], mine[0]["spark_error"]
+        spark_errors.append(mine[0]["spark_error"])  # the Spark UI's first answer can take seconds
         row = next((r for r in mine[0]["statements"] if r["id"] == st.id and r["jobs"]), None)
         await asyncio.sleep(0.3)
-    assert row is not None, "the running statement never showed its Spark job"
+    assert row is not None, f"the running statement never showed its Spark job: {spark_errors}"
     assert row["state"] == "running" and 0.0 <= row["progress"] <= 1.0
     assert row["code"].startswith("import time")
     job = row["jobs"][0]

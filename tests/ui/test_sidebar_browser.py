@@ -1,0 +1,182 @@
+"""The Hail sidebar in a real JupyterLab, driven by headless Chromium.
+
+JupyterLab runs as a subprocess on the embedded Livy server and the moto S3 server. A notebook
+with ``%%hail`` cells makes a bokeh plot on the "cluster" and then runs a slow Spark job; the
+test opens the sidebar and sees the session, the live progress with its Spark job, the plot in
+the gallery, opens the plot (sandboxed iframe, rendered canvas), presses "Back up now" and
+sees the backup status change. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import free_port, wait_http
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SESSION_NAME = "hail-ui-sidebar"
+TOKEN = "sidebar-test-token"
+
+NOTEBOOK_CELLS = [
+    "%load_ext hail_emr_lab",
+    "%hail connect",
+    "%%hail\nfrom bokeh.plotting import figure\n"
+    "p = figure(title='sidebar test', width=400, height=300)\n"
+    "p.scatter([1, 2, 3, 4], [4, 1, 3, 2], size=12)\n"
+    "save_plot(p, 'sidebar_scatter')",
+    "%%hail\nimport time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(10) or x).count()",
+]
+
+
+def _notebook(cells: list[str]) -> dict:
+    return {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+                   "source": src} for i, src in enumerate(cells)],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture
+def lab(livy_server, aws_env, tmp_path, isolated_config):
+    """JupyterLab with the extension, on the embedded Livy and moto S3; yields (url, root)."""
+    import boto3
+
+    root = tmp_path / "SageMaker"
+    root.mkdir()
+    (root / "analysis.ipynb").write_text(json.dumps(_notebook(NOTEBOOK_CELLS)))
+    boto3.client("s3").create_bucket(Bucket="ui-bucket")
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+        "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
+        "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
+        "HAIL_EMR_LAB_BUCKET": "ui-bucket",
+        "HAIL_EMR_LAB_PREFIX": "ui-user",
+        "HAIL_EMR_LAB_HOME": str(root),
+        "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+    })
+    log = open(tmp_path / "lab.log", "wb")
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.open_browser=False"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/status", timeout=120)
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        from hail_emr_lab.livy import LivyClient
+
+        with LivyClient(livy_server.url) as client:  # the kernel's session: delete it, keep the server lean
+            for s in client.list_sessions():
+                if s.name == SESSION_NAME:
+                    client.delete_session(s.id)
+
+
+def test_sidebar_end_to_end(lab, livy_server, artifacts_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = lab
+    api = f"{url}/hail-emr-lab/api"
+    assert requests.get(f"{api}/status", timeout=10).status_code == 403  # no token, no data
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        try:
+            _run(page, expect, url, root, artifacts_dir, livy_server.url)
+        except Exception:
+            page.screenshot(path=str(artifacts_dir / "sidebar-failure.png"))
+            log = (tmp_path / "lab.log").read_text(errors="replace")[-4000:]
+            print("---- jupyter lab log (tail) ----\n" + log)
+            raise
+        finally:
+            browser.close()
+
+
+def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str) -> None:
+    page.goto(f"{url}/lab/tree/analysis.ipynb?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+    # Open the Hail sidebar the way a user does: its tab in the left bar.
+    page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']")
+    panel = page.locator("#hail-emr-lab-panel")
+    expect(panel).to_be_visible()
+    cluster = panel.locator("[data-section='cluster']")
+    expect(cluster.locator(".jp-HailReach")).to_have_attribute("data-reachable", "true", timeout=30_000)
+    expect(cluster.locator(".jp-HailEndpoint")).to_have_text(livy_url)
+    backup = panel.locator("[data-section='backup']")
+    expect(backup.locator("[data-field='last-backup']")).to_have_text("Last backup: never", timeout=30_000)
+    page.screenshot(path=str(shots / "sidebar-1-connected-endpoint.png"))
+
+    # Run the notebook: connect, make a plot on the cluster, then a slow Spark job.
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+    sessions = panel.locator("[data-section='sessions']")
+    own = sessions.locator(".jp-HailSession[data-own='true']")
+    expect(own).to_have_count(1, timeout=240_000)
+    expect(own.locator(".jp-HailSession-name")).to_contain_text(SESSION_NAME)
+
+    running = panel.locator("[data-section='running']")
+    statement = running.locator(".jp-HailStatement")
+    expect(statement.first).to_be_visible(timeout=240_000)
+    expect(statement.first.locator(".jp-HailJob").first).to_contain_text("tasks", timeout=60_000)
+    expect(statement.first.locator(".jp-HailProgress")).to_be_visible()
+    expect(statement.first.locator(".jp-HailCode")).to_contain_text("import time")
+
+    plots = panel.locator("[data-section='plots']")
+    tile = plots.locator(".jp-HailPlot[data-plot='sidebar_scatter.html']")
+    expect(tile).to_be_visible(timeout=60_000)
+    page.screenshot(path=str(shots / "sidebar-2-session-progress-plots.png"))
+    assert (root / "plots" / "sidebar_scatter.html").is_file()
+
+    # Open the plot: a main-area tab with a sandboxed iframe, where bokeh draws its canvas.
+    tile.click()
+    frame_el = page.locator(".jp-HailPlotViewer-frame")
+    expect(frame_el).to_have_count(1, timeout=20_000)
+    assert frame_el.get_attribute("sandbox") == "allow-scripts"
+    assert "allow-same-origin" not in (frame_el.get_attribute("sandbox") or "")
+    frame = page.frame_locator(".jp-HailPlotViewer-frame")
+    expect(frame.locator("canvas").first).to_be_attached(timeout=30_000)
+    # The plot's scripts live in an opaque origin: they cannot read the Lab page.
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "sidebar-3-plot-viewer.png"))
+
+    # The slow job finishes: nothing left running.
+    expect(running.locator(".jp-HailStatement")).to_have_count(0, timeout=120_000)
+
+    # Back up now: the status changes from "never" to a time, and nothing is pending.
+    backup.locator("button[data-action='backup']").click()
+    expect(backup.locator("[data-field='last-backup']")).not_to_have_text("Last backup: never", timeout=60_000)
+    expect(backup.locator("[data-field='run']")).to_contain_text("backup finished", timeout=60_000)
+    page.screenshot(path=str(shots / "sidebar-4-backup-done.png"))
+    import boto3
+
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="ui-bucket").get("Contents", [])}
+    assert "ui-user/analysis.ipynb" in keys and "ui-user/plots/sidebar_scatter.html" in keys, keys
