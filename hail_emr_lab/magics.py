@@ -1,0 +1,685 @@
+"""The ``%hail`` / ``%%hail`` IPython magics: argument parsing and display only.
+
+The work is done by :mod:`hail_emr_lab.connect` (target, session), :mod:`hail_emr_lab.transfer`
+(``-o`` and push), :mod:`hail_emr_lab.emr` (clusters) and the Livy client; this module turns
+flags into calls and results into notebook output. Errors we expect are shown as one
+paragraph (no local traceback) and still fail the cell, so "Run All" stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import sys
+import time
+from typing import Any, Optional
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import HTML, Image, display
+
+from . import connect as conn
+from .context import HailContext, current
+from .errors import HailEmrLabError
+from .livy import SessionDead, StatementCancelled, StatementError
+from .progress import Progress
+
+SUBCOMMANDS = (
+    "connect", "info", "sessions", "logs", "cancel", "delete", "cleanup", "disconnect", "config", "help",
+    "clusters", "push", "plots", "plot", "panel", "submit", "jobs",
+)
+
+HELP = """\
+%load_ext hail_emr_lab, then:
+
+  %hail connect [--url URL | --cluster-id j-... | --cluster-name NAME | --local] [--name NAME] [--new]
+                [--auth none|basic|kerberos --user U --password P] [--conf key=value ...]
+                [--driver-memory 4g --executor-memory 8g --executor-cores 4 --num-executors 10]
+                [--no-hail] [--no-plots] [--plots-url URL] [--heartbeat-timeout S]
+  %%hail [-o NAME ...] [-n MAXROWS] [--timeout S] [-q] [--no-plots]   run the cell on the cluster
+  %%hail sql [-o NAME] [-n MAXROWS] [-q]                               run Spark SQL
+  %hail push LOCALVAR [--as NAME] [--pandas]                           send a local value to the session
+  %hail info | sessions | logs [-n N] | cancel | delete [ID] | cleanup | disconnect [--delete]
+  %hail config | clusters | plots | plot NAME | panel | help
+  %hail submit ... | %%hail submit ... | %hail jobs ...                batch jobs (see %hail submit --help)
+
+Without a target, connect uses HAIL_EMR_LAB_LIVY_URL / HAIL_EMR_LAB_CLUSTER_ID,
+~/.hail-emr-lab/config.json, ~/.sparkmagic/config.json, else the embedded local server.
+-o pulls a Spark DataFrame, Hail Table or pandas DataFrame into a local pandas DataFrame with
+exact dtypes; -n limits the rows (a warning says when rows were cut). Ctrl-C (interrupt the
+kernel) cancels the statement on the cluster."""
+
+
+class HailMagicError(Exception):
+    """A failed ``%hail`` command or cell, shown as its message only (no local traceback)."""
+
+    def __init__(self, message: str, lines: Optional[list[str]] = None):
+        super().__init__(message)
+        self.lines = lines if lines is not None else [message]
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of a traceback
+        return ["\x1b[0;31m" + line + "\x1b[0m" if i == 0 else line for i, line in enumerate(self.lines)]
+
+
+# ---------------------------------------------------------------------- argument parsers
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ValueError(f"--conf takes key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier():
+        raise ValueError(f"{text!r} is not a Python variable name")
+    return text
+
+
+@magic_arguments.magic_arguments(name="%hail connect")
+@magic_arguments.argument("--url", help="Livy endpoint, e.g. http://10.0.0.5:8998")
+@magic_arguments.argument("--cluster-id", help="EMR cluster id (j-...): find its Livy endpoint")
+@magic_arguments.argument("--cluster-name", help="EMR cluster name: find its Livy endpoint")
+@magic_arguments.argument("--local", action="store_true", help="start (or reuse) the embedded local server")
+@magic_arguments.argument("--region", help="AWS region for --cluster-id/--cluster-name")
+@magic_arguments.argument("--auth", choices=["none", "basic", "kerberos"], help="Livy authentication")
+@magic_arguments.argument("--user", dest="username", help="user name for basic auth")
+@magic_arguments.argument("--password", help="password for basic auth")
+@magic_arguments.argument("--name", help="session name (default: from the notebook instance or user)")
+@magic_arguments.argument("--conf", action="append", default=[], type=_kv, help="Spark conf key=value (repeatable)")
+@magic_arguments.argument("--driver-memory")
+@magic_arguments.argument("--driver-cores", type=int)
+@magic_arguments.argument("--executor-memory")
+@magic_arguments.argument("--executor-cores", type=int)
+@magic_arguments.argument("--num-executors", type=int)
+@magic_arguments.argument("--new", action="store_true", help="start a fresh session even if one can be reattached")
+@magic_arguments.argument("--no-hail", action="store_true", help="do not run hl.init(sc) (nor set Hail's conf)")
+@magic_arguments.argument("--hail-jar", help="path of hail-all-spark.jar on the cluster (default /opt/hail/...)")
+@magic_arguments.argument("--no-plots", action="store_true", help="do not pull plots after cells")
+@magic_arguments.argument("--plots-url", help="HTTP URL of the cluster's plot directory (Quick Start clusters)")
+@magic_arguments.argument("--plots-dir", help="plot directory on the cluster (default /plots)")
+@magic_arguments.argument("--heartbeat-timeout", type=int, help="seconds Livy keeps the session without us")
+@magic_arguments.argument("--probe-timeout", type=float, default=3.0, help="seconds to wait for the Livy port")
+@magic_arguments.argument("--wait", action="store_true", help="block until the session is ready")
+def _connect_parser(line: str) -> None:
+    """Connect to a Livy endpoint and start or reattach the session."""
+
+
+@magic_arguments.magic_arguments(name="%%hail")
+@magic_arguments.argument("-o", "--output", action="append", default=[], type=_identifier,
+                          help="pull remote variable NAME into the notebook (repeatable)")
+@magic_arguments.argument("-n", "--maxrows", type=int, default=None, help="pull at most this many rows")
+@magic_arguments.argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
+@magic_arguments.argument("-q", "--quiet", action="store_true", help="show no output (errors still show)")
+@magic_arguments.argument("--no-plots", action="store_true", help="do not pull plots made by this cell")
+def _cell_parser(line: str) -> None:
+    """Run the cell in the Livy session."""
+
+
+@magic_arguments.magic_arguments(name="%%hail sql")
+@magic_arguments.argument("-o", "--output", type=_identifier, default=None, help="keep the result as NAME (both sides)")
+@magic_arguments.argument("-n", "--maxrows", type=int, default=1000, help="rows to pull (default 1000; -1: all)")
+@magic_arguments.argument("--timeout", type=float, default=None)
+@magic_arguments.argument("-q", "--quiet", action="store_true")
+def _sql_parser(line: str) -> None:
+    """Run Spark SQL in the session and show the result as a table."""
+
+
+@magic_arguments.magic_arguments(name="%hail push")
+@magic_arguments.argument("variable", type=_identifier, help="local variable to send")
+@magic_arguments.argument("--as", dest="as_name", type=_identifier, default=None, help="name in the session")
+@magic_arguments.argument("--pandas", action="store_true", help="keep a DataFrame as pandas (default: Spark)")
+def _push_parser(line: str) -> None:
+    """Send a local pandas DataFrame, string, number or JSON-able value to the session."""
+
+
+@magic_arguments.magic_arguments(name="%hail logs")
+@magic_arguments.argument("-n", type=int, default=50, help="number of lines (default 50)")
+def _logs_parser(line: str) -> None:
+    """Show the end of the session's Livy log."""
+
+
+@magic_arguments.magic_arguments(name="%hail delete")
+@magic_arguments.argument("id", type=int, nargs="?", default=None, help="session id (default: the current one)")
+@magic_arguments.argument("--force", action="store_true", help="delete a session that is not yours")
+def _delete_parser(line: str) -> None:
+    """Delete a Livy session."""
+
+
+@magic_arguments.magic_arguments(name="%hail disconnect")
+@magic_arguments.argument("--delete", action="store_true", help="also delete the session on the server")
+def _disconnect_parser(line: str) -> None:
+    """Forget the session (it stays until Livy's heartbeat timeout, unless --delete)."""
+
+
+@magic_arguments.magic_arguments(name="%hail clusters")
+@magic_arguments.argument("--region", default=None)
+@magic_arguments.argument("--timeout", type=float, default=2.0)
+def _clusters_parser(line: str) -> None:
+    """List active EMR clusters with their Livy URL and whether it answers."""
+
+
+@magic_arguments.magic_arguments(name="%hail plot")
+@magic_arguments.argument("name", help="plot file name (see %hail plots)")
+def _plot_parser(line: str) -> None:
+    """Pull and show one plot from the cluster's plot directory."""
+
+
+@magic_arguments.magic_arguments(name="%hail (no flags)")
+def _noargs_parser(line: str) -> None:
+    """A subcommand without options."""
+
+
+def _parse(parser_func: Any, line: str) -> Any:
+    """Parse with magic_arguments; bad flags raise UsageError with the usage text."""
+    try:
+        return magic_arguments.parse_argstring(parser_func, line)
+    except UsageError as exc:
+        usage = parser_func.parser.format_usage().strip()
+        raise UsageError(f"{exc}\n{usage}\n(see %hail help)") from None
+
+
+# ---------------------------------------------------------------------- display helpers
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import pandas as pd
+
+    display(pd.DataFrame(rows, columns=columns))
+
+
+def user_frames(traceback_lines: list[str]) -> list[str]:
+    """The frames of the user's own code in a remote traceback (cell code, not libraries)."""
+    text = "".join(traceback_lines)
+    frames = re.split(r"(?m)^(?=  File \")", text)
+    body = [f for f in frames[1:]]
+    mine = [f for f in body if re.match(r'  File "<(?!hail_emr_lab|hail-emr-lab|frozen)[^"]*>"', f)]
+    keep = mine or body[-1:]
+    out = []
+    for frame in keep:
+        lines = frame.rstrip("\n").splitlines()
+        # A frame is 'File ..., line N, in f' plus its code line; the last one also has the error.
+        out.extend(line for line in lines[:2] if line.strip())
+    return out
+
+
+def remote_error(output: Any, what: str = "The cell failed on the cluster") -> HailMagicError:
+    """A one-paragraph error for a failed statement, with the user's frames."""
+    ename, evalue = output.ename or "Error", (output.evalue or "").strip()
+    lines = [f"{what}: {ename}: {evalue}"]
+    frames = user_frames(output.traceback)
+    if frames:
+        lines += ["Remote traceback (your code):"] + frames
+    if ename == "NameError":
+        match = re.search(r"name '([^']+)' is not defined", evalue)
+        var = match.group(1) if match else "it"
+        lines.append(
+            f"Names live on the cluster: define {var} in a %%hail cell, or send a local value with "
+            f"%hail push {var}. If you reconnected, the old session's variables are gone."
+        )
+    return HailMagicError(lines[0], lines)
+
+
+def _render_output(output: Any) -> None:
+    data = output.data or {}
+    table = output.table
+    if table is not None:
+        import pandas as pd
+
+        headers = [h.get("name") for h in table.get("headers") or []]
+        display(pd.DataFrame(table.get("data") or [], columns=headers))
+        return
+    if "image/png" in data:
+        display(Image(data=base64.b64decode(data["image/png"]), format="png"))
+    if "application/json" in data:
+        value = data["application/json"]
+        display({"application/json": value, "text/plain": json.dumps(value, indent=2)}, raw=True)
+    if "text/html" in data:
+        # HTML made on the cluster is untrusted: only ever inside a sandboxed iframe.
+        doc = html.escape(str(data["text/html"]), quote=True)
+        display(HTML(f'<iframe sandbox="allow-scripts" srcdoc="{doc}" style="width:100%;height:400px;border:0">'
+                     "</iframe>"))
+    text = output.text
+    if text and "application/json" not in data:
+        print(text.rstrip("\n"), flush=True)
+
+
+# ---------------------------------------------------------------------- the magics
+
+
+@magics_class
+class HailMagics(Magics):
+    """``%hail SUBCOMMAND ...`` and ``%%hail [options]`` (see ``%hail help``)."""
+
+    def __init__(self, shell: Any):
+        super().__init__(shell)
+        self._connect_handle: Any = None
+
+    # -------------------------------------------------------------- dispatch
+
+    @line_cell_magic
+    def hail(self, line: str = "", cell: Optional[str] = None) -> Any:
+        """Run a subcommand (line magic) or the cell on the cluster (cell magic)."""
+        line = line.strip()
+        first, _, rest = line.partition(" ")
+        if cell is not None:
+            if first == "sql":
+                return self._guard(self._sql, rest, cell)
+            if first == "submit":
+                return self._guard(self._jobs, "submit", rest, cell)
+            if first in SUBCOMMANDS:
+                raise UsageError(f"%%hail {first} is a line magic: use %hail {first} (one % sign)")
+            return self._guard(self._run_cell, line, cell)
+        if not first:
+            _print(HELP)
+            return None
+        if first not in SUBCOMMANDS and first != "sql":
+            raise UsageError(f"unknown %hail subcommand {first!r}; one of: {', '.join(SUBCOMMANDS)} (see %hail help)")
+        if first == "sql":
+            raise UsageError("SQL runs as a cell magic: %%hail sql, with the query in the cell")
+        if first in ("submit", "jobs"):
+            return self._guard(self._jobs, first, rest, None)
+        return self._guard(getattr(self, "_cmd_" + first), rest)
+
+    def _guard(self, func: Any, *args: Any) -> Any:
+        """Turn our expected errors into one-paragraph cell errors."""
+        try:
+            return func(*args)
+        except (HailMagicError, UsageError, KeyboardInterrupt):
+            raise
+        except SessionDead as exc:
+            lines = str(exc).splitlines()
+            raise HailMagicError(lines[0], lines + ["Run %hail connect to start a new session."]) from None
+        except HailEmrLabError as exc:
+            lines = str(exc).splitlines() or [type(exc).__name__]
+            raise HailMagicError(lines[0], lines) from None
+
+    # -------------------------------------------------------------- context
+
+    def _ctx(self, auto_connect: bool = False) -> HailContext:
+        ctx = current()
+        if ctx.session is None:
+            if not auto_connect:
+                raise HailMagicError("Not connected: run %hail connect first (see %hail help).")
+            _print("Not connected yet: connecting with the configuration (%hail connect)...")
+            self._cmd_connect("")
+            ctx = current()
+        return ctx
+
+    def _wait_ready(self, ctx: HailContext) -> None:
+        startup = conn.startup_of(ctx)
+        if startup is None or startup.ready:
+            return
+        bar = Progress("session")
+
+        def tick(s: conn.Startup) -> None:
+            bar.update(None, f"waiting for session {ctx.session.id}: {s.state}, {s.phase}")
+
+        try:
+            startup.wait(on_tick=tick)
+        except KeyboardInterrupt:
+            bar.close()
+            raise HailMagicError(
+                "Stopped waiting for the session (it keeps starting; the next cell waits again)."
+            ) from None
+        except StatementError as exc:
+            bar.close()
+            raise remote_error(exc.output, "Setting up the session failed") from None
+        except conn.SetupError as exc:
+            bar.close()
+            raise remote_error(exc.output, "Setting up the session failed") from None
+        bar.close()
+
+    # -------------------------------------------------------------- connect
+
+    def _cmd_connect(self, rest: str) -> None:
+        args = _parse(_connect_parser, rest)
+        opts = conn.ConnectOptions(
+            url=args.url, cluster_id=args.cluster_id, cluster_name=args.cluster_name, local=args.local,
+            auth=args.auth, username=args.username, password=args.password, name=args.name, conf=dict(args.conf),
+            driver_memory=args.driver_memory, driver_cores=args.driver_cores, executor_memory=args.executor_memory,
+            executor_cores=args.executor_cores, num_executors=args.num_executors, new=args.new,
+            hail=not args.no_hail, hail_jar=args.hail_jar, plots=not args.no_plots, plots_url=args.plots_url,
+            plots_dir=args.plots_dir, heartbeat_timeout=args.heartbeat_timeout, region=args.region,
+            probe_timeout=args.probe_timeout,
+        )
+        old = current()
+        if old.session is not None:
+            conn.disconnect(old)  # stop its heartbeat; the session itself stays (reattachable)
+        handle = display({"text/plain": "connecting..."}, raw=True, display_id=True)
+
+        def show(s: conn.Startup) -> None:
+            ctx = s.ctx
+            verb = "reattached to" if ctx.extras.get("reattached") else "started"
+            state = s.state if s.state not in ("idle", "ready") else s.phase
+            text = (f"hail: {verb} session {ctx.session.id} ({ctx.session.name}) on {ctx.endpoint} "
+                    f"[{ctx.target}]: {state} ({s.elapsed:.0f} s)")
+            if s.state == "ready" and s.versions:
+                text += f" | Hail {s.versions.get('hail', '-')}, Spark {s.versions.get('spark')}"
+            if s.error is not None:
+                text += "\nThe next %%hail cell shows the error; %hail logs shows the session log."
+            handle.update({"text/plain": text}, raw=True)
+
+        ctx = conn.connect(opts, on_change=show)
+        show(ctx.extras["startup"])
+        if args.wait:
+            self._wait_ready(ctx)
+
+    # -------------------------------------------------------------- running cells
+
+    def _run_cell(self, line: str, cell: str) -> None:
+        args = _parse(_cell_parser, line)
+        ctx = self._ctx(auto_connect=True)
+        self._wait_ready(ctx)
+        output = self._run_code(ctx, cell, args.timeout, "the cell")
+        if not output.ok:
+            if ctx.plots is not None and not args.no_plots:
+                self._after_cell(ctx, pull=True)  # plots made before the error still show
+            raise remote_error(output)
+        if not args.quiet:
+            _render_output(output)
+        if args.output:
+            self._pull(ctx, args.output, args.maxrows, args.timeout, args.quiet)
+        if ctx.plots is not None:
+            self._after_cell(ctx, pull=not args.no_plots)
+
+    def _run_code(self, ctx: HailContext, code: str, timeout: Optional[float], what: str, kind: Optional[str] = None):
+        bar = Progress("hail")
+        t0 = time.monotonic()
+
+        def on_progress(st: Any) -> None:
+            if st.state.is_final:
+                return
+            if st.progress > 0 or time.monotonic() - t0 > 0.5:
+                bar.update(st.progress, f"statement {st.id}: {st.state.value}")
+
+        try:
+            return ctx.session.run(code, kind=kind, timeout=timeout, on_progress=on_progress)
+        except KeyboardInterrupt:
+            bar.close()
+            _warn(f"Interrupted: {what} was cancelled on the cluster (remote variables are kept).")
+            raise
+        except StatementCancelled as exc:
+            raise HailMagicError(f"{what.capitalize()} was cancelled on the cluster ({exc}).") from None
+        finally:
+            bar.close()
+
+    def _after_cell(self, ctx: HailContext, pull: bool) -> None:
+        try:
+            plots = ctx.plots.after_cell(pull=pull)
+        except HailEmrLabError as exc:
+            _warn(f"hail: pulling plots failed: {exc}")
+            return
+        if pull:
+            self._show_plots(plots)
+
+    @staticmethod
+    def _show_plots(plots: list[Any]) -> None:
+        if not plots:
+            return
+        from .plots import display_plot
+
+        for plot in plots:
+            display_plot(plot)
+
+    def _pull(self, ctx: HailContext, names: list[str], limit: Optional[int], timeout, quiet: bool) -> None:
+        from . import transfer
+
+        bar = Progress("pull")
+
+        def on_chunk(name: str, done: int, total: int) -> None:
+            bar.update(done / total, f"pulling {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+        try:
+            results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=on_chunk)
+        except StatementError as exc:
+            raise remote_error(exc.output, "Pulling " + ", ".join(names) + " failed") from None
+        finally:
+            bar.close()
+        for item in results:
+            self.shell.user_ns[item.name] = item.value
+            if item.truncated:
+                _warn(
+                    f"Warning: {item.name} was cut to its first {item.rows:,} rows (-n {limit}); the remote "
+                    f"{item.kind} has more. Use -n with a larger number, or no -n for all rows."
+                )
+            if not quiet:
+                shape = (f"{len(item.value):,} rows x {len(item.value.columns)} columns"
+                         if hasattr(item.value, "columns") else type(item.value).__name__)
+                _print(f"{item.name}: pulled {shape} from the {item.kind} "
+                       f"({item.format}, {item.wire_chars / 1e6:.2f} MB on the wire)")
+
+    def _sql(self, line: str, cell: str) -> None:
+        args = _parse(_sql_parser, line)
+        ctx = self._ctx(auto_connect=True)
+        self._wait_ready(ctx)
+        name = args.output or "_hel_sql_result"
+        code = f"{name} = spark.sql({cell.strip()!r})"
+        output = self._run_code(ctx, code, args.timeout, "the query")
+        if not output.ok:
+            raise remote_error(output, "The query failed")
+        limit = None if args.maxrows is not None and args.maxrows < 0 else args.maxrows
+        from . import transfer
+
+        try:
+            (item,) = transfer.pull(ctx.session, [name], limit=limit, timeout=args.timeout)
+        except StatementError as exc:
+            raise remote_error(exc.output, "Fetching the query result failed") from None
+        if args.output:
+            self.shell.user_ns[args.output] = item.value
+        if item.truncated:
+            _warn(f"Warning: showing the first {item.rows:,} rows only (-n {args.maxrows}); use -n -1 for all.")
+        if not args.quiet:
+            display(item.value)
+
+    # -------------------------------------------------------------- data
+
+    def _cmd_push(self, rest: str) -> None:
+        args = _parse(_push_parser, rest)
+        if args.variable not in self.shell.user_ns:
+            raise HailMagicError(f"There is no local variable {args.variable!r} to push: define it in a normal cell.")
+        ctx = self._ctx()
+        self._wait_ready(ctx)
+        from . import transfer
+
+        bar = Progress("push")
+        try:
+            summary = transfer.push(
+                ctx.session, self.shell.user_ns[args.variable], args.as_name or args.variable, as_pandas=args.pandas,
+                on_chunk=lambda n, d, t: bar.update(d / t, f"pushing {n}: {d / 1e6:.1f} of {t / 1e6:.1f} MB"),
+            )
+        except StatementError as exc:
+            raise remote_error(exc.output, f"Pushing {args.variable} failed") from None
+        finally:
+            bar.close()
+        _print(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']})")
+
+    # -------------------------------------------------------------- managing
+
+    def _cmd_help(self, rest: str) -> None:
+        _print(HELP)
+
+    def _cmd_info(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        ctx = self._ctx()
+        startup = conn.startup_of(ctx)
+        info = ctx.session.info()
+        versions = ctx.extras.get("versions") or {}
+        rows = [
+            ("endpoint", ctx.endpoint), ("found by", ctx.target), ("session id", info.id), ("name", info.name),
+            ("state", info.state.value), ("setup", startup.phase if startup else "-"),
+            ("reattached", "yes" if ctx.extras.get("reattached") else "no"), ("app id", info.app_id or "-"),
+            ("Spark UI", info.spark_ui_url or "-"), ("driver log", info.driver_log_url or "-"),
+            ("Hail", versions.get("hail", "-")), ("Spark", versions.get("spark", "-")),
+            ("Python (cluster)", versions.get("python", "-")),
+            ("pyarrow (cluster)", {True: "yes", False: "no"}.get(versions.get("pyarrow"), "-")),
+        ]
+        width = max(len(k) for k, _ in rows)
+        _print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+        if info.spark_ui_url:
+            display(HTML(f'<a href="{html.escape(info.spark_ui_url)}" target="_blank" rel="noopener">Spark UI</a>'))
+
+    def _cmd_sessions(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        ctx = self._ctx()
+        own_name = ctx.session.name
+        rows = []
+        for s in ctx.client.list_sessions():
+            mark = "current" if s.id == ctx.session.id else ("yours" if s.name == own_name else "")
+            rows.append({"id": s.id, "name": s.name, "state": s.state.value, "kind": s.kind, "app id": s.app_id,
+                         "owner": s.owner, "mine": mark})
+        if not rows:
+            _print(f"No sessions on {ctx.endpoint}.")
+            return
+        _table(rows, ["id", "name", "state", "kind", "app id", "owner", "mine"])
+
+    def _cmd_logs(self, rest: str) -> None:
+        args = _parse(_logs_parser, rest)
+        ctx = self._ctx()
+        lines = ctx.session.log(args.n)
+        _print("\n".join(lines) if lines else "(the session log is empty)")
+
+    def _cmd_cancel(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        ctx = self._ctx()
+        if ctx.session.cancel():
+            _print(f"Cancelled the running statement of session {ctx.session.id}.")
+        else:
+            _print(f"Nothing is running in session {ctx.session.id}.")
+
+    def _cmd_delete(self, rest: str) -> None:
+        args = _parse(_delete_parser, rest)
+        ctx = self._ctx()
+        sid = ctx.session.id if args.id is None else args.id
+        if sid == ctx.session.id:
+            conn.disconnect(ctx, delete=True)
+            _print(f"Deleted session {sid}; its remote variables are gone. %hail connect starts a new one.")
+            return
+        sessions = {s.id: s for s in ctx.client.list_sessions()}
+        if sid not in sessions:
+            raise HailMagicError(f"There is no session {sid} on {ctx.endpoint} (see %hail sessions).")
+        if sessions[sid].name != ctx.session.name and not args.force:
+            raise HailMagicError(
+                f"Session {sid} ({sessions[sid].name}) is not yours (yours are named {ctx.session.name!r}); "
+                "add --force to delete it anyway."
+            )
+        ctx.client.delete_session(sid)
+        _print(f"Deleted session {sid}.")
+
+    def _cmd_cleanup(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        ctx = self._ctx()
+        ids = conn.own_session_ids(ctx)
+        for sid in ids:
+            if sid != ctx.session.id:
+                ctx.client.delete_session(sid)
+        if ctx.session.id in ids or not ids:
+            conn.disconnect(ctx, delete=True)
+        _print(f"Deleted {len(ids)} session(s) named {ctx.session.name!r}: {ids or 'none'}. "
+               "%hail connect starts a new one.")
+
+    def _cmd_disconnect(self, rest: str) -> None:
+        args = _parse(_disconnect_parser, rest)
+        ctx = current()
+        if ctx.session is None:
+            _print("Not connected.")
+            return
+        sid = ctx.session.id
+        conn.disconnect(ctx, delete=args.delete)
+        if args.delete:
+            _print(f"Disconnected and deleted session {sid}.")
+        else:
+            _print(f"Disconnected from session {sid}; it stays until Livy's heartbeat timeout, so "
+                   "%hail connect can reattach to it.")
+
+    def _cmd_config(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        ctx = current()
+        from .config import load_config
+
+        config = load_config() if ctx.session is None else ctx.config
+        rows = [{"key": k, "value": v["value"], "source": v["source"]} for k, v in config.as_dict().items()]
+        _table(rows, ["key", "value", "source"])
+        unknown = config.values.get("_unknown_keys")
+        if unknown:
+            _warn(f"Warning: unknown keys in the config file are ignored: {', '.join(unknown)}")
+
+    def _cmd_clusters(self, rest: str) -> None:
+        args = _parse(_clusters_parser, rest)
+        from .emr import list_clusters
+
+        rows = list_clusters(region=args.region, probe_timeout=args.timeout)
+        if not rows:
+            _print("No active EMR clusters in this region.")
+            return
+        for r in rows:
+            r["answers"] = "yes" if r.get("reachable") else f"no ({r.get('problem') or '?'})"
+        _table(rows, ["cluster_id", "name", "state", "livy_url", "answers"])
+
+    def _plots(self) -> Any:
+        ctx = self._ctx()
+        if ctx.plots is None:
+            raise HailMagicError(
+                "Plots are not available in this connection (connected with --no-plots, or the plots module is "
+                "missing): reconnect without --no-plots."
+            )
+        self._wait_ready(ctx)
+        return ctx.plots
+
+    def _cmd_plots(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        plots = self._plots().list_remote()
+        if not plots:
+            _print("No plots on the cluster yet: save them to PLOTS_DIR (e.g. save_plot(fig, 'name')).")
+            return
+        _table([vars(p) if hasattr(p, "__dict__") else dict(p) for p in plots],
+               list((vars(plots[0]) if hasattr(plots[0], "__dict__") else dict(plots[0])).keys()))
+
+    def _cmd_plot(self, rest: str) -> None:
+        args = _parse(_plot_parser, rest)
+        plot = self._plots().pull(args.name)
+        self._show_plots([plot])
+
+    def _cmd_panel(self, rest: str) -> None:
+        _parse(_noargs_parser, rest)
+        try:
+            from .widgets import show_panel
+        except ImportError:
+            raise HailMagicError("The panel is not available in this installation (hail_emr_lab.widgets).") from None
+        show_panel()
+
+    def _jobs(self, sub: str, rest: str, cell: Optional[str]) -> Any:
+        try:
+            from .jobs.notebook import run_magic
+        except ImportError:
+            raise HailMagicError("Batch jobs are not available in this installation (hail_emr_lab.jobs.notebook).") \
+                from None
+        return run_magic(sub, rest, cell)
+
+
+# ---------------------------------------------------------------------- extension hooks
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext hail_emr_lab``)."""
+    ipython.register_magics(HailMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Stop the heartbeat of the current session (the session itself stays reattachable)."""
+    ctx = current()
+    if ctx.session is not None:
+        ctx.session.close()
