@@ -80,16 +80,19 @@ def _add_params(parser: argparse.ArgumentParser, names) -> None:
         )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``jobs`` subcommands and their options (shared with ``%hail submit`` / ``%hail jobs``)."""
-    parser.epilog = EPILOG
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    sub.required = True
-    fmt = argparse.RawDescriptionHelpFormatter
-
-    p = sub.add_parser("submit", help="submit FILE as a job", epilog=EPILOG, formatter_class=fmt)
+def add_submit_parser(sub: Any, action: str, with_file: bool) -> argparse.ArgumentParser:
+    """The ``submit`` options; without FILE for ``%%hail submit`` (the cell is the script)."""
+    p = sub.add_parser(
+        action, help="submit FILE as a job", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--backend", "-b", required=True, choices=manager.BACKENDS, help="where the job runs")
-    p.add_argument("file", metavar="FILE", help="entry point: a local file (uploaded when needed) or an s3:// URI; options go before FILE, everything after it is passed to the script")
+    if with_file:
+        p.add_argument(
+            "file",
+            metavar="FILE",
+            help="entry point: a local file (uploaded when needed) or an s3:// URI; options go before FILE, "
+            "everything after it is passed to the script",
+        )
     p.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments passed to the entry point")
     p.add_argument("--name", help="job name (default: <file stem>-<time>-<random>)")
     p.add_argument("--py-files", action="append", default=[], metavar="FILE", help="extra Python files (repeatable)")
@@ -98,6 +101,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--follow", action="store_true", help="print the driver log until the job ends")
     p.add_argument("--json", action="store_true", help="print the job as JSON")
     _add_params(p, PARAMS)
+    return p
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``jobs`` subcommands and their options (shared with ``%hail submit`` / ``%hail jobs``)."""
+    parser.epilog = EPILOG
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+
+    add_submit_parser(sub, "submit", with_file=True)
 
     p = sub.add_parser("list", help="jobs submitted from here (or, with --backend, on the service)", epilog=EPILOG)
     p.add_argument("--backend", "-b", choices=manager.BACKENDS, help="ask this service instead of the local list")
