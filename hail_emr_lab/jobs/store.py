@@ -21,7 +21,8 @@ from ..config import config_path
 from .base import Job, JobNotFound
 
 MAX_JOBS = 500  # older jobs are dropped on compaction
-COMPACT_FACTOR = 4  # compact when lines > jobs * factor (and > 200)
+COMPACT_FACTOR = 4  # compact when lines > jobs * factor ...
+COMPACT_BYTES = 512 * 1024  # ... checked only once the file is this big (saves stay O(1))
 
 
 def store_path() -> Path:
@@ -75,25 +76,36 @@ def _compact(path: Path, records: dict[tuple[str, str], dict[str, Any]]) -> None
     os.replace(tmp, path)
 
 
+def _append(path: Path, line: str) -> None:
+    """Append one line; after a torn last line (a crash mid-write) start on a fresh line so
+    the new record is not glued to the broken one."""
+    with open(path, "a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = "\n" + line
+        fh.write(line.encode("utf-8"))
+
+
 def save(job: Job) -> None:
     """Remember ``job`` (insert or update) with one append."""
     path = store_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(job.to_dict(), sort_keys=True) + "\n"
     with _locked(path):
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-        records, count = _read_lines(path)
-        if count > 200 and count > COMPACT_FACTOR * max(1, len(records)):
-            _compact(path, records)
+        _append(path, line)
+        if path.stat().st_size > COMPACT_BYTES:
+            records, count = _read_lines(path)
+            if count > COMPACT_FACTOR * max(1, len(records)) or len(records) > MAX_JOBS:
+                _compact(path, records)
 
 
 def forget(job: Job) -> None:
     """Remove ``job`` from the store."""
     path = store_path()
     with _locked(path):
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"backend": job.backend, "id": job.id, "_deleted": True}) + "\n")
+        _append(path, json.dumps({"backend": job.backend, "id": job.id, "_deleted": True}) + "\n")
 
 
 def all_jobs() -> list[Job]:
