@@ -1,0 +1,256 @@
+"""The embedded Livy's REST contract: paths, status codes, JSON shapes and messages.
+
+Nothing here waits for Spark to come up: sessions are created and deleted (or reaped) while
+still ``starting``, which is enough to check the HTTP side and the process cleanup.
+Statement execution is covered in test_local_session.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from hail_emr_lab.local.server import EmbeddedLivy
+
+H = {"X-Requested-By": "tests"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"process {pid} is still running"
+        time.sleep(0.1)
+
+
+def _worker_pid_from_log(url: str, sid: int) -> int:
+    log = requests.get(f"{url}/sessions/{sid}/log?from=0&size=5", timeout=10).json()["log"]
+    match = re.search(r"started worker pid (\d+)", "\n".join(log))
+    assert match, log
+    return int(match.group(1))
+
+
+@pytest.fixture
+def url(livy_server) -> str:
+    return livy_server.url
+
+
+def test_empty_lists_and_version(url):
+    body = requests.get(url + "/sessions?from=0&size=10", timeout=10).json()
+    assert set(body) == {"from", "total", "sessions"} and body["from"] == 0
+    batches = requests.get(url + "/batches", timeout=10).json()
+    assert set(batches) == {"from", "total", "sessions"}
+    assert requests.get(url + "/version", timeout=10).json()["version"].startswith("0.8")
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/sessions/9999"),
+        ("DELETE", "/sessions/9999"),
+        ("GET", "/sessions/9999/state"),
+        ("GET", "/sessions/9999/log"),
+        ("GET", "/sessions/9999/statements"),
+        ("POST", "/sessions/9999/statements"),
+        ("GET", "/sessions/9999/statements/0"),
+        ("POST", "/sessions/9999/statements/0/cancel"),
+        ("POST", "/sessions/9999/completion"),
+    ],
+)
+def test_unknown_session_is_404_with_livys_message(url, method, path):
+    resp = requests.request(method, url + path, json={"code": "1"}, headers=H, timeout=10)
+    assert resp.status_code == 404
+    assert resp.json() == {"msg": "Session '9999' not found."}
+    assert resp.headers["Content-Type"].startswith("application/json")
+
+
+def test_unknown_batch_and_endpoint(url):
+    for method in ("GET", "DELETE"):
+        resp = requests.request(method, url + "/batches/77", headers=H, timeout=10)
+        assert (resp.status_code, resp.json()) == (404, {"msg": "Session '77' not found."})
+    assert requests.get(url + "/sessions/abc", timeout=10).status_code == 404
+    assert requests.get(url + "/nothing-here", timeout=10).status_code == 404
+    assert requests.put(url + "/sessions", json={}, headers=H, timeout=10).status_code == 405
+
+
+@pytest.mark.parametrize("kind,label", [("spark", "Scala"), ("scala", "Scala"), ("sparkr", "R"), ("r", "R")])
+def test_kinds_we_cannot_serve_get_a_clear_400(url, kind, label):
+    resp = requests.post(url + "/sessions", json={"kind": kind}, headers=H, timeout=10)
+    assert resp.status_code == 400
+    msg = resp.json()["msg"]
+    assert "runs PySpark only" in msg and f"kind '{kind}' ({label}) is not supported" in msg
+
+
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"kind": "pyspark", "executorCount": 2}, "Unrecognized field 'executorCount'"),
+        ({"kind": "pyspark", "foo": 1, "bar": 2}, "Unrecognized fields 'bar', 'foo'"),
+        ({"kind": "cobol"}, "Invalid kind 'cobol'"),
+        ({"conf": ["a"]}, "'conf' must be an object"),
+        ({"jars": "a.jar"}, "'jars' must be a list of strings"),
+        ({"driverCores": "two"}, "'driverCores' must be a non-negative integer"),
+        ({"heartbeatTimeoutInSecond": -1}, "'heartbeatTimeoutInSecond' must be a non-negative integer"),
+        ({"ttl": "soon"}, "'ttl' must be a duration"),
+    ],
+)
+def test_bad_session_bodies_are_rejected_naming_the_field(url, body, fragment):
+    resp = requests.post(url + "/sessions", json=body, headers=H, timeout=10)
+    assert resp.status_code == 400
+    assert fragment in resp.json()["msg"]
+
+
+def test_malformed_json_body(url):
+    resp = requests.post(url + "/sessions", data="{not json", headers=dict(H, **{"Content-Type": "application/json"}))
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["msg"]
+    resp = requests.post(url + "/sessions", json=[1, 2], headers=H, timeout=10)
+    assert resp.status_code == 400 and "JSON object" in resp.json()["msg"]
+
+
+def test_session_lifecycle_while_starting(url, livy_server):
+    """Create -> starting; statements refused (400); log; duplicate name; delete -> 404, worker gone."""
+    created = requests.post(
+        url + "/sessions?doAs=alice", json={"kind": "python", "name": "contract-starting"}, headers=H, timeout=10
+    )
+    assert created.status_code == 201
+    view = created.json()
+    assert set(view) == {"id", "name", "appId", "owner", "proxyUser", "state", "kind", "appInfo", "log"}
+    assert (view["state"], view["kind"], view["name"], view["proxyUser"]) == (
+        "starting",
+        "pyspark",
+        "contract-starting",
+        "alice",
+    )
+    assert view["appInfo"] == {"driverLogUrl": None, "sparkUiUrl": None}
+    sid = view["id"]
+    pid = livy_server.worker_pid(sid)
+    assert _worker_pid_from_log(url, sid) == pid and _alive(pid)
+    try:
+        assert requests.get(f"{url}/sessions/{sid}/state", timeout=10).json() == {"id": sid, "state": "starting"}
+        listed = requests.get(url + "/sessions", timeout=10).json()
+        assert sid in [s["id"] for s in listed["sessions"]] and listed["total"] >= 1
+        refused = requests.post(f"{url}/sessions/{sid}/statements", json={"code": "1"}, headers=H, timeout=10)
+        assert (refused.status_code, refused.json()) == (400, {"msg": "Session is in state starting"})
+        scala = requests.post(
+            f"{url}/sessions/{sid}/statements", json={"code": "1", "kind": "spark"}, headers=H, timeout=10
+        )
+        assert scala.status_code == 400 and "runs PySpark only" in scala.json()["msg"]
+        no_code = requests.post(f"{url}/sessions/{sid}/statements", json={"kind": "pyspark"}, headers=H, timeout=10)
+        assert no_code.status_code == 400 and "'code' is required" in no_code.json()["msg"]
+        extra = requests.post(f"{url}/sessions/{sid}/statements", json={"code": "1", "x": 1}, headers=H, timeout=10)
+        assert extra.status_code == 400 and "Unrecognized field 'x'" in extra.json()["msg"]
+        dup = requests.post(url + "/sessions", json={"name": "contract-starting"}, headers=H, timeout=10)
+        assert (dup.status_code, dup.json()) == (400, {"msg": "Duplicate session name: contract-starting"})
+        assert requests.get(f"{url}/sessions/{sid}/statements", timeout=10).json() == {
+            "total_statements": 0,
+            "statements": [],
+        }
+    finally:
+        deleted = requests.delete(f"{url}/sessions/{sid}", headers=H, timeout=10)
+    assert (deleted.status_code, deleted.json()) == (200, {"msg": "deleted"})
+    assert requests.get(f"{url}/sessions/{sid}", timeout=10).status_code == 404
+    assert sid not in [s["id"] for s in requests.get(url + "/sessions", timeout=10).json()["sessions"]]
+    _wait_gone(pid)
+
+
+def test_heartbeat_timeout_reaps_an_untouched_session(url):
+    created = requests.post(url + "/sessions", json={"heartbeatTimeoutInSecond": 1}, headers=H, timeout=10).json()
+    sid = created["id"]
+    pid = _worker_pid_from_log(url, sid)  # the log endpoint counts as a touch; the list does not
+    deadline = time.monotonic() + 20
+    while sid in [s["id"] for s in requests.get(url + "/sessions", timeout=10).json()["sessions"]]:
+        assert time.monotonic() < deadline, "session with heartbeatTimeoutInSecond=1 was not reaped"
+        time.sleep(0.3)
+    _wait_gone(pid)
+
+
+def test_csrf_protection():
+    server = EmbeddedLivy(port=0, csrf=True, max_sessions=1)
+    server.start()
+    try:
+        bare = requests.post(server.url + "/sessions", json={"kind": "pyspark"}, timeout=10)
+        assert (bare.status_code, bare.json()) == (400, {"msg": "Missing Required Header for CSRF protection."})
+        assert requests.delete(server.url + "/sessions/0", timeout=10).status_code == 400
+        assert requests.get(server.url + "/sessions", timeout=10).status_code == 200
+        # With the header the request passes CSRF and reaches validation.
+        with_header = requests.post(server.url + "/sessions", json={"kind": "spark"}, headers=H, timeout=10)
+        assert with_header.status_code == 400 and "PySpark only" in with_header.json()["msg"]
+        assert server.stats["sessions_created"] == 0
+    finally:
+        server.stop()
+        server.stop()  # idempotent
+
+
+def test_max_sessions_and_stop_kills_workers(tmp_path):
+    server = EmbeddedLivy(port=0, max_sessions=1, plots_dir=str(tmp_path / "plots"))
+    server.start()
+    assert os.path.isdir(server.plots_dir) and os.path.isabs(server.plots_dir)
+    try:
+        first = requests.post(server.url + "/sessions", json={}, headers=H, timeout=10)
+        assert first.status_code == 201 and first.json()["kind"] == "shared"
+        second = requests.post(server.url + "/sessions", json={}, headers=H, timeout=10)
+        assert second.status_code == 400
+        msg = second.json()["msg"]
+        assert "at most 1 sessions" in msg and "DELETE /sessions/{id}" in msg
+        pid = server.worker_pid(first.json()["id"])
+        assert server.stats["sessions_created"] == 1
+    finally:
+        server.stop()
+    _wait_gone(pid)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/sessions", timeout=5)
+
+
+def test_cli_serves_until_sigterm_and_cleans_up(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", "0", "--plots-dir", str(tmp_path / "p")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
+        assert match, first + proc.stderr.read() if proc.poll() is not None else first
+        url = match.group(1)
+        created = requests.post(url + "/sessions", json={"kind": "pyspark"}, headers=H, timeout=10).json()
+        pid = _worker_pid_from_log(url, created["id"])
+        assert _alive(pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert "stopped" in proc.stdout.read()
+        _wait_gone(pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_cli_rejects_bad_options():
+    done = subprocess.run(
+        [sys.executable, "-m", "hail_emr_lab", "local-livy", "--max-sessions", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "--max-sessions must be at least 1" in done.stderr
+    assert "Traceback" not in done.stderr
