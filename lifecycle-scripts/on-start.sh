@@ -88,8 +88,11 @@ meta_field() { grep -o "\"$1\" *: *\"[^\"]*\"" "$META" 2>/dev/null | head -n1 | 
 # can serve many users (e.g. tag each user's instance with hail-emr-lab:cluster-id).
 read_tags() {
   [ -n "$ARN" ] && [ -n "$AWS" ] || return 0
+  # Bounded: without a route to the SageMaker API (private subnet, no VPC endpoint) the CLI's
+  # default retries would outlast the 5-minute limit.
   # shellcheck disable=SC2016
-  "$AWS" sagemaker list-tags --resource-arn "$ARN" --output text \
+  AWS_MAX_ATTEMPTS=2 timeout 60 "$AWS" sagemaker list-tags --resource-arn "$ARN" --output text \
+    --cli-connect-timeout 10 --cli-read-timeout 20 \
     --query 'Tags[?starts_with(Key, `hail-emr-lab:`)].[Key,Value]'
 }
 

@@ -332,3 +332,19 @@ def test_a_failing_step_never_fails_the_start(tmp_path, aws_env):
     assert config["cluster_id"] == "j-NOSUCHCLUSTER"
     assert not any(r.startswith("systemctl") for r in box.records())
     assert not (box.nb_home / ".hail-emr-lab-lifecycle/restored").exists()
+
+
+def test_no_route_to_aws_still_starts_quickly(tmp_path):
+    """Private subnet without endpoints: every AWS call fails; the start still succeeds, fast."""
+    from conftest import free_port
+
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:notebook-instance/erin"
+    scripts = _render(tmp_path, livy_url="http://10.1.2.3:8998")
+    box = Instance(tmp_path, f"http://127.0.0.1:{free_port()}", arn, "erin", AL2)
+    started, seconds = box.run(scripts / "on-start.sh")
+    assert started.returncode == 0, started.stderr
+    assert seconds < 30
+    assert "could not read the instance tags" in started.stdout
+    config = json.loads((box.home / ".hail-emr-lab/config.json").read_text())
+    assert config == {"bucket": BUCKET, "prefix": "erin", "region": "eu-west-1", "livy_url": "http://10.1.2.3:8998"}
+    assert "[install hail-emr-lab (s3)]" in box.wait_background()
