@@ -141,18 +141,19 @@ def test_faults_never_run_a_statement_twice(livy_server, session):
         # The server receives the POST but the answer is lost; then a gateway error.
         proxy.add("POST", rf"/sessions/{session.id}/statements", "drop_after")
         proxy.add("POST", rf"/sessions/{session.id}/statements", "502_after")
-        # GETs of the statement fail twice (dropped, then 502): retried, recovered.
-        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "drop_before")
-        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "502")
         assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "1"
         assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "2"
+        # Polling GETs of the next statement fail twice (dropped, then 502): retried, recovered.
+        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "drop_before")
+        proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "502")
+        assert via_proxy.run("import time; time.sleep(0.3); fault_counter += 1\nfault_counter").text.strip() == "3"
         actions = [a for _, _, a in proxy.log]
         assert {"drop_after", "502_after", "drop_before", "502"} <= set(actions)
         posts = [entry for entry in proxy.log if entry[0] == "POST"]
-        assert len(posts) == 2, f"a statement POST was re-sent: {posts}"
-        assert session.run("fault_counter").text.strip() == "2"
+        assert len(posts) == 3, f"a statement POST was re-sent: {posts}"
+        assert session.run("fault_counter").text.strip() == "3"
         if before is not None:
-            assert livy_server.stats["statements_submitted"] - before == 3
+            assert livy_server.stats["statements_submitted"] - before == 4
     finally:
         proxy.stop()
 
