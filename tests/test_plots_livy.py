@@ -149,6 +149,17 @@ def test_auto_pull_two_new_and_ignores_unchanged(session, mgr, livy_server, loca
     assert mgr.after_cell() == [] and not (local_dir / "skipped.html").exists()
 
 
+def test_plot_of_a_failed_cell_is_not_lost(session, mgr, local_dir):
+    """A cell that saves a plot and then raises: the magic stops before after_cell, yet the
+    scan queued behind that cell is honoured at the next look."""
+    cell = session.submit("save_plot(f, 'before_error')\nraise ValueError('boom')")
+    mgr.queue_scan()
+    done = session.wait(cell)
+    assert done.output is not None and done.output.ename == "ValueError"
+    assert [p.name for p in run_cell(session, mgr, "y = 2")] == ["before_error.html"]
+    assert (local_dir / "before_error.html").is_file()
+
+
 def test_20mb_plot_pulls_in_chunks(session, mgr, livy_server, local_dir):
     code = (
         "import os, random\n"

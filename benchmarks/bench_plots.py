@@ -1,0 +1,163 @@
+"""Plot pull: a 10 MB bokeh HTML over the Livy session vs a plain HTTP GET of the same file.
+
+The HTTP side is what the Quick Start did (``requests.get("http://<master>/plots/x.html")``
+against the master's web server), here ``python -m http.server`` serving the plot directory
+on loopback. The session side is ``PlotManager.pull`` (4 MB base64 chunks, pipelined, sha256
+verified, written atomically and indexed). Both run in one go against one embedded Livy
+server, alternating, so machine load hits both alike. Also measured: the per-cell cost of
+looking for new plots when there are none.
+
+    .venv/bin/python benchmarks/bench_plots.py [--runs 5] [--mb 10]
+
+Prints a Markdown table and writes benchmarks/results/plots.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import requests
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+MAKE_PLOT = """
+import numpy as np
+from bokeh.plotting import figure
+rng = np.random.default_rng(1)
+n = {n}
+fig = figure(width=600, height=600, output_backend="webgl")
+fig.scatter(rng.normal(size=n), rng.normal(size=n), size=2)
+save_plot(fig, "bench-10mb")
+import os
+os.path.getsize(os.path.join(PLOTS_DIR, "bench-10mb.html"))
+"""
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mb", type=float, default=10.0, help="size of the bokeh HTML (approximate)")
+    args = parser.parse_args()
+
+    from hail_emr_lab.livy import LivyClient, LivySession
+    from hail_emr_lab.local.server import EmbeddedLivy
+    from hail_emr_lab.plots import PlotManager
+
+    work = Path(tempfile.mkdtemp(prefix="bench-plots-"))
+    server = EmbeddedLivy(host="127.0.0.1", port=0, plots_dir=str(work / "remote"), max_sessions=1)
+    server.start()
+    port = free_port()
+    http = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", server.plots_dir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = LivyClient(server.url)
+        session = LivySession.create(client, name="bench-plots")
+        session.wait_ready(timeout=300)
+        mgr = PlotManager(session, work / "plots", "/plots", warn=lambda m: print("warning:", m, file=sys.stderr))
+        session.run(mgr.setup_code(), check=True)
+        # bokeh stores the two float64 columns base64-encoded: ~21.3 bytes of HTML per point.
+        size = int(session.run(MAKE_PLOT.format(n=int(args.mb * 1e6 / 21.3)), check=True).text.strip())
+        remote = Path(server.plots_dir) / "bench-10mb.html"
+        want = hashlib.sha256(remote.read_bytes()).hexdigest()
+        url = f"http://127.0.0.1:{port}/bench-10mb.html"
+        for _ in range(50):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        http_session = requests.Session()
+
+        def via_session() -> None:
+            plot = mgr.pull("bench-10mb.html")
+            assert plot.sha256 == want
+
+        def via_http() -> None:
+            body = http_session.get(url, timeout=60).content
+            assert hashlib.sha256(body).hexdigest() == want
+            (work / "http-copy.html").write_bytes(body)
+
+        def no_new_plots() -> None:
+            assert mgr.after_cell() == []
+
+        def pipelined_cell() -> None:
+            cell = session.submit("x = 1")
+            mgr.queue_scan()
+            session.wait(cell)
+            assert mgr.after_cell() == []
+
+        def bare_cell() -> None:
+            session.run("x = 1")
+
+        cases = [
+            ("pull over the Livy session (hail-emr-lab)", via_session),
+            ("HTTP GET from the master's web server (Quick Start)", via_http),
+            ("look for new plots after a cell, none new (separate statement)", no_new_plots),
+            ("trivial cell + queued plot scan", pipelined_cell),
+            ("trivial cell alone", bare_cell),
+        ]
+        for _, fn in cases:
+            fn()  # warm up
+        times: dict[str, list[float]] = {label: [] for label, _ in cases}
+        for _ in range(args.runs):
+            for label, fn in cases:
+                t0 = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - t0)
+        session.delete()
+    finally:
+        http.terminate()
+        http.wait(10)
+        server.stop()
+
+    rows = [{"case": label, "runs": args.runs, "median_s": statistics.median(ts), "all_s": ts} for label, ts in times.items()]
+    print(f"\nPlot pull, {size / 1e6:.1f} MB bokeh HTML, {date.today()}, {machine()}, {args.runs} runs (medians)\n")
+    print("| case | median | throughput |")
+    print("|---|---|---|")
+    for r in rows[:2]:
+        print(f"| {r['case']} | {r['median_s'] * 1000:.0f} ms | {size / 1e6 / r['median_s']:.0f} MB/s |")
+    for r in rows[2:]:
+        print(f"| {r['case']} | {r['median_s'] * 1000:.1f} ms | - |")
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "plots.json").write_text(
+        json.dumps({"date": str(date.today()), "machine": machine(), "bytes": size, "rows": rows}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
