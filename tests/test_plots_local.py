@@ -210,3 +210,34 @@ def test_svg_shown_as_image_and_png_checked(tmp_path):
     assert "alert" not in markup  # only inside the base64 image, which runs no scripts
     fake = plot_html(_plot(tmp_path, "f.png", b"<html>not a png</html>"))
     assert "not a valid PNG" in fake
+
+
+def test_remote_code_is_python37_stdlib_only():
+    """The cluster may run Python 3.7 with nothing extra: check syntax and top-level imports."""
+    import ast
+
+    from hail_emr_lab.plots import REMOTE_SOURCE
+
+    tree = ast.parse(REMOTE_SOURCE.read_text(), feature_version=(3, 7))
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    assert top <= {"base64", "hashlib", "os", "stat", "tempfile"}
+
+
+def test_display_plot_publishes_safe_outputs(tmp_path):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from hail_emr_lab.plots import display_plot
+
+    InteractiveShell.instance()
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
+    with capture_output() as captured:
+        display_plot(_plot(tmp_path, "p.png", png))
+        display_plot(_plot(tmp_path, "h.html", _bokeh_html().encode()))
+    first, second = captured.outputs
+    data = first.data["image/png"]
+    assert (base64.b64decode(data) if isinstance(data, str) else data) == png
+    html = second.data["text/html"]
+    assert html.startswith('<iframe class="hail-emr-lab-plot"') and 'sandbox="allow-scripts"' in html
+    assert "cdn.bokeh.org" not in html
