@@ -87,6 +87,7 @@ class Batch:
         self.killed = False
         self.final_since: float | None = None
         self.exit_code: int | None = None
+        self.event_dir = os.path.join(workdir, "eventlog")
 
     def command(self) -> list[str]:
         req = self.request
@@ -94,6 +95,11 @@ class Batch:
         conf = sparkconf.session_conf(
             {k: v for k, v in req.items() if k not in ("jars", "pyFiles", "files", "archives")}, app_name
         )
+        if "spark.eventLog.enabled" not in (req.get("conf") or {}):
+            # Spark names the event log after the application id: that is how we learn appId
+            # (spark-submit logs at WARN, which never mentions it).
+            conf["spark.eventLog.enabled"] = "true"
+            conf["spark.eventLog.dir"] = "file://" + self.event_dir
         master = conf.pop("spark.master", "local[*]")
         if not (req.get("conf") or {}).get("spark.master") and not req.get("driverCores"):
             master = "local[2]"
@@ -117,7 +123,7 @@ class Batch:
 
     def start(self) -> None:
         cmd = self.command()
-        os.makedirs(self.workdir, exist_ok=True)
+        os.makedirs(self.event_dir, exist_ok=True)
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -168,7 +174,19 @@ class Batch:
             if self.state not in FINAL_STATES:
                 self.state = KILLED
 
+    def _find_app_id(self) -> str | None:
+        if self.app_id is None:
+            try:
+                names = os.listdir(self.event_dir)
+            except OSError:
+                names = []
+            for name in names:
+                if match := _APP_ID.match(name):
+                    self.app_id = match.group(1)
+        return self.app_id
+
     def to_json(self) -> dict:
+        self._find_app_id()
         return {
             "id": self.id,
             "name": self.name,
