@@ -18,6 +18,18 @@ def boto3_session(region: Optional[str] = None) -> Any:
     return boto3.session.Session(region_name=region) if region else boto3.session.Session()
 
 
+def make_client(session: Any, service: str) -> Any:
+    """``session.client(service)`` with a clear error when no region is configured."""
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return session.client(service)
+    except NoRegionError:
+        raise JobError(
+            f"no AWS region for {service}: pass --region, set HAIL_EMR_LAB_REGION or AWS_DEFAULT_REGION"
+        ) from None
+
+
 def call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
     """``fn(**kwargs)``; AWS failures become :class:`JobError` saying what we were doing."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError

@@ -12,9 +12,10 @@ from __future__ import annotations
 import shlex
 import time
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any, Iterator, Optional
 
-from .aws import boto3_session, call
+from .aws import boto3_session, call, make_client
 from .base import Job, JobBackend, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
 from .params import JobParamError, Settings
 from .upload import stage
@@ -65,9 +66,21 @@ class AwsBatchBackend(JobBackend):
     def __init__(self, settings: Optional[Settings] = None, session: Any = None):
         self.settings = settings or Settings()
         self.session = session or boto3_session(self.settings.get("region"))
-        self.client = self.session.client("batch")
-        self.s3 = self.session.client("s3")
-        self.logs_client = self.session.client("logs")
+
+    @cached_property
+    def client(self) -> Any:
+        """The boto3 batch client (created on first use, after validation)."""
+        return make_client(self.session, "batch")
+
+    @cached_property
+    def s3(self) -> Any:
+        """The boto3 s3 client (created on first use, after validation)."""
+        return make_client(self.session, "s3")
+
+    @cached_property
+    def logs_client(self) -> Any:
+        """The boto3 logs client (created on first use, after validation)."""
+        return make_client(self.session, "logs")
 
     def _command_template(self, spec: JobSpec) -> str:
         template = self.settings.get("command")

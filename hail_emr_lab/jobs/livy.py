@@ -92,10 +92,10 @@ class LivyBackend(JobBackend):
         if is_local_endpoint(self.client.host):
             mapping.update({p: str(Path(p).expanduser().resolve()) for p in paths if not is_remote(p)})
             return mapping
-        from .aws import boto3_session
+        from .aws import boto3_session, make_client
         from .upload import stage
 
-        s3 = self._s3 or boto3_session(self.settings.get("region")).client("s3")
+        s3 = self._s3 or make_client(boto3_session(self.settings.get("region")), "s3")
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return stage(s3, self.settings.get("bucket"), self.settings.get("prefix"), spec.name or "job", stamp, paths)
 

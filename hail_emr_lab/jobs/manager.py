@@ -12,6 +12,7 @@ from ..errors import HailEmrLabError
 from . import store
 from .base import Job, JobBackend, JobNotFound, JobSpec, JobState
 from .params import PARAMS, JobParamError, Settings, conf_pairs, flag_name, job_name, safe_name, string_list
+from .upload import check_local_files
 
 BACKENDS = ("livy", "emr-serverless", "emr-eks", "aws-batch")
 SPEC_PARAMS = ("driver_memory", "driver_cores", "executor_memory", "executor_cores", "num_executors")
@@ -104,6 +105,7 @@ def submit(
     check_flags_apply(backend, flags)
     settings = Settings(flags)
     spec = build_spec(backend, file, args, name, py_files, conf, settings)
+    check_local_files([spec.file, *spec.py_files])  # cheap and local: before any service is asked
     job = make_backend(backend, settings).submit(spec)
     store.save(job)
     return job
