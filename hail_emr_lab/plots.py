@@ -391,7 +391,11 @@ class PlotManager:
         self.refused = []
         result = self._call("_hel_plots_list()", "listing the plot directory")
         if result.get("error"):
-            raise PlotError(f"cannot list the plot directory {result.get('dir')!r} on the cluster: {result['error']}")
+            raise PlotError(
+                f"cannot list the plot directory {result.get('dir')!r} on the cluster: {result['error']}. On EMR, "
+                "create it with the plots step (lifecycle-scripts/emr/create-plots-dir.sh), or point the "
+                "connection at another directory"
+            )
         entries = self._filter(result.get("files"), result.get("refused"))
         self._report_refused()
         plots = [
@@ -399,6 +403,12 @@ class PlotManager:
             for e in entries
         ]
         return sorted(plots, key=lambda p: (p.mtime, p.name))
+
+    def remote_bokeh_version(self) -> Optional[str]:
+        """The bokeh version installed in the session's Python (None without bokeh)."""
+        result = self._call("{'version': _hel_plots_bokeh_version()}", "asking the cluster for its bokeh version")
+        version = result.get("version") if isinstance(result, dict) else None
+        return str(version) if version is not None else None
 
     # ------------------------------------------------------------------ auto-pull
 

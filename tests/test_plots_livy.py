@@ -100,6 +100,7 @@ def run_cell(session, mgr, code: str):
 def test_plots_dir_defined(session, mgr, livy_server):
     out = session.run("print(PLOTS_DIR)")
     assert out.text.strip() == str(livy_server.plots_dir)
+    assert mgr.remote_bokeh_version() == bokeh.__version__
     assert mgr.after_cell() == []  # nothing new yet
 
 
