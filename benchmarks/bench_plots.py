@@ -143,7 +143,10 @@ def main() -> int:
         http.wait(10)
         server.stop()
 
-    rows = [{"case": label, "runs": args.runs, "median_s": statistics.median(ts), "all_s": ts} for label, ts in times.items()]
+    rows = [
+        {"case": label, "runs": args.runs, "median_s": statistics.median(ts), "all_s": ts}
+        for label, ts in times.items()
+    ]
     print(f"\nPlot pull, {size / 1e6:.1f} MB bokeh HTML, {date.today()}, {machine()}, {args.runs} runs (medians)\n")
     print("| case | median | throughput |")
     print("|---|---|---|")

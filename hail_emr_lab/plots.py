@@ -80,7 +80,11 @@ class LocalPlot:
     def kind(self) -> str:
         """'html', 'png', 'svg', 'jpeg', 'gif', 'pdf' or 'other'."""
         ext = self.path.suffix.lower().lstrip(".")
-        return {"htm": "html", "jpg": "jpeg"}.get(ext, ext) if ext in ("html", "htm", "png", "svg", "jpg", "jpeg", "gif", "pdf") else "other"
+        return (
+            {"htm": "html", "jpg": "jpeg"}.get(ext, ext)
+            if ext in ("html", "htm", "png", "svg", "jpg", "jpeg", "gif", "pdf")
+            else "other"
+        )
 
 
 # ---------------------------------------------------------------------------- names and paths
@@ -165,7 +169,9 @@ class _Writer:
         self.file.close()
         if self.hash.hexdigest() != sha256:
             self.abort()
-            raise _ShaMismatch(f"{what}: the copy's sha256 does not match the cluster's file (it changed while pulling?)")
+            raise _ShaMismatch(
+                f"{what}: the copy's sha256 does not match the cluster's file (it changed while pulling?)"
+            )
         os.chmod(self.tmp, 0o644)
         os.replace(self.tmp, self.target)
 
@@ -399,7 +405,12 @@ class PlotManager:
         entries = self._filter(result.get("files"), result.get("refused"))
         self._report_refused()
         plots = [
-            RemotePlot(e["name"], int(e["size"]), float(e["mtime"]), e.get("sha256") if isinstance(e.get("sha256"), str) else None)
+            RemotePlot(
+                e["name"],
+                int(e["size"]),
+                float(e["mtime"]),
+                e.get("sha256") if isinstance(e.get("sha256"), str) else None,
+            )
             for e in entries
         ]
         return sorted(plots, key=lambda p: (p.mtime, p.name))
@@ -555,7 +566,9 @@ class PlotManager:
             ) from None
         with response:
             if response.status_code != 200:
-                raise PlotError(f"GET {url} answered HTTP {response.status_code}: is {self.plots_url} the plot directory?")
+                raise PlotError(
+                    f"GET {url} answered HTTP {response.status_code}: is {self.plots_url} the plot directory?"
+                )
             return self._store(name, response.iter_content(1 << 20), sha, float(info["mtime"]), expect_size=size)
 
     def _store(self, name: str, parts: Any, sha256: str, mtime: float, expect_size: Optional[int] = None) -> LocalPlot:
@@ -669,18 +682,26 @@ def plot_html(plot: LocalPlot, provider: Optional[BokehJS] = None) -> str:
         markup, missing = iframe_html(plot, provider)
         if missing:
             names = ", ".join(f"{b}-{v}" for b, v in missing)
-            caption += f'<div style="color: #a60;">BokehJS {_html.escape(names)} unavailable offline: needs internet.</div>'
+            caption += (
+                f'<div style="color: #a60;">BokehJS {_html.escape(names)} unavailable offline: needs internet.</div>'
+            )
         return markup + caption
     data = Path(plot.path).read_bytes()
     if kind == "svg":
         # An SVG inside <img> runs no scripts and loads nothing: safe without sanitising.
         b64 = base64.b64encode(data).decode("ascii")
-        return f'<img alt="{_html.escape(plot.name)}" src="data:image/svg+xml;base64,{b64}" style="max-width: 100%;"/>' + caption
+        return (
+            f'<img alt="{_html.escape(plot.name)}" src="data:image/svg+xml;base64,{b64}" style="max-width: 100%;"/>'
+            + caption
+        )
     if kind in _IMAGE_MAGIC:
         if not data.startswith(_IMAGE_MAGIC[kind]):
             return f'<div style="color: #a00;">{_html.escape(plot.name)} is not a valid {kind.upper()} file.</div>'
         b64 = base64.b64encode(data).decode("ascii")
-        return f'<img alt="{_html.escape(plot.name)}" src="data:image/{kind};base64,{b64}" style="max-width: 100%;"/>' + caption
+        return (
+            f'<img alt="{_html.escape(plot.name)}" src="data:image/{kind};base64,{b64}" style="max-width: 100%;"/>'
+            + caption
+        )
     return f"<div>Pulled {_html.escape(plot.name)} to {_html.escape(str(plot.path))} (not shown inline).</div>"
 
 
@@ -706,4 +727,3 @@ __all__ = [
     "plot_html",
     "read_index",
 ]
-

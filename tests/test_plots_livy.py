@@ -230,9 +230,10 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
         session.run("_hel_plots_scan = _hel_plots_real_scan", check=True)
     assert [n for n, _ in mgr.refused] == evil
     assert sorted(str(p) for p in notebook.parent.rglob("*")) == before
-    assert not (Path.home() / ".ssh" / "authorized_keys").exists() or b"pwnd" not in (
-        Path.home() / ".ssh" / "authorized_keys"
-    ).read_bytes()
+    assert (
+        not (Path.home() / ".ssh" / "authorized_keys").exists()
+        or b"pwnd" not in (Path.home() / ".ssh" / "authorized_keys").read_bytes()
+    )
     assert "refused 6" in warnings_seen[0] and "'../../.ssh/authorized_keys'" in warnings_seen[0]
     with pytest.raises(UnsafePlotName):
         mgr.pull("../../.ssh/authorized_keys")

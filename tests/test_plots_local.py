@@ -46,7 +46,7 @@ BAD_NAMES = [
     "x" * 300 + ".html",
     "a/b/c/d/e.html",
     "semi;colon.html",
-    "quote\".html",
+    'quote".html',
     "<script>.html",
     "",
     None,
