@@ -141,7 +141,16 @@ def test_faults_never_run_a_statement_twice(livy_server, session):
         # The server receives the POST but the answer is lost; then a gateway error.
         proxy.add("POST", rf"/sessions/{session.id}/statements", "drop_after")
         proxy.add("POST", rf"/sessions/{session.id}/statements", "502_after")
-        assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "1"
+        try:
+            assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "1"
+        except Exception:
+            print(
+                "PROXYLOG",
+                proxy.log,
+                [(s.id, s.code, s.state) for s in session.client.list_statements(session.id, size=5, order="desc")],
+                via_proxy.last_statement_id,
+            )
+            raise
         assert via_proxy.run("fault_counter += 1\nfault_counter").text.strip() == "2"
         # Polling GETs of the next statement fail twice (dropped, then 502): retried, recovered.
         proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "drop_before")
@@ -160,13 +169,15 @@ def test_faults_never_run_a_statement_twice(livy_server, session):
 
 def test_batch_roundtrip(client, tmp_path):
     script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys
         from pyspark.sql import SparkSession
         spark = SparkSession.builder.getOrCreate()
         print("batch-sum", spark.sparkContext.parallelize(range(10)).sum(), sys.argv[1:])
         spark.stop()
-    """))
+    """)
+    )
     batch = client.submit_batch(str(script), args=["a1"], name="client-batch")
     deadline = time.monotonic() + 240
     while not client.batch_state(batch.id).is_final:
