@@ -63,10 +63,15 @@ def sessions_html(data: dict[str, Any]) -> str:
         return _muted("No sessions on this endpoint.")
     rows = []
     for s in data["sessions"]:
-        link = f' <a href="{_e(s["spark_ui_url"])}" target="_blank" rel="noopener noreferrer">Spark UI</a>' if (
-            s.get("spark_ui_url")) else ""
+        link = (
+            f' <a href="{_e(s["spark_ui_url"])}" target="_blank" rel="noopener noreferrer">Spark UI</a>'
+            if (s.get("spark_ui_url"))
+            else ""
+        )
         own = " <b>(yours)</b>" if s.get("own") else ""
-        rows.append(f"<li>#{_e(s['id'])} {_e(s.get('name') or '(unnamed)')} <code>{_e(s['state'])}</code>{own}{link}</li>")
+        rows.append(
+            f"<li>#{_e(s['id'])} {_e(s.get('name') or '(unnamed)')} <code>{_e(s['state'])}</code>{own}{link}</li>"
+        )
     return "<ul style='margin:0; padding-left:18px;'>" + "".join(rows) + "</ul>"
 
 
@@ -84,7 +89,8 @@ def running_html(data: dict[str, Any]) -> str:
                 f"{_e(j.get('numTasks', 0))} tasks<ul>"
                 + "".join(
                     f"<li>Stage {_e(s.get('stageId'))} {_e(s.get('status'))}: {_e(s.get('numCompleteTasks', 0))}/"
-                    f"{_e(s.get('numTasks', 0))}</li>" for s in j.get("stages", [])
+                    f"{_e(s.get('numTasks', 0))}</li>"
+                    for s in j.get("stages", [])
                 )
                 + "</ul></li>"
                 for j in st.get("jobs", [])
@@ -164,15 +170,28 @@ class HailPanel:
         def title(text: str) -> Any:
             return w.HTML(f"<h4 style='margin:8px 0 2px'>{_e(text)}</h4>")
 
-        self.widget = w.VBox([
-            w.HBox([w.HTML("<b>Hail on EMR</b>"), self.refresh_button]), self.message,
-            title("Cluster"), self.sections["cluster"],
-            title("Sessions"), self.sections["sessions"], self.session_buttons,
-            title("Running"), self.sections["running"],
-            title("Plots"), self.sections["plots"], self.plot_buttons, self.plot_output,
-            title("Backup"), self.sections["backup"], w.HBox([self.backup_button, self.restore_button]),
-            title("Jobs"), self.sections["jobs"],
-        ])
+        self.widget = w.VBox(
+            [
+                w.HBox([w.HTML("<b>Hail on EMR</b>"), self.refresh_button]),
+                self.message,
+                title("Cluster"),
+                self.sections["cluster"],
+                title("Sessions"),
+                self.sections["sessions"],
+                self.session_buttons,
+                title("Running"),
+                self.sections["running"],
+                title("Plots"),
+                self.sections["plots"],
+                self.plot_buttons,
+                self.plot_output,
+                title("Backup"),
+                self.sections["backup"],
+                w.HBox([self.backup_button, self.restore_button]),
+                title("Jobs"),
+                self.sections["jobs"],
+            ]
+        )
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         if auto_refresh:
@@ -230,7 +249,8 @@ class HailPanel:
             buttons.append(button)
         self.plot_buttons.children = buttons
         return _muted(f"{data['plots_dir']}/ — {len(data['plots'])} plot(s)") + (
-            _muted(data["message"]) if data.get("message") else "")
+            _muted(data["message"]) if data.get("message") else ""
+        )
 
     def _session_buttons(self, sessions: dict[str, Any]) -> None:
         buttons = []

@@ -67,9 +67,18 @@ async def error_of(jp_fetch, route: str, method: str = "GET", body: str | None =
 
 # ----------------------------------------------------------------- authentication / XSRF
 
-ROUTES = [("GET", "status"), ("GET", "sessions"), ("DELETE", "sessions/1"), ("GET", "progress"),
-          ("GET", "plots"), ("GET", "plots/view"), ("GET", "sync"), ("POST", "sync"),
-          ("GET", "clusters"), ("GET", "jobs")]
+ROUTES = [
+    ("GET", "status"),
+    ("GET", "sessions"),
+    ("DELETE", "sessions/1"),
+    ("GET", "progress"),
+    ("GET", "plots"),
+    ("GET", "plots/view"),
+    ("GET", "sync"),
+    ("POST", "sync"),
+    ("GET", "clusters"),
+    ("GET", "jobs"),
+]
 
 
 @pytest.mark.parametrize("method,route", ROUTES)
@@ -96,25 +105,31 @@ async def test_post_with_login_cookie_needs_xsrf(jp_fetch, http_server_client, j
     cookie_header = "; ".join(f"{k}={v}" for k, v in cookies.items() if k.startswith("username-"))
     url = f"{jp_base_url}{API}/sync"
     # Cookie-authenticated (as a browser) but no XSRF token: refused.
-    response = await http_server_client.fetch(url, method="POST", body='{"action": "nope"}',
-                                              headers={"Cookie": cookie_header}, raise_error=False)
+    response = await http_server_client.fetch(
+        url, method="POST", body='{"action": "nope"}', headers={"Cookie": cookie_header}, raise_error=False
+    )
     assert response.code == 403
     # Same cookie, plus the _xsrf cookie and header as JupyterLab sends them: accepted (400 = the
     # handler ran and refused the bad action, i.e. the XSRF check passed).
     xsrf = "2|abcdef01|0123456789abcdef0123456789abcdef|1700000000"
     response = await http_server_client.fetch(
-        url, method="POST", body='{"action": "nope"}', raise_error=False,
+        url,
+        method="POST",
+        body='{"action": "nope"}',
+        raise_error=False,
         headers={"Cookie": f"{cookie_header}; _xsrf={xsrf}", "X-XSRFToken": xsrf},
     )
     assert response.code == 400, response.body
     assert "unknown sync action" in json.loads(response.body)["message"]
     # And a cookie-authenticated DELETE without XSRF is refused too.
-    response = await http_server_client.fetch(f"{jp_base_url}{API}/sessions/0", method="DELETE",
-                                              headers={"Cookie": cookie_header}, raise_error=False)
+    response = await http_server_client.fetch(
+        f"{jp_base_url}{API}/sessions/0", method="DELETE", headers={"Cookie": cookie_header}, raise_error=False
+    )
     assert response.code == 403
 
 
 # ----------------------------------------------------------------- status
+
 
 async def test_status_reachable_without_secrets(jp_fetch, livy_env):
     data = await get_json(jp_fetch, "status")
@@ -146,6 +161,7 @@ async def test_status_bad_config_file_is_a_clear_error(jp_fetch, isolated_config
 
 
 # ----------------------------------------------------------------- sessions and progress
+
 
 async def test_sessions_lists_own_session(jp_fetch, livy_env, livy_session):
     data = await get_json(jp_fetch, "sessions")
@@ -186,6 +202,7 @@ async def test_progress_maps_spark_jobs_to_statements(jp_fetch, livy_env, livy_s
 
 # ----------------------------------------------------------------- plots
 
+
 @pytest.fixture
 def plot_tree(jp_root_dir):
     plots = jp_root_dir / "analysis" / "plots"
@@ -221,17 +238,20 @@ async def test_plot_viewer_serves_with_strict_csp(jp_fetch, plot_tree):
     assert png.headers["Content-Type"] == "image/png"
 
 
-@pytest.mark.parametrize("params,code", [
-    ({"dir": "analysis", "name": "../../secret.html"}, 400),
-    ({"dir": "analysis", "name": "/etc/passwd"}, 400),
-    ({"dir": "analysis", "name": "..\\secret.html"}, 400),
-    ({"dir": "analysis", "name": "link.html"}, 400),
-    ({"dir": "analysis", "name": "notes.txt"}, 400),
-    ({"dir": "../..", "name": "hist.html"}, 400),
-    ({"dir": "/etc", "name": "hist.html"}, 400),
-    ({"dir": "analysis", "name": ""}, 400),
-    ({"dir": "analysis", "name": "missing.html"}, 404),
-])
+@pytest.mark.parametrize(
+    "params,code",
+    [
+        ({"dir": "analysis", "name": "../../secret.html"}, 400),
+        ({"dir": "analysis", "name": "/etc/passwd"}, 400),
+        ({"dir": "analysis", "name": "..\\secret.html"}, 400),
+        ({"dir": "analysis", "name": "link.html"}, 400),
+        ({"dir": "analysis", "name": "notes.txt"}, 400),
+        ({"dir": "../..", "name": "hist.html"}, 400),
+        ({"dir": "/etc", "name": "hist.html"}, 400),
+        ({"dir": "analysis", "name": ""}, 400),
+        ({"dir": "analysis", "name": "missing.html"}, 404),
+    ],
+)
 async def test_plot_viewer_refuses_escapes(jp_fetch, plot_tree, params, code):
     status, body = await error_of(jp_fetch, "plots/view", **params)
     assert status == code, body
@@ -244,6 +264,7 @@ async def test_plots_refuses_dir_outside_root(jp_fetch, plot_tree):
 
 
 # ----------------------------------------------------------------- sync
+
 
 @pytest.fixture
 def sync_env(aws_env, tmp_path, monkeypatch):
@@ -298,16 +319,23 @@ async def test_sync_unconfigured_says_what_to_set(jp_fetch):
 
 # ----------------------------------------------------------------- clusters and jobs
 
+
 async def test_clusters_from_moto_emr(jp_fetch, aws_env, monkeypatch):
     import boto3
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     emr = boto3.client("emr")
     cluster = emr.run_job_flow(
-        Name="hail-lab-cluster", ReleaseLabel="emr-7.1.0",
-        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
-        Applications=[{"Name": "Spark"}, {"Name": "Livy"}], JobFlowRole="EMR_EC2_DefaultRole",
+        Name="hail-lab-cluster",
+        ReleaseLabel="emr-7.1.0",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "SlaveInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
+        JobFlowRole="EMR_EC2_DefaultRole",
         ServiceRole="EMR_DefaultRole",
     )
     data = await get_json(jp_fetch, "clusters")
@@ -344,6 +372,7 @@ async def test_jobs_section(jp_fetch, tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------- delete (last: ends the session)
+
 
 async def test_delete_only_own_session(jp_fetch, livy_env, livy_session, monkeypatch):
     monkeypatch.setenv("HAIL_EMR_LAB_SESSION_NAME", "someone-else")

@@ -91,10 +91,30 @@ def test_panel_without_endpoint_says_how_to_connect(tmp_path):
 
 
 def test_html_helpers_escape_cluster_values():
-    html = widgets.sessions_html({"sessions": [{"id": 1, "name": EVIL, "state": "idle", "own": True,
-                                                "spark_ui_url": None}]})
+    html = widgets.sessions_html(
+        {"sessions": [{"id": 1, "name": EVIL, "state": "idle", "own": True, "spark_ui_url": None}]}
+    )
     assert EVIL not in html and "&lt;img" in html
-    run = widgets.running_html({"sessions": [{"session_id": 1, "error": None, "spark_error": None, "statements": [
-        {"id": 3, "state": "running", "progress": 0.5, "code": EVIL,
-         "jobs": [{"jobId": 0, "status": "RUNNING", "numTasks": 4, "numCompletedTasks": 2, "stages": []}]}]}]})
+    run = widgets.running_html(
+        {
+            "sessions": [
+                {
+                    "session_id": 1,
+                    "error": None,
+                    "spark_error": None,
+                    "statements": [
+                        {
+                            "id": 3,
+                            "state": "running",
+                            "progress": 0.5,
+                            "code": EVIL,
+                            "jobs": [
+                                {"jobId": 0, "status": "RUNNING", "numTasks": 4, "numCompletedTasks": 2, "stages": []}
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
     assert EVIL not in run and "50%" in run and "2/4 tasks" in run

@@ -30,8 +30,15 @@ class _Runner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
-        self.state: dict[str, Any] = {"action": None, "running": False, "started": None, "finished": None,
-                                      "ok": None, "message": None, "report": None}
+        self.state: dict[str, Any] = {
+            "action": None,
+            "running": False,
+            "started": None,
+            "finished": None,
+            "ok": None,
+            "message": None,
+            "report": None,
+        }
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -41,10 +48,18 @@ class _Runner:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return False, dict(self.state)
-            self.state = {"action": action, "running": True, "started": time.time(), "finished": None,
-                          "ok": None, "message": None, "report": None}
-            self._thread = threading.Thread(target=self._run, args=(action, work), daemon=True,
-                                            name=f"hail-emr-lab-{action}")
+            self.state = {
+                "action": action,
+                "running": True,
+                "started": time.time(),
+                "finished": None,
+                "ok": None,
+                "message": None,
+                "report": None,
+            }
+            self._thread = threading.Thread(
+                target=self._run, args=(action, work), daemon=True, name=f"hail-emr-lab-{action}"
+            )
             self._thread.start()
             return True, dict(self.state)
 
@@ -83,8 +98,13 @@ def _sync_module() -> tuple[Any, Optional[str]]:
 
 def backup_status() -> dict[str, Any]:
     """The sync status (last backup, pending files, conflicts, errors) plus the sidebar's own run."""
-    out: dict[str, Any] = {"available": False, "configured": False, "status": None, "error": None,
-                           "run": RUNNER.snapshot()}
+    out: dict[str, Any] = {
+        "available": False,
+        "configured": False,
+        "status": None,
+        "error": None,
+        "run": RUNNER.snapshot(),
+    }
     sync, why = _sync_module()
     if sync is None:
         out["error"] = why
@@ -110,5 +130,8 @@ def start(action: str) -> dict[str, Any]:
     target = sync.target_from_config()  # config errors are reported now, not in the thread
     func = getattr(sync, action)
     started, state = RUNNER.start(action, lambda: func(target))
-    return {"started": started, "run": state,
-            "message": None if started else f"a {state.get('action')} started here is still running"}
+    return {
+        "started": started,
+        "run": state,
+        "message": None if started else f"a {state.get('action')} started here is still running",
+    }

@@ -139,11 +139,20 @@ def _scan_files(pdir: Path) -> list[dict[str, Any]]:
         if entry.is_symlink() or not entry.is_file() or entry.suffix.lower() not in CONTENT_TYPES:
             continue
         st = entry.stat()
-        out.append({
-            "name": entry.name, "file": entry.name, "kind": _kind(entry.name), "remote_path": None,
-            "time": st.st_mtime, "remote_mtime": None, "size": st.st_size, "sha256": None, "exists": True,
-            "indexed": False,
-        })
+        out.append(
+            {
+                "name": entry.name,
+                "file": entry.name,
+                "kind": _kind(entry.name),
+                "remote_path": None,
+                "time": st.st_mtime,
+                "remote_mtime": None,
+                "size": st.st_size,
+                "sha256": None,
+                "exists": True,
+                "indexed": False,
+            }
+        )
     return out
 
 
@@ -156,8 +165,12 @@ def list_plots(root_dir: str | Path, rel_dir: Optional[str] = None) -> dict[str,
     """
     pdir = plots_dir(root_dir, rel_dir)
     rel_dir = (rel_dir or "").strip().strip("/")
-    out: dict[str, Any] = {"dir": rel_dir, "plots_dir": f"{rel_dir}/{PLOTS_DIRNAME}".lstrip("/"),
-                           "plots": [], "message": None}
+    out: dict[str, Any] = {
+        "dir": rel_dir,
+        "plots_dir": f"{rel_dir}/{PLOTS_DIRNAME}".lstrip("/"),
+        "plots": [],
+        "message": None,
+    }
     if not pdir.is_dir():
         out["message"] = f"no plots pulled yet into {out['plots_dir']}/"
         return out

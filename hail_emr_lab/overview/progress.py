@@ -20,12 +20,40 @@ from .status import make_client, safe_url
 SPARK_TIMEOUT = (2.0, 5.0)
 #: Enough to find every running statement (a session runs one at a time, a few may queue).
 STATEMENTS_LOOKBACK = 20
-JOB_FIELDS = ("jobId", "name", "status", "jobGroup", "submissionTime", "completionTime", "numTasks",
-              "numActiveTasks", "numCompletedTasks", "numSkippedTasks", "numFailedTasks", "numKilledTasks",
-              "numActiveStages", "numCompletedStages", "numSkippedStages", "numFailedStages")
-STAGE_FIELDS = ("stageId", "attemptId", "name", "status", "numTasks", "numActiveTasks", "numCompleteTasks",
-                "numFailedTasks", "numKilledTasks", "inputBytes", "outputBytes", "shuffleReadBytes",
-                "shuffleWriteBytes", "submissionTime")
+JOB_FIELDS = (
+    "jobId",
+    "name",
+    "status",
+    "jobGroup",
+    "submissionTime",
+    "completionTime",
+    "numTasks",
+    "numActiveTasks",
+    "numCompletedTasks",
+    "numSkippedTasks",
+    "numFailedTasks",
+    "numKilledTasks",
+    "numActiveStages",
+    "numCompletedStages",
+    "numSkippedStages",
+    "numFailedStages",
+)
+STAGE_FIELDS = (
+    "stageId",
+    "attemptId",
+    "name",
+    "status",
+    "numTasks",
+    "numActiveTasks",
+    "numCompleteTasks",
+    "numFailedTasks",
+    "numKilledTasks",
+    "inputBytes",
+    "outputBytes",
+    "shuffleReadBytes",
+    "shuffleWriteBytes",
+    "submissionTime",
+)
 
 
 class SparkRestError(HailEmrLabError):
@@ -106,9 +134,7 @@ def _statement_row(st: Any) -> dict[str, Any]:
     }
 
 
-def running_progress(
-    cfg: Optional[Config] = None, client: Any = None, include_all: bool = False
-) -> dict[str, Any]:
+def running_progress(cfg: Optional[Config] = None, client: Any = None, include_all: bool = False) -> dict[str, Any]:
     """The Running section: for each alive session (own ones unless ``include_all``), its running
     statements with progress and Spark jobs/stages. Errors are reported per session."""
     cfg = cfg or load_config()

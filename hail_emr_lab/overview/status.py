@@ -78,8 +78,10 @@ def make_client(cfg: Config, url: Optional[str] = None):
 def no_endpoint_hint(cfg: Config) -> str:
     """What to do when no Livy endpoint is configured."""
     if cfg.get("cluster_id") or cfg.get("cluster_name"):
-        which = f"--cluster-id {cfg.get('cluster_id')}" if cfg.get("cluster_id") else (
-            f"--cluster-name {cfg.get('cluster_name')}"
+        which = (
+            f"--cluster-id {cfg.get('cluster_id')}"
+            if cfg.get("cluster_id")
+            else (f"--cluster-name {cfg.get('cluster_name')}")
         )
         return (
             f"No Livy URL is configured, only an EMR cluster; in a notebook run `%load_ext hail_emr_lab` "

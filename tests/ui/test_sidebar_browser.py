@@ -23,8 +23,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SESSION_NAME = "hail-ui-sidebar"
 TOKEN = "sidebar-test-token"
 
@@ -41,8 +47,10 @@ NOTEBOOK_CELLS = [
 
 def _notebook(cells: list[str]) -> dict:
     return {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                   "source": src} for i, src in enumerate(cells)],
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -50,7 +58,7 @@ def _notebook(cells: list[str]) -> dict:
 
 
 @pytest.fixture
-def lab(livy_server, aws_env, tmp_path, isolated_config):
+def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
     """JupyterLab with the extension, on the embedded Livy and moto S3; yields (url, root)."""
     import boto3
 
@@ -60,24 +68,37 @@ def lab(livy_server, aws_env, tmp_path, isolated_config):
     boto3.client("s3").create_bucket(Bucket="ui-bucket")
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
-        "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
-        "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
-        "HAIL_EMR_LAB_BUCKET": "ui-bucket",
-        "HAIL_EMR_LAB_PREFIX": "ui-user",
-        "HAIL_EMR_LAB_HOME": str(root),
-        "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-        "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-    })
-    log = open(tmp_path / "lab.log", "wb")
+    env.update(
+        {
+            "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+            "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
+            "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
+            "HAIL_EMR_LAB_BUCKET": "ui-bucket",
+            "HAIL_EMR_LAB_PREFIX": "ui-user",
+            "HAIL_EMR_LAB_HOME": str(root),
+            "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    log = open(artifacts_dir / "sidebar-jupyterlab.log", "wb")
     proc = subprocess.Popen(
-        [str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.open_browser=False"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(VENV_BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.open_browser=False",
+            "--allow-root",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -98,7 +119,7 @@ def lab(livy_server, aws_env, tmp_path, isolated_config):
                     client.delete_session(s.id)
 
 
-def test_sidebar_end_to_end(lab, livy_server, artifacts_dir, tmp_path):
+def test_sidebar_end_to_end(lab, livy_server, artifacts_dir):
     from playwright.sync_api import expect, sync_playwright
 
     url, root = lab
@@ -111,7 +132,7 @@ def test_sidebar_end_to_end(lab, livy_server, artifacts_dir, tmp_path):
             _run(page, expect, url, root, artifacts_dir, livy_server.url)
         except Exception:
             page.screenshot(path=str(artifacts_dir / "sidebar-failure.png"))
-            log = (tmp_path / "lab.log").read_text(errors="replace")[-4000:]
+            log = (artifacts_dir / "sidebar-jupyterlab.log").read_text(errors="replace")[-4000:]
             print("---- jupyter lab log (tail) ----\n" + log)
             raise
         finally:
@@ -149,11 +170,12 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str) -> None
     expect(statement.first.locator(".jp-HailJob").first).to_contain_text("tasks", timeout=60_000)
     expect(statement.first.locator(".jp-HailProgress")).to_be_visible()
     expect(statement.first.locator(".jp-HailCode")).to_contain_text("import time")
+    page.screenshot(path=str(shots / "sidebar-2-session-and-progress.png"))
 
     plots = panel.locator("[data-section='plots']")
     tile = plots.locator(".jp-HailPlot[data-plot='sidebar_scatter.html']")
     expect(tile).to_be_visible(timeout=60_000)
-    page.screenshot(path=str(shots / "sidebar-2-session-progress-plots.png"))
+    page.screenshot(path=str(shots / "sidebar-3-plot-gallery.png"))
     assert (root / "plots" / "sidebar_scatter.html").is_file()
 
     # Open the plot: a main-area tab with a sandboxed iframe, where bokeh draws its canvas.
@@ -164,18 +186,30 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str) -> None
     assert "allow-same-origin" not in (frame_el.get_attribute("sandbox") or "")
     frame = page.frame_locator(".jp-HailPlotViewer-frame")
     expect(frame.locator("canvas").first).to_be_attached(timeout=30_000)
-    # The plot's scripts live in an opaque origin: they cannot read the Lab page.
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "sidebar-3-plot-viewer.png"))
+    # The plot's scripts live in an opaque origin: they cannot read the Lab page or its cookies.
+    plot_frame = next(f for f in page.frames if "hail-emr-lab/api/plots/view" in f.url)
+    assert plot_frame.evaluate("() => window.origin") == "null"
+    probe = "() => { try { return parent.document.title; } catch (e) { return 'blocked'; } }"
+    assert plot_frame.evaluate(probe) == "blocked"
+    assert plot_frame.evaluate("() => { try { return document.cookie; } catch (e) { return 'blocked'; } }") in (
+        "blocked",
+        "",
+    )
+    page.screenshot(path=str(shots / "sidebar-4-plot-viewer.png"))
 
     # The slow job finishes: nothing left running.
     expect(running.locator(".jp-HailStatement")).to_have_count(0, timeout=120_000)
 
-    # Back up now: the status changes from "never" to a time, and nothing is pending.
+    # Back up now: our run reports "backup finished" and nothing is left pending. (The sync's
+    # on-save hook may also have backed up the saved notebook meanwhile: the plot files
+    # pulled by the kernel are only picked up by a full backup.)
+    pending = backup.locator("[data-field='pending']")
+    expect(pending).not_to_have_text("Pending files: 0", timeout=30_000)
     backup.locator("button[data-action='backup']").click()
-    expect(backup.locator("[data-field='last-backup']")).not_to_have_text("Last backup: never", timeout=60_000)
     expect(backup.locator("[data-field='run']")).to_contain_text("backup finished", timeout=60_000)
-    page.screenshot(path=str(shots / "sidebar-4-backup-done.png"))
+    expect(pending).to_have_text("Pending files: 0", timeout=30_000)
+    expect(backup.locator("[data-field='last-backup']")).not_to_have_text("Last backup: never")
+    page.screenshot(path=str(shots / "sidebar-5-backup-done.png"))
     import boto3
 
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="ui-bucket").get("Contents", [])}
