@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from .config import Config, load_config
 from .context import HailContext, set_current
 from .errors import HailEmrLabError
-from .livy import LivyClient, LivyError, LivySession, SessionState, make_auth, normalize_url
+from .livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, make_auth, normalize_url
 from .remote import bootstrap_code
 from .remote.dataframe import MARKER
 
@@ -328,6 +328,24 @@ def own_session_ids(ctx: HailContext) -> list[int]:
     """Ids of the live sessions that carry this user's session name on the endpoint."""
     name = ctx.session.name if ctx.session is not None else ctx.config.get("session_name")
     return [s.id for s in ctx.client.list_sessions() if s.name == name and s.state.is_alive]
+
+
+def dead_session_error(session: LivySession) -> Optional[SessionDead]:
+    """A :class:`SessionDead` (with the log tail) if the session is over, else None."""
+    state = session.state_or_dead()
+    if not (state.is_final or state is SessionState.SHUTTING_DOWN):
+        return None
+    try:
+        tail = session.log(40)
+    except LivyError:
+        tail = []
+    shown = "\n".join(tail[-15:])
+    return SessionDead(
+        f"Livy session {session.id} ({session.name}) is {state.value}: its remote variables are lost. "
+        "Start a new one with %hail connect." + (f"\nLast log lines:\n{shown}" if shown else ""),
+        session_id=session.id,
+        log_tail=tail,
+    )
 
 
 def startup_of(ctx: HailContext) -> Optional[Startup]:

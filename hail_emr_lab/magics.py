@@ -8,6 +8,7 @@ paragraph (no local traceback) and still fail the cell, so "Run All" stops.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import json
@@ -24,7 +25,7 @@ from IPython.display import HTML, Image, display
 from . import connect as conn
 from .context import HailContext, current
 from .errors import HailEmrLabError
-from .livy import SessionDead, StatementCancelled, StatementError
+from .livy import LivyHTTPError, SessionDead, StatementCancelled, StatementError
 from .progress import Progress
 
 SUBCOMMANDS = (
@@ -69,18 +70,18 @@ class HailMagicError(Exception):
 
 def _kv(text: str) -> tuple[str, str]:
     if "=" not in text:
-        raise ValueError(f"--conf takes key=value, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--conf takes key=value, got {text!r}")
     key, value = text.split("=", 1)
     return key.strip(), value.strip()
 
 
 def _identifier(text: str) -> str:
     if not text.isidentifier():
-        raise ValueError(f"{text!r} is not a Python variable name")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Python variable name")
     return text
 
 
-@magic_arguments.magic_arguments(name="%hail connect")
+@magic_arguments.magic_arguments(name="hail connect")
 @magic_arguments.argument("--url", help="Livy endpoint, e.g. http://10.0.0.5:8998")
 @magic_arguments.argument("--cluster-id", help="EMR cluster id (j-...): find its Livy endpoint")
 @magic_arguments.argument("--cluster-name", help="EMR cluster name: find its Livy endpoint")
@@ -109,7 +110,7 @@ def _connect_parser(line: str) -> None:
     """Connect to a Livy endpoint and start or reattach the session."""
 
 
-@magic_arguments.magic_arguments(name="%%hail")
+@magic_arguments.magic_arguments(name="%hail")
 @magic_arguments.argument("-o", "--output", action="append", default=[], type=_identifier,
                           help="pull remote variable NAME into the notebook (repeatable)")
 @magic_arguments.argument("-n", "--maxrows", type=int, default=None, help="pull at most this many rows")
@@ -120,7 +121,7 @@ def _cell_parser(line: str) -> None:
     """Run the cell in the Livy session."""
 
 
-@magic_arguments.magic_arguments(name="%%hail sql")
+@magic_arguments.magic_arguments(name="%hail sql")
 @magic_arguments.argument("-o", "--output", type=_identifier, default=None, help="keep the result as NAME (both sides)")
 @magic_arguments.argument("-n", "--maxrows", type=int, default=1000, help="rows to pull (default 1000; -1: all)")
 @magic_arguments.argument("--timeout", type=float, default=None)
@@ -129,7 +130,7 @@ def _sql_parser(line: str) -> None:
     """Run Spark SQL in the session and show the result as a table."""
 
 
-@magic_arguments.magic_arguments(name="%hail push")
+@magic_arguments.magic_arguments(name="hail push")
 @magic_arguments.argument("variable", type=_identifier, help="local variable to send")
 @magic_arguments.argument("--as", dest="as_name", type=_identifier, default=None, help="name in the session")
 @magic_arguments.argument("--pandas", action="store_true", help="keep a DataFrame as pandas (default: Spark)")
@@ -137,39 +138,39 @@ def _push_parser(line: str) -> None:
     """Send a local pandas DataFrame, string, number or JSON-able value to the session."""
 
 
-@magic_arguments.magic_arguments(name="%hail logs")
+@magic_arguments.magic_arguments(name="hail logs")
 @magic_arguments.argument("-n", type=int, default=50, help="number of lines (default 50)")
 def _logs_parser(line: str) -> None:
     """Show the end of the session's Livy log."""
 
 
-@magic_arguments.magic_arguments(name="%hail delete")
+@magic_arguments.magic_arguments(name="hail delete")
 @magic_arguments.argument("id", type=int, nargs="?", default=None, help="session id (default: the current one)")
 @magic_arguments.argument("--force", action="store_true", help="delete a session that is not yours")
 def _delete_parser(line: str) -> None:
     """Delete a Livy session."""
 
 
-@magic_arguments.magic_arguments(name="%hail disconnect")
+@magic_arguments.magic_arguments(name="hail disconnect")
 @magic_arguments.argument("--delete", action="store_true", help="also delete the session on the server")
 def _disconnect_parser(line: str) -> None:
     """Forget the session (it stays until Livy's heartbeat timeout, unless --delete)."""
 
 
-@magic_arguments.magic_arguments(name="%hail clusters")
+@magic_arguments.magic_arguments(name="hail clusters")
 @magic_arguments.argument("--region", default=None)
 @magic_arguments.argument("--timeout", type=float, default=2.0)
 def _clusters_parser(line: str) -> None:
     """List active EMR clusters with their Livy URL and whether it answers."""
 
 
-@magic_arguments.magic_arguments(name="%hail plot")
+@magic_arguments.magic_arguments(name="hail plot")
 @magic_arguments.argument("name", help="plot file name (see %hail plots)")
 def _plot_parser(line: str) -> None:
     """Pull and show one plot from the cluster's plot directory."""
 
 
-@magic_arguments.magic_arguments(name="%hail (no flags)")
+@magic_arguments.magic_arguments(name="hail (no flags)")
 def _noargs_parser(line: str) -> None:
     """A subcommand without options."""
 
@@ -179,7 +180,7 @@ def _parse(parser_func: Any, line: str) -> Any:
     try:
         return magic_arguments.parse_argstring(parser_func, line)
     except UsageError as exc:
-        usage = parser_func.parser.format_usage().strip()
+        usage = " ".join(parser_func.parser.format_usage().replace("::", " ").split())
         raise UsageError(f"{exc}\n{usage}\n(see %hail help)") from None
 
 
@@ -408,6 +409,12 @@ class HailMagics(Magics):
 
         try:
             return ctx.session.run(code, kind=kind, timeout=timeout, on_progress=on_progress)
+        except LivyHTTPError as exc:
+            # Livy answers 400 "Session is in state error" to a statement for a dead session.
+            dead = conn.dead_session_error(ctx.session)
+            if dead is not None:
+                raise dead from None
+            raise exc from None
         except KeyboardInterrupt:
             bar.close()
             _warn(f"Interrupted: {what} was cancelled on the cluster (remote variables are kept).")
