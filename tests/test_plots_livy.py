@@ -343,6 +343,7 @@ window.addEventListener("message", (e) => window.results.push(e.data));
 </body></html>"""
 
 
+@pytest.mark.browser
 def test_bokeh_plot_renders_offline(browser_page, mgr, local_dir, artifacts_dir):
     page, site, base, blocked = browser_page
     plot = next(p for p in mgr_plots(local_dir) if p.name == "histogram.html")
@@ -362,6 +363,7 @@ def test_bokeh_plot_renders_offline(browser_page, mgr, local_dir, artifacts_dir)
     assert blocked == [], f"the plot tried to reach the network: {blocked}"
 
 
+@pytest.mark.browser
 def test_plot_cannot_read_the_lab_page(browser_page, tmp_path, artifacts_dir):
     page, site, base, blocked = browser_page
     evil = tmp_path / "evil.html"
