@@ -52,6 +52,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "home": (None, "directory to back up (default /home/ec2-user/SageMaker)"),
     "excludes": ([], "extra gitignore-style patterns the sync skips"),
     "local_livy_port": (8998, "port of the embedded Livy server"),
+    "jobs": ({}, "job backend settings (see hail-emr-lab jobs --help)"),
 }
 
 DEFAULT_CONFIG_PATH = Path("~/.hail-emr-lab/config.json")
@@ -154,6 +155,14 @@ def _coerce(key: str, value: Any) -> Any:
             raise ConfigError(f"{key} must be a whole number, got {value!r}") from None
     if isinstance(default, list):
         return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(default, dict):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{key} must be a JSON object, got {value!r}") from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{key} must be a JSON object, got {value!r}")
+        return parsed
     return value
 
 
@@ -218,7 +227,7 @@ def load_config(
     put(derived, "instance metadata" if meta else "derived")
     for key, (default, _) in KEYS.items():
         if key not in cfg.sources:
-            cfg.values[key] = list(default) if isinstance(default, list) else default
+            cfg.values[key] = type(default)(default) if isinstance(default, (list, dict)) else default
     if cfg.values.get("auth") not in ("none", "basic", "kerberos"):
         raise ConfigError(
             f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} (from {cfg.source('auth')})"
