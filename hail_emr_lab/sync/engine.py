@@ -20,6 +20,7 @@ import os
 import shutil
 import stat as stat_mod
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -81,6 +82,15 @@ class _Run:
         self.progress_factory = progress
         self.pending_commits = 0
         self.tmp_seq = 0
+        origin = state.meta("origin")
+        if not origin:  # identifies objects uploaded from this home, so our own writes are no conflict
+            origin = uuid.uuid4().hex
+            state.set_meta("origin", origin)
+            state.commit()  # before any upload carries it
+        self.origin: str = origin
+
+    def upload_meta(self, st: Any) -> dict[str, str]:
+        return {"mtime-ns": str(st.st_mtime_ns), "origin": self.origin}
 
     def record(self, rel: str, st: Any, md5: str, etag: str) -> None:
         self.state.put(rel, st, md5, etag)
@@ -198,7 +208,7 @@ def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
     futures = []
     for u in uploads:
         key = key_for(t.prefix, u.rel)
-        meta = {"mtime-ns": str(u.st.st_mtime_ns)}
+        meta = run.upload_meta(u.st)
         futures.append((u, key, remote.upload(str(t.home / u.rel), key, u.condition, meta, bar.add_bytes)))
     lost: list[_Upload] = []
     for u, key, fut in futures:
@@ -232,7 +242,7 @@ def _missing(exc: BaseException) -> bool:
 def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
                 condition: tuple[str, str]) -> None:
     key = key_for(run.target.prefix, rel)
-    remote.upload(str(run.target.home / rel), key, condition, {"mtime-ns": str(st.st_mtime_ns)}).result()
+    remote.upload(str(run.target.home / rel), key, condition, run.upload_meta(st)).result()
     run.record(rel, st, md5, remote.etags.get(key) or etag)
     run.report.uploaded.append(rel)
     run.report.bytes += st.st_size
@@ -249,6 +259,10 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
     if head["ETag"] == u.etag:  # already there (e.g. a killed run uploaded it): converge
         run.record(u.rel, u.st, u.md5, head["ETag"])
         run.report.unchanged += 1
+        return
+    if (head.get("Metadata") or {}).get("origin") == run.origin:
+        # Our own upload whose bookkeeping a crash lost; the local file is its successor.
+        _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfMatch", head["ETag"]))
         return
     # Both changed: keep the remote version beside the local file, then upload both.
     copy_rel = conflict_name(u.rel, lambda r: os.path.lexists(t.home / r) or bool(run.state.get(r)))
