@@ -254,3 +254,43 @@ def test_cli_rejects_bad_options():
     assert done.returncode != 0
     assert "--max-sessions must be at least 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_workers_and_jvms_exit_when_the_server_is_killed(tmp_path):
+    """SIGKILL leaves no cleanup code a chance: the pipes alone must bring everything down."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", "0", "--plots-dir", str(tmp_path / "p")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        url = re.search(r"(http://127\.0\.0\.1:\d+)", proc.stdout.readline()).group(1)
+        created = requests.post(url + "/sessions", json={"kind": "pyspark"}, headers=H, timeout=10).json()
+        worker = _worker_pid_from_log(url, created["id"])
+        deadline = time.monotonic() + 120
+        while not (jvms := _children(worker)):
+            assert time.monotonic() < deadline, "the worker never started its JVM"
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait(10)
+        for pid in [worker, *jvms]:
+            _wait_gone(pid, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -39,6 +39,11 @@ CANCEL_RETRY_INTERVAL = 0.5
 CANCEL_GIVE_UP = 30.0  # livy.rsc.job-cancel.timeout
 
 
+# The worker's own messages go to the real stderr (the session log) even while a statement
+# has sys.stdout/sys.stderr redirected into its output.
+_LOG = sys.__stderr__
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -89,7 +94,7 @@ class Worker:
             backend = getattr(SparkContext._jvm, "is").hail.backend.spark.SparkBackend
             hail_conf = SparkConf(_jconf=backend.pySparkConf()).getAll()
         except Exception as exc:  # the jar is on the classpath, so this is unexpected; go on
-            print(f"hail-emr-lab worker: could not read Hail's Spark conf ({exc}); using defaults", file=sys.stderr)
+            print(f"hail-emr-lab worker: could not read Hail's Spark conf ({exc}); using defaults", file=_LOG)
             hail_conf = []
         full = SparkConf(loadDefaults=True).setAll(hail_conf).setAll(conf.getAll())
         self.spark = SparkSession.builder.config(conf=full).getOrCreate()
@@ -110,7 +115,7 @@ class Worker:
             try:
                 cmd = json.loads(raw)
             except ValueError:
-                print(f"hail-emr-lab worker: ignoring a malformed command line: {raw[:200]!r}", file=sys.stderr)
+                print(f"hail-emr-lab worker: ignoring a malformed command line: {raw[:200]!r}", file=_LOG)
                 continue
             kind = cmd.get("type")
             if kind == "execute":
@@ -129,7 +134,7 @@ class Worker:
         try:
             candidates = self.repl.complete(str(cmd.get("code", "")), int(cmd.get("cursor", 0)))
         except Exception as exc:
-            print(f"hail-emr-lab worker: completion failed: {exc}", file=sys.stderr)
+            print(f"hail-emr-lab worker: completion failed: {exc}", file=_LOG)
             candidates = []
         self.channel.send("completion", req=cmd.get("req"), candidates=candidates)
 
@@ -152,11 +157,11 @@ class Worker:
             try:
                 self.sc.cancelJobGroup(str(sid))
             except Exception as exc:
-                print(f"hail-emr-lab worker: cancelJobGroup({sid}) failed: {exc}", file=sys.stderr)
+                print(f"hail-emr-lab worker: cancelJobGroup({sid}) failed: {exc}", file=_LOG)
             if interrupt:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
             time.sleep(CANCEL_RETRY_INTERVAL)
-        print(f"hail-emr-lab worker: statement {sid} ignored cancellation for {CANCEL_GIVE_UP:.0f} s", file=sys.stderr)
+        print(f"hail-emr-lab worker: statement {sid} ignored cancellation for {CANCEL_GIVE_UP:.0f} s", file=_LOG)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         # No locking here: reading three attributes under the GIL is consistent enough.
@@ -251,10 +256,12 @@ class Worker:
                 ),
                 execution_count=sid,
             )
-        try:
-            progress = self.progress_of(sid)
-        except Exception:
-            progress = 1.0
+        progress = 1.0  # Livy reports 1.0 for a finished statement; a cancelled one keeps its own
+        if cancelled:
+            try:
+                progress = self.progress_of(sid)
+            except Exception:
+                progress = 0.0
         self.channel.send("result", id=sid, output=output, cancelled=cancelled, ts=_now_ms(), progress=progress)
 
     def _reset_py4j_connection(self) -> None:
@@ -265,7 +272,7 @@ class Worker:
             if connection is not None:
                 connection.close(reset=True)
         except Exception as exc:
-            print(f"hail-emr-lab worker: could not reset the py4j connection: {exc}", file=sys.stderr)
+            print(f"hail-emr-lab worker: could not reset the py4j connection: {exc}", file=_LOG)
 
 
 def main() -> int:
@@ -297,7 +304,7 @@ def main() -> int:
         sparkVersion=worker.sc.version,
         pid=os.getpid(),
     )
-    print(f"hail-emr-lab worker: Spark {worker.sc.version} ready, UI at {worker.sc.uiWebUrl}", file=sys.stderr)
+    print(f"hail-emr-lab worker: Spark {worker.sc.version} ready, UI at {worker.sc.uiWebUrl}", file=_LOG)
     threading.Thread(target=worker.report_progress, name="progress", daemon=True).start()
     worker.serve()
     try:
