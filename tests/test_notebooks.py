@@ -123,3 +123,15 @@ def test_backup_and_restore(aws_env, tmp_path, monkeypatch):
     body = boto3.client("s3").get_object(Bucket="nb-bucket", Key="alice/backup-demo.txt")["Body"].read()
     assert body == b"results I do not want to lose\n"
     assert json.loads((tmp_path / "backup-and-restore.ipynb").read_text())["cells"]
+
+
+def test_batch_jobs(livy_server, tmp_path, monkeypatch):
+    env = {
+        "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+        "HAIL_EMR_LAB_JOBS_STORE": str(tmp_path / "jobs.jsonl"),
+    }
+    nb = execute("batch-jobs.ipynb", tmp_path, env, monkeypatch)
+    assert_no_errors(nb)
+    out = text_of(nb)
+    assert "qc-job" in out
+    assert "JOB-RESULT samples: 50 mean call rate: 1.0" in out, "the job's own output should be in its log"
