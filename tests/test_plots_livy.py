@@ -104,8 +104,14 @@ def test_plots_dir_defined(session, mgr, livy_server):
     assert mgr.after_cell() == []  # nothing new yet
 
 
-def test_hail_plots_pulled_byte_identical(session, mgr, livy_server, local_dir):
-    pulled = run_cell(session, mgr, HAIL_CELL)
+@pytest.fixture(scope="module")
+def hail_plots(session, mgr):
+    """The six Hail plots, made by one cell and auto-pulled (once per module)."""
+    return run_cell(session, mgr, HAIL_CELL)
+
+
+def test_hail_plots_pulled_byte_identical(session, mgr, livy_server, local_dir, hail_plots):
+    pulled = hail_plots
     assert sorted(p.name for p in pulled) == sorted(HAIL_PLOTS)
     for plot in pulled:
         remote = remote_dir(livy_server) / plot.name
@@ -122,7 +128,7 @@ def test_hail_plots_pulled_byte_identical(session, mgr, livy_server, local_dir):
     assert listed["scatter.html"].size == (local_dir / "scatter.html").stat().st_size
 
 
-def test_auto_pull_two_new_and_ignores_unchanged(session, mgr, livy_server, local_dir):
+def test_auto_pull_two_new_and_ignores_unchanged(session, mgr, livy_server, local_dir, hail_plots):
     cell = (
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
         "from bokeh.plotting import figure\n"
@@ -153,7 +159,10 @@ def test_auto_pull_two_new_and_ignores_unchanged(session, mgr, livy_server, loca
 def test_plot_of_a_failed_cell_is_not_lost(session, mgr, local_dir):
     """A cell that saves a plot and then raises: the magic stops before after_cell, yet the
     scan queued behind that cell is honoured at the next look."""
-    cell = session.submit("save_plot(f, 'before_error')\nraise ValueError('boom')")
+    cell = session.submit(
+        "from bokeh.plotting import figure\ng = figure(width=200, height=200)\ng.line([1, 2], [2, 1])\n"
+        "save_plot(g, 'before_error')\nraise ValueError('boom')"
+    )
     mgr.queue_scan()
     done = session.wait(cell)
     assert done.output is not None and done.output.ename == "ValueError"
@@ -242,7 +251,7 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
     assert not out.ok and out.ename == "ValueError"
 
 
-def test_bokehjs_fetched_once_from_cluster(session, local_dir, tmp_path):
+def test_bokehjs_fetched_once_from_cluster(session, local_dir, tmp_path, hail_plots):
     """With no matching local bokeh, BokehJS comes from the cluster's install and is cached."""
     provider = BokehJS(cache_dir=tmp_path / "cache", use_package=False)
     m = PlotManager(session, tmp_path / "plots", "/plots", bokehjs=provider)
@@ -275,7 +284,7 @@ def http_plots(livy_server):
         proc.wait(10)
 
 
-def test_http_mode(session, livy_server, tmp_path, http_plots):
+def test_http_mode(session, livy_server, tmp_path, http_plots, hail_plots):
     m = PlotManager(session, tmp_path / "plots", "/plots", plots_url=http_plots)
     plot = m.pull("gwas/manhattan.html")
     assert plot.path.read_bytes() == (remote_dir(livy_server) / "gwas" / "manhattan.html").read_bytes()
@@ -344,9 +353,9 @@ window.addEventListener("message", (e) => window.results.push(e.data));
 
 
 @pytest.mark.browser
-def test_bokeh_plot_renders_offline(browser_page, mgr, local_dir, artifacts_dir):
+def test_bokeh_plot_renders_offline(browser_page, mgr, hail_plots, artifacts_dir):
     page, site, base, blocked = browser_page
-    plot = next(p for p in mgr_plots(local_dir) if p.name == "histogram.html")
+    plot = next(p for p in hail_plots if p.name == "histogram.html")
     (site / "hist.html").write_text(EMBED.format(markup=plot_html(plot, mgr.bokehjs)), encoding="utf-8")
     page.goto(f"{base}/hist.html")
     frame = page.frame_locator("iframe.hail-emr-lab-plot")
@@ -391,12 +400,3 @@ def test_plot_cannot_read_the_lab_page(browser_page, tmp_path, artifacts_dir):
         assert result[key].startswith("blocked:"), (key, result[key])
     assert page.title() == "Lab page"
     assert blocked == []
-
-
-def mgr_plots(local_dir: Path):
-    from hail_emr_lab.plots import LocalPlot
-
-    for e in read_index(local_dir):
-        yield LocalPlot(
-            e["name"], Path(e["local_path"]), e["size"], e["sha256"], e["mtime"], e["remote_path"], e["pulled_at"]
-        )
