@@ -114,7 +114,8 @@ def test_table_magic_in_repl_and_pandas(repl):
 def test_matplot_magic(repl):
     data = ok(
         repl,
-        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nlines = plt.plot([1, 2])\n%matplot plt",
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "lines = plt.plot([1, 2])\n%matplot plt",
     )
     assert set(data) == {"image/png"}  # no empty text/plain next to the image, as in Livy
     assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")

@@ -180,12 +180,15 @@ def test_sql_statements_answer_like_livy(livy):
     assert bad["status"] == "error" and bad["ename"] == "Error" and "nope" in bad["evalue"]
 
 
-def test_statements_run_in_submission_order(livy):
+def test_statements_run_in_submission_order(livy, livy_server):
+    before = dict(livy_server.stats)
     ids = [livy.post(code)["id"] for code in ("seq = []", "seq.append(1)", "seq.append(2)", "seq")]
     assert ids == sorted(ids) and len(set(ids)) == 4
     last = livy.wait(ids[-1])
     assert last["output"]["data"]["text/plain"] == "[1, 2]"
     assert last["output"]["execution_count"] == ids[-1]
+    assert livy_server.stats["statements_submitted"] - before["statements_submitted"] == 4
+    assert livy_server.stats["statements_executed"] - before["statements_executed"] == 4
 
 
 def test_progress_job_group_and_responsive_http(livy):
@@ -222,6 +225,7 @@ def test_hail_runs_inside_the_session(livy):
         timeout=300,
     )
     assert text.splitlines()[-1] == "(100, 50)"
+    assert "Hail requires additional configuration" not in text  # the session has Hail's conf
 
 
 def test_cancel_running_spark_job(livy):
