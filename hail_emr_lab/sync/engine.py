@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .keys import TRASH_DIRNAME, UnsafeKey, key_for, rel_for_key, safe_local_path, within
+from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, within
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
@@ -82,6 +82,7 @@ class _Run:
         self.progress_factory = progress
         self.pending_commits = 0
         self.tmp_seq = 0
+        self.guard = PathGuard(target.home)
         origin = state.meta("origin")
         if not origin:  # identifies objects uploaded from this home, so our own writes are no conflict
             origin = uuid.uuid4().hex
@@ -270,8 +271,8 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
     t.tmp_dir.mkdir(parents=True, exist_ok=True)
     remote.download(key, tmp, head["ContentLength"], head["ETag"]).result()
     _apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
-    copy_path = safe_local_path(t.home, copy_rel)
-    _place_new(tmp, copy_path)
+    copy_path = run.guard.path(copy_rel)
+    _place_new(run, tmp, copy_path)
     cst = os.stat(copy_path)
     cmd5, cetag = hash_file(copy_path, t.multipart_chunksize, t.multipart_threshold)
     _upload_now(run, remote, copy_rel, cst, cmd5, cetag, ("IfNoneMatch", "*"))
@@ -385,7 +386,7 @@ def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
             continue  # a "folder" placeholder made by the console
         try:
             rel = rel_for_key(t.prefix, key)
-            path = safe_local_path(t.home, rel)
+            path = run.guard.path(rel)
         except UnsafeKey as exc:
             run.error(key, f"refused to restore: {exc}")
             continue
@@ -453,20 +454,24 @@ def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
 
 def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str) -> None:
     t = run.target
+    from .remote import md5_from_etag
+
     _apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
-    md5, _ = hash_file(tmp, t.multipart_chunksize, t.multipart_threshold)
-    path = safe_local_path(t.home, d.rel)
+    md5 = md5_from_etag(d.etag, remote.encryption.get(d.key, ""))
+    if md5 is None:  # multipart or KMS: the ETag is not the md5
+        md5, _ = hash_file(tmp, t.multipart_chunksize, t.multipart_threshold)
+    path = run.guard.path(d.rel)
     current = _lstat(path)
     changed_meanwhile = not _same(current, d.expect)
     if d.conflict or changed_meanwhile:
         copy_rel = conflict_name(d.rel, lambda r: os.path.lexists(t.home / r))
-        _place_new(tmp, safe_local_path(t.home, copy_rel))
+        _place_new(run, tmp, run.guard.path(copy_rel))
         run.report.downloaded.append(copy_rel)
         why = "changed locally and in S3 since the last sync" if d.conflict else "changed locally during the restore"
         _conflict(run, d.rel, copy_rel, why)
         return
     if d.expect is None:
-        _place_new(tmp, path)
+        _place_new(run, tmp, path)
     else:
         os.replace(tmp, path)
     run.record(d.rel, os.stat(path), md5, d.etag)
@@ -498,9 +503,9 @@ def _apply_mtime(tmp: str, metadata: dict[str, str] | None, last_modified: Any) 
         os.utime(tmp, ns=(ns, ns))
 
 
-def _place_new(tmp: str, path: Path) -> None:
+def _place_new(run: _Run, tmp: str, path: Path) -> None:
     """Move ``tmp`` to ``path``, which must not exist (no clobbering, even in a race)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    run.guard.make_parent(path)
     try:
         os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers
     except FileExistsError:

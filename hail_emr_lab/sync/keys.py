@@ -114,3 +114,37 @@ def safe_local_path(home: Path, rel: str) -> Path:
     if os.path.islink(path):
         raise UnsafeKey(f"{rel!r} is a symlink locally; not writing through it")
     return path
+
+
+class PathGuard:
+    """:func:`safe_local_path` for many names: parents already checked are remembered.
+
+    One guard per run; directories it creates (:meth:`make_parent`) are real directories,
+    so a checked parent stays safe for the rest of the run.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.root = os.path.realpath(home)
+        self._checked: set[str] = set()
+        self._made: set[str] = set()
+
+    def path(self, rel: str) -> Path:
+        reason = unsafe_reason(rel)
+        if reason:
+            raise UnsafeKey(f"{rel!r} {reason}")
+        path = Path(self.home, *rel.split("/"))
+        parent = str(path.parent)
+        if parent not in self._checked:
+            if not within(self.root, os.path.realpath(parent)):
+                raise UnsafeKey(f"{rel!r} would be written outside the home (through a symlink)")
+            self._checked.add(parent)
+        if os.path.islink(path):
+            raise UnsafeKey(f"{rel!r} is a symlink locally; not writing through it")
+        return path
+
+    def make_parent(self, path: Path) -> None:
+        parent = str(path.parent)
+        if parent not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(parent)

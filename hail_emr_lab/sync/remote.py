@@ -43,6 +43,7 @@ class Remote:
         self.conditions: dict[str, tuple[str, str]] = {}
         self.etags: dict[str, str] = {}
         self.metadata: dict[str, dict[str, str]] = {}
+        self.encryption: dict[str, str] = {}
         events = self.client.meta.events
         for op in (*_WRITES, "GetObject"):
             events.register(f"before-parameter-build.s3.{op}", self._add_condition)
@@ -79,6 +80,7 @@ class Remote:
                 self.etags[key] = parsed["ETag"]
             elif model.name == "GetObject":
                 self.metadata[key] = parsed.get("Metadata") or {}
+                self.encryption[key] = parsed.get("SSECustomerAlgorithm") or parsed.get("ServerSideEncryption") or ""
 
     # transfers ---------------------------------------------------------------------------
     def upload(self, path: str, key: str, condition: tuple[str, str] | None, metadata: dict[str, str],
@@ -148,6 +150,14 @@ class _Progress(BaseSubscriber):
 
 def _subs(size: int | None, on_bytes: Callable[[int], None] | None, etag: str | None = None) -> list[BaseSubscriber]:
     return [_Progress(size, etag, on_bytes)]
+
+
+def md5_from_etag(etag: str, encryption: str) -> str | None:
+    """The content md5 an ETag reveals: single-part objects without KMS / customer keys."""
+    plain = etag.strip('"')
+    if len(plain) == 32 and "-" not in plain and encryption in ("", "AES256"):
+        return plain
+    return None
 
 
 def error_code(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .engine import _apply_mtime, _clean_tmp, _lstat, _place_new, _Run, _same, now_iso
-from .keys import UnsafeKey, rel_for_key, safe_local_path
+from .keys import UnsafeKey, rel_for_key
 from .lock import SyncLock
 from .report import SyncReport
 from .scan import hash_file
@@ -86,13 +86,13 @@ def _download(run: _Run, remote, obj: dict, mode: int | None) -> str:  # noqa: A
 def _seed_one(run: _Run, remote, obj: dict, rel: str, dest: str, mode: int | None) -> None:  # noqa: ANN001
     t, state, report = run.target, run.state, run.report
     dest_rel = f"{dest}/{rel}"
-    path = safe_local_path(t.home, dest_rel)
+    path = run.guard.path(dest_rel)
     etag, key = obj["ETag"], obj["Key"]
     rec = state.seeded(dest_rel)
     lst = _lstat(path)
     if lst is None:
         tmp = _download(run, remote, obj, mode)
-        _place_new(tmp, path)
+        _place_new(run, tmp, path)
         st = os.stat(path)
         state.put_seeded(dest_rel, key, etag, hash_file(path, t.multipart_chunksize, t.multipart_threshold)[0], st)
         report.downloaded.append(dest_rel)
@@ -119,14 +119,14 @@ def _seed_one(run: _Run, remote, obj: dict, rel: str, dest: str, mode: int | Non
         report.downloaded.append(dest_rel)
         return
     beside = new_version_name(dest_rel, lambda r: os.path.lexists(t.home / r))
-    _place_new(tmp, safe_local_path(t.home, beside))
+    _place_new(run, tmp, run.guard.path(beside))
     if rec is None:
         state.put_seeded(dest_rel, key, "", md5, lst, offered=etag)
     else:
         state.set_offered(dest_rel, etag)
     text = (f"{dt.date.today().isoformat()}: {Path(dest_rel).name} has a new shared version; you had edited "
             f"yours, so it was kept and the new one saved beside it as {Path(beside).name!r}.")
-    notes = safe_local_path(t.home, f"{Path(dest_rel).parent.as_posix()}/{NOTES_FILE}")
+    notes = run.guard.path(f"{Path(dest_rel).parent.as_posix()}/{NOTES_FILE}")
     with open(notes, "a", encoding="utf-8") as fh:
         fh.write(text + "\n")
     report.downloaded.append(beside)

@@ -53,9 +53,10 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._rows: list[tuple[Any, ...]] = []  # file rows not yet written (see put)
 
     def close(self) -> None:
-        self.db.commit()
+        self.commit()
         self.db.close()
 
     def __enter__(self) -> State:
@@ -66,25 +67,32 @@ class State:
 
     # files -------------------------------------------------------------------------------
     def all_files(self) -> dict[str, FileState]:
+        self._flush()
         rows = self.db.execute("SELECT rel, size, mtime_ns, ino, md5, etag FROM files")
         return {r[0]: FileState(*r) for r in rows}
 
     def get(self, rel: str) -> FileState | None:
+        self._flush()
         row = self.db.execute(
             "SELECT rel, size, mtime_ns, ino, md5, etag FROM files WHERE rel = ?", (rel,)
         ).fetchone()
         return FileState(*row) if row else None
 
     def put(self, rel: str, st: Any, md5: str, etag: str) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rel, st.st_size, st.st_mtime_ns, st.st_ino, md5, etag, time.time()),
-        )
+        """Record a synced file (buffered; written by the next read or :meth:`commit`)."""
+        self._rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, md5, etag, time.time()))
+
+    def _flush(self) -> None:
+        if self._rows:
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self._rows = []
 
     def forget(self, rel: str) -> None:
+        self._flush()
         self.db.execute("DELETE FROM files WHERE rel = ?", (rel,))
 
     def commit(self) -> None:
+        self._flush()
         self.db.commit()
 
     # meta --------------------------------------------------------------------------------
