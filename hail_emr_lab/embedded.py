@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         cmd = [jupyter, "lab", f"--ServerApp.root_dir={root}"]
         if args.no_browser:
             cmd.append("--no-browser")
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")  # containers and CI machines often run as root
         cmd += [a for a in args.lab_args if a != "--"]
         lab = subprocess.Popen(cmd, env=env)
         signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
