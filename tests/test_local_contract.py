@@ -199,22 +199,26 @@ def test_csrf_protection():
         server.stop()  # idempotent
 
 
-def test_max_sessions_and_stop_kills_workers(tmp_path):
-    server = EmbeddedLivy(port=0, max_sessions=1, plots_dir=str(tmp_path / "plots"))
+def test_several_sessions_up_to_max_sessions_and_stop_kills_workers(tmp_path):
+    server = EmbeddedLivy(port=0, max_sessions=2, plots_dir=str(tmp_path / "plots"))
     server.start()
     assert os.path.isdir(server.plots_dir) and os.path.isabs(server.plots_dir)
     try:
         first = requests.post(server.url + "/sessions", json={}, headers=H, timeout=10)
-        assert first.status_code == 201 and first.json()["kind"] == "shared"
-        second = requests.post(server.url + "/sessions", json={}, headers=H, timeout=10)
-        assert second.status_code == 400
-        msg = second.json()["msg"]
-        assert "at most 1 sessions" in msg and "DELETE /sessions/{id}" in msg
-        pid = server.worker_pid(first.json()["id"])
-        assert server.stats["sessions_created"] == 1
+        second = requests.post(server.url + "/sessions", json={"kind": "sql"}, headers=H, timeout=10)
+        assert (first.status_code, second.status_code) == (201, 201)
+        assert (first.json()["kind"], second.json()["kind"]) == ("shared", "sql")
+        pids = {server.worker_pid(first.json()["id"]), server.worker_pid(second.json()["id"])}
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)  # one worker process per session
+        third = requests.post(server.url + "/sessions", json={}, headers=H, timeout=10)
+        assert third.status_code == 400
+        msg = third.json()["msg"]
+        assert "at most 2 sessions" in msg and "DELETE /sessions/{id}" in msg
+        assert server.stats["sessions_created"] == 2
     finally:
         server.stop()
-    _wait_gone(pid)
+    for pid in pids:
+        _wait_gone(pid)
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url + "/sessions", timeout=5)
 
