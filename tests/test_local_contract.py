@@ -298,3 +298,12 @@ def test_workers_and_jvms_exit_when_the_server_is_killed(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_port_in_use_is_a_clear_error(livy_server):
+    from hail_emr_lab.errors import HailEmrLabError
+
+    clash = EmbeddedLivy(port=livy_server.port)
+    with pytest.raises(HailEmrLabError, match=rf"cannot listen on 127\.0\.0\.1:{livy_server.port}.*--port"):
+        clash.start()
+    clash.stop()  # nothing started: still fine to call
