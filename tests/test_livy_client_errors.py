@@ -176,7 +176,7 @@ def test_only_set_session_fields_are_sent(scripted):
 
 def test_poll_intervals_start_fast_and_cap():
     it = poll_intervals()
-    first = [next(it) for _ in range(20)]
-    assert first[0] == pytest.approx(0.01)
+    first = [next(it) for _ in range(60)]
+    assert first[0] <= 0.01
     assert all(b >= a for a, b in zip(first, first[1:]))
     assert max(first) == pytest.approx(0.5)

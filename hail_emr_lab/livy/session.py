@@ -2,8 +2,9 @@
 
 ``LivySession`` is what the magics, the jobs and the plots use; it knows nothing of
 IPython. Waiting is done by polling that is fast for short statements and gentle for long
-ones: the first check comes ~10 ms after submitting, then the interval grows geometrically
-to a cap of 0.5 s.
+ones: the first check comes ~2 ms after submitting, then the interval grows by 1.2x per
+poll to a cap of 0.5 s, so a statement is seen done at most ~20% after it finished (until
+the cap), with about 25 requests in its first second and 2 per second after that.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from .errors import (
 )
 from .models import Output, Session, SessionState, Statement, StatementState
 
-FIRST_POLL = 0.01
-POLL_GROWTH = 1.5
+FIRST_POLL = 0.002
+POLL_GROWTH = 1.2
 MAX_POLL = 0.5
 LOG_TAIL = 40
 
