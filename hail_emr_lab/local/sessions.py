@@ -261,6 +261,7 @@ class Session:
                         st.state = AVAILABLE
                         st.progress = 1.0
                 self.last_activity = time.monotonic()
+                self._trim()  # statements still running when the bound was passed can go now
                 self._refresh_state()
             elif kind == "skipped":
                 if st is not None and st.state != CANCELLED:
@@ -365,6 +366,8 @@ class Session:
             return st
 
     def _trim(self) -> None:
+        """Keep at most RETAINED_STATEMENTS, forgetting the oldest finished ones (Livy forgets
+        the oldest whatever their state; we never drop one a client may still be waiting for)."""
         excess = len(self.statements) - RETAINED_STATEMENTS
         if excess <= 0:
             return
