@@ -36,6 +36,9 @@ def test_excludes_gitignore_semantics():
     assert not ex.excluded("data/a/raw.csv")
     assert ex.excluded("scratch/x") and not ex.excluded("a/scratch/x")
     assert ex.excluded(".hail-emr-lab-sync/state.sqlite")
+    # Jupyter's atomic-save temp copies and the plot index lock are not work; the index is.
+    assert ex.excluded("proj/.~analysis.ipynb") and ex.excluded("plots/.hail-plots-index.lock")
+    assert not ex.excluded("plots/.hail-plots-index.json") and not ex.excluded("poetry.lock")
 
 
 @pytest.fixture

@@ -205,6 +205,24 @@ def test_restore_cases(s3, home):
     assert (home / "untouched.txt").read_bytes() == b"u1"
 
 
+def test_restore_selected_paths_only(s3, home):
+    t = _target(home)
+    _write(home, "notes/a.txt", b"a")
+    _write(home, "notes/sub/b.txt", b"b")
+    _write(home, "other.txt", b"o")
+    _write(home, "notes-not-a-child.txt", b"n")
+    backup(t)
+    for rel in ("notes/a.txt", "notes/sub/b.txt", "other.txt", "notes-not-a-child.txt"):
+        (home / rel).unlink()
+    report = restore(t, paths=["notes"])
+    assert sorted(report.downloaded) == ["notes/a.txt", "notes/sub/b.txt"]
+    assert not (home / "other.txt").exists() and not (home / "notes-not-a-child.txt").exists()
+    report = restore(t, paths=[str(home / "other.txt"), "../escape.txt"])
+    assert report.downloaded == ["other.txt"]
+    assert any("escape.txt" in e["path"] for e in report.errors)
+    assert (home / "other.txt").read_bytes() == b"o"
+
+
 def test_restore_without_state_never_clobbers(s3, home, tmp_path):
     """A fresh instance (no state) with local files: identical ones are adopted, others kept."""
     _write(home, "a.txt", b"A")

@@ -19,7 +19,7 @@ ACTIONS = ("backup", "restore", "status", "watch", "seed", "install-cron", "unin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hail-emr-lab sync``."""
     parser.add_argument("action", choices=ACTIONS, help="what to do")
-    parser.add_argument("paths", nargs="*", help="backup only: just these files (as the on-save hook does)")
+    parser.add_argument("paths", nargs="*", help="backup/restore only these files or directories (the on-save hook backs up one file)")
     parser.add_argument("--home", help="directory to sync (default: /home/ec2-user/SageMaker on a notebook instance)")
     parser.add_argument("--bucket", help="S3 bucket (default: config 'bucket' or HAIL_EMR_LAB_BUCKET)")
     parser.add_argument("--prefix", help="per-user prefix in the bucket (default: the notebook instance name)")
@@ -79,8 +79,8 @@ def _print_report(args: argparse.Namespace, report: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run one sync action; returns the exit code."""
-    if args.paths and args.action != "backup":
-        raise ConfigError(f"file arguments are only accepted by 'backup', not {args.action!r}")
+    if args.paths and args.action not in ("backup", "restore"):
+        raise ConfigError(f"file arguments are only accepted by 'backup' and 'restore', not {args.action!r}")
     if args.action == "uninstall-cron":
         from . import cron
 
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "restore":
         from .engine import restore
 
-        return _print_report(args, restore(target, wait=args.wait, progress=_progress_factory(args)))
+        return _print_report(args, restore(target, wait=args.wait, progress=_progress_factory(args),
+                                           paths=args.paths or None))
     if args.action == "seed":
         from .seed import seed
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, within
+from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, unsafe_reason, within
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
@@ -352,8 +352,13 @@ class _Download:
 
 
 def restore(target: SyncTarget, wait: float = 10.0,
-            progress: Callable[[str, int, int], Progress] | None = None) -> SyncReport:
-    """Bring the home up to date with S3 without ever losing a local change."""
+            progress: Callable[[str, int, int], Progress] | None = None,
+            paths: Iterable[Path | str] | None = None) -> SyncReport:
+    """Bring the home up to date with S3 without ever losing a local change.
+
+    ``paths`` (files or directories, absolute or relative to the home) limits the restore to
+    those; each is listed under its own key prefix, so restoring one file lists one key.
+    """
     from .remote import Remote
 
     start = time.monotonic()
@@ -362,7 +367,13 @@ def restore(target: SyncTarget, wait: float = 10.0,
     with SyncLock(target.lock_path, wait), State(target.state_path) as state, Remote(target) as remote:
         _clean_tmp(target)
         run = _Run(target, state, report, progress)
-        objects = remote.list(target.prefix + "/")
+        if paths is None:
+            objects = remote.list(target.prefix + "/")
+        else:
+            objects = []
+            for rel in _restore_rels(target, paths, report):
+                key = f"{target.prefix}/{rel}"
+                objects += [o for o in remote.list(key) if o["Key"] == key or o["Key"].startswith(key + "/")]
         plan = _plan_restore(run, objects)
         if plan:
             _download_all(run, remote, plan)
@@ -371,6 +382,21 @@ def restore(target: SyncTarget, wait: float = 10.0,
                                                 "downloaded": len(report.downloaded)})
     report.seconds = time.monotonic() - start
     return report
+
+
+def _restore_rels(target: SyncTarget, paths: Iterable[Path | str], report: SyncReport) -> list[str]:
+    """Home-relative key names for the paths given to restore; refused ones are reported."""
+    rels = []
+    home = os.path.abspath(target.home)
+    for p in paths:
+        full = os.path.abspath(os.path.join(home, os.fspath(p)))
+        rel = os.path.relpath(full, home).replace(os.sep, "/")
+        reason = unsafe_reason(rel) if rel != "." else "is the home itself (restore without paths instead)"
+        if reason:
+            report.errors.append({"path": str(p), "error": f"not restored: {rel!r} {reason}"})
+            continue
+        rels.append(rel)
+    return rels
 
 
 def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:

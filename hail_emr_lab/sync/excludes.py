@@ -20,6 +20,9 @@ DEFAULT_EXCLUDES = (
     ".Trash-*",
     "lost+found",
     "__pycache__/",
+    ".~*",  # Jupyter's temporary copies while it saves a file atomically
+    ".hail-plots-index.lock",  # the plot index's lock file (the index itself is kept)
+    ".hail-emr-lab-lifecycle/",  # per-machine state of the lifecycle scripts
 )
 
 
