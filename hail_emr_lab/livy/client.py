@@ -31,45 +31,7 @@ from .errors import (
     LivyUnreachable,
 )
 from .models import Batch, Session, SessionState, Statement
-
-#: Fields Livy accepts when creating a session (only the ones that are set are sent:
-#: old EMR Livy rejects unknown fields).
-SESSION_FIELDS = (
-    "kind",
-    "proxyUser",
-    "jars",
-    "pyFiles",
-    "files",
-    "driverMemory",
-    "driverCores",
-    "executorMemory",
-    "executorCores",
-    "numExecutors",
-    "archives",
-    "queue",
-    "name",
-    "conf",
-    "heartbeatTimeoutInSecond",
-    "ttl",
-    "idleTimeout",
-)
-BATCH_FIELDS = (
-    "proxyUser",
-    "className",
-    "args",
-    "jars",
-    "pyFiles",
-    "files",
-    "driverMemory",
-    "driverCores",
-    "executorMemory",
-    "executorCores",
-    "numExecutors",
-    "archives",
-    "queue",
-    "name",
-    "conf",
-)
+from .protocol import BATCH_FIELDS, SESSION_FIELDS
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 AuthSpec = Union[None, str, tuple, AuthBase]
@@ -448,7 +410,7 @@ class LivyClient:
 
     def submit_batch(self, file: str, **fields: Any) -> Batch:
         """``POST /batches``; like sessions, a lost answer is reconciled by ``name``."""
-        body = _only_set(fields, BATCH_FIELDS, "batch")
+        body = _only_set(fields, tuple(f for f in BATCH_FIELDS if f != "file"), "batch")
         body["file"] = file
         try:
             data = self.request("POST", "/batches", "submitting a batch", body=body)

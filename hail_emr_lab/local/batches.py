@@ -16,6 +16,7 @@ import threading
 import time
 from urllib.parse import urlparse
 
+from ..livy.protocol import BATCH_FIELDS
 from . import sparkconf
 from .common import (
     DEAD,
@@ -32,24 +33,6 @@ from .common import (
 )
 from .sessions import KILL_GRACE_SECONDS, STATE_RETAIN_SECONDS, _signal_group, worker_env
 
-BATCH_FIELDS = (
-    "file",
-    "proxyUser",
-    "className",
-    "args",
-    "jars",
-    "pyFiles",
-    "files",
-    "driverMemory",
-    "driverCores",
-    "executorMemory",
-    "executorCores",
-    "numExecutors",
-    "archives",
-    "queue",
-    "name",
-    "conf",
-)
 _APP_ID = re.compile(r"\b(local-\d{10,})\b")
 _UI_URL = re.compile(r"SparkUI.*?(https?://\S+)")
 

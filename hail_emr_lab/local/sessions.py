@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+from ..livy.protocol import COMPLETION_FIELDS, SESSION_FIELDS, STATEMENT_FIELDS
 from . import sparkconf
 from .common import (
     BUSY,
@@ -41,28 +42,6 @@ from .common import (
     page,
     parse_duration,
 )
-
-SESSION_FIELDS = (
-    "kind",
-    "proxyUser",
-    "jars",
-    "pyFiles",
-    "files",
-    "driverMemory",
-    "driverCores",
-    "executorMemory",
-    "executorCores",
-    "numExecutors",
-    "archives",
-    "queue",
-    "name",
-    "conf",
-    "heartbeatTimeoutInSecond",
-    "ttl",
-    "idleTimeout",
-)
-STATEMENT_FIELDS = ("code", "kind")
-COMPLETION_FIELDS = ("code", "kind", "cursor")
 
 WAITING, RUNNING_ST, AVAILABLE, CANCELLING, CANCELLED = "waiting", "running", "available", "cancelling", "cancelled"
 ACTIVE_STATEMENT_STATES = frozenset({WAITING, RUNNING_ST, CANCELLING})

@@ -1,0 +1,53 @@
+"""Facts of the Livy REST protocol shared by our client and our embedded server.
+
+Both ends take the request fields from here, so what the client may send and what the
+server accepts cannot drift apart (see ``../shared/livy-rest-contract.md``).
+"""
+
+from __future__ import annotations
+
+#: Fields of ``POST /sessions``. ``ttl`` and ``idleTimeout`` are Livy 0.8's; old EMR Livy
+#: rejects unknown fields, so clients send only the ones that are set.
+SESSION_FIELDS = (
+    "kind",
+    "proxyUser",
+    "jars",
+    "pyFiles",
+    "files",
+    "driverMemory",
+    "driverCores",
+    "executorMemory",
+    "executorCores",
+    "numExecutors",
+    "archives",
+    "queue",
+    "name",
+    "conf",
+    "heartbeatTimeoutInSecond",
+    "ttl",
+    "idleTimeout",
+)
+
+#: Fields of ``POST /batches`` (``file`` is required).
+BATCH_FIELDS = (
+    "file",
+    "proxyUser",
+    "className",
+    "args",
+    "jars",
+    "pyFiles",
+    "files",
+    "driverMemory",
+    "driverCores",
+    "executorMemory",
+    "executorCores",
+    "numExecutors",
+    "archives",
+    "queue",
+    "name",
+    "conf",
+)
+
+#: Fields of ``POST /sessions/{id}/statements`` and ``.../completion``.
+STATEMENT_FIELDS = ("code", "kind")
+COMPLETION_FIELDS = ("code", "kind", "cursor")
