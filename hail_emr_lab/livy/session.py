@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Optional
 from .client import LivyClient
 from .errors import (
     LivyError,
+    LivyHTTPError,
     LivyNotFound,
     LivyTimeout,
     LivyUnreachable,
@@ -236,6 +237,15 @@ class LivySession:
             st = self.client.submit_statement(self.id, code, kind=kind, known_last_id=self.last_statement_id)
         except LivyNotFound:
             raise self._dead(SessionState.DEAD) from None
+        except LivyHTTPError as exc:
+            # Livy answers 400 ("Session is in state error") to a statement for a session that
+            # is over: say that the session died, not that the request was bad.
+            if exc.status == 400:
+                self._ready = False
+                state = self.state_or_dead()
+                if state.is_final or state is SessionState.SHUTTING_DOWN:
+                    raise self._dead(state) from None
+            raise
         self.last_statement_id = st.id
         return st
 
