@@ -3,9 +3,13 @@ turned into one-paragraph messages (never a botocore traceback)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .base import JobError, JobNotFound
+from .base import JobBackend, JobError, JobNotFound
+
+if TYPE_CHECKING:
+    from .params import Settings
 
 NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 
@@ -64,3 +68,27 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise JobError(f"{uri!r} is not an S3 URI")
     bucket, _, key = uri[5:].partition("/")
     return bucket, key
+
+
+class AwsJobBackend(JobBackend):
+    """A backend on an AWS service: settings, one boto3 session, clients made on first use
+    (after validation, so bad input fails before any client or request exists)."""
+
+    #: boto3 service name of the backend's own client (``self.client``).
+    service = ""
+
+    def __init__(self, settings: Optional[Settings] = None, session: Any = None):
+        from .params import Settings
+
+        self.settings = settings or Settings()
+        self.session = session or boto3_session(self.settings.get("region"))
+
+    @cached_property
+    def client(self) -> Any:
+        """The boto3 client of ``service``."""
+        return make_client(self.session, self.service)
+
+    @cached_property
+    def s3(self) -> Any:
+        """The boto3 s3 client (staging files, reading logs)."""
+        return make_client(self.session, "s3")

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, Iterator, Optional
 
-from .aws import boto3_session, call, make_client
-from .base import Job, JobBackend, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
-from .params import JobParamError, Settings
+from .aws import AwsJobBackend, call, make_client
+from .base import Job, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
+from .params import JobParamError
 from .upload import stage
 
 STATES = {
@@ -58,24 +58,11 @@ def _ms_iso(ms: Any) -> Optional[str]:
     return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).replace(microsecond=0).isoformat()
 
 
-class AwsBatchBackend(JobBackend):
+class AwsBatchBackend(AwsJobBackend):
     """Jobs on an AWS Batch job queue."""
 
     name = "aws-batch"
-
-    def __init__(self, settings: Optional[Settings] = None, session: Any = None):
-        self.settings = settings or Settings()
-        self.session = session or boto3_session(self.settings.get("region"))
-
-    @cached_property
-    def client(self) -> Any:
-        """The boto3 batch client (created on first use, after validation)."""
-        return make_client(self.session, "batch")
-
-    @cached_property
-    def s3(self) -> Any:
-        """The boto3 s3 client (created on first use, after validation)."""
-        return make_client(self.session, "s3")
+    service = "batch"
 
     @cached_property
     def logs_client(self) -> Any:

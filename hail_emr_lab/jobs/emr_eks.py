@@ -10,14 +10,13 @@ Parameters: ``virtual_cluster_id``, ``execution_role_arn``, ``release_label`` (d
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cached_property
 from typing import Any, Iterator, Optional
 
 from . import spark
-from .aws import boto3_session, call, make_client
-from .base import Job, JobBackend, JobError, JobSpec, JobState, map_state, now_iso
+from .aws import AwsJobBackend, call
+from .base import Job, JobError, JobSpec, JobState, map_state, now_iso
 from .emr_serverless import _iso, default_log_uri
-from .params import Settings, virtual_cluster_id
+from .params import virtual_cluster_id
 from .s3logs import find_keys, follow_object
 from .upload import stage
 
@@ -32,24 +31,11 @@ STATES = {
 }
 
 
-class EmrEksBackend(JobBackend):
+class EmrEksBackend(AwsJobBackend):
     """Jobs on an EMR on EKS virtual cluster."""
 
     name = "emr-eks"
-
-    def __init__(self, settings: Optional[Settings] = None, session: Any = None):
-        self.settings = settings or Settings()
-        self.session = session or boto3_session(self.settings.get("region"))
-
-    @cached_property
-    def client(self) -> Any:
-        """The boto3 emr-containers client (created on first use, after validation)."""
-        return make_client(self.session, "emr-containers")
-
-    @cached_property
-    def s3(self) -> Any:
-        """The boto3 s3 client (created on first use, after validation)."""
-        return make_client(self.session, "s3")
+    service = "emr-containers"
 
     def submit(self, spec: JobSpec) -> Job:
         s = self.settings

@@ -9,13 +9,12 @@ driver logs land as ``applications/<app>/jobs/<job>/SPARK_DRIVER/stdout.gz``.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cached_property
 from typing import Any, Iterator, Optional
 
 from . import spark
-from .aws import boto3_session, call, make_client
-from .base import Job, JobBackend, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
-from .params import Settings, application_id
+from .aws import AwsJobBackend, call
+from .base import Job, JobError, JobNotFound, JobSpec, JobState, map_state, now_iso
+from .params import application_id
 from .s3logs import follow_object
 from .upload import stage
 
@@ -44,24 +43,11 @@ def _iso(value: Any) -> Optional[str]:
     return value.replace(microsecond=0).isoformat() if isinstance(value, datetime) else None
 
 
-class EmrServerlessBackend(JobBackend):
+class EmrServerlessBackend(AwsJobBackend):
     """Jobs on an EMR Serverless application."""
 
     name = "emr-serverless"
-
-    def __init__(self, settings: Optional[Settings] = None, session: Any = None):
-        self.settings = settings or Settings()
-        self.session = session or boto3_session(self.settings.get("region"))
-
-    @cached_property
-    def client(self) -> Any:
-        """The boto3 emr-serverless client (created on first use, after validation)."""
-        return make_client(self.session, "emr-serverless")
-
-    @cached_property
-    def s3(self) -> Any:
-        """The boto3 s3 client (created on first use, after validation)."""
-        return make_client(self.session, "s3")
+    service = "emr-serverless"
 
     # -------------------------------------------------------------- submit
 
