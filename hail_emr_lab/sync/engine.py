@@ -210,11 +210,12 @@ def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
     for u in uploads:
         key = key_for(t.prefix, u.rel)
         meta = run.upload_meta(u.st)
-        futures.append((u, key, remote.upload(str(t.home / u.rel), key, u.condition, meta, bar.add_bytes)))
+        futures.append((u, remote.upload(str(t.home / u.rel), key, u.condition, meta, bar.add_bytes,
+                                         md5=u.md5, expect_etag=u.etag)))
     lost: list[_Upload] = []
-    for u, key, fut in futures:
+    for u, fut in futures:
         try:
-            fut.result()
+            stored = fut.result()
         except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
             if is_precondition_failed(exc) or (u.condition[0] == "IfMatch" and _missing(exc)):
                 lost.append(u)
@@ -223,7 +224,7 @@ def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
             continue
         finally:
             bar.file_done()
-        run.record(u.rel, u.st, u.md5, remote.etags.get(key) or u.etag)
+        run.record(u.rel, u.st, u.md5, stored or u.etag)
         run.report.uploaded.append(u.rel)
         run.report.bytes += u.st.st_size
     bar.finish()
@@ -243,8 +244,9 @@ def _missing(exc: BaseException) -> bool:
 def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
                 condition: tuple[str, str]) -> None:
     key = key_for(run.target.prefix, rel)
-    remote.upload(str(run.target.home / rel), key, condition, run.upload_meta(st)).result()
-    run.record(rel, st, md5, remote.etags.get(key) or etag)
+    stored = remote.upload(str(run.target.home / rel), key, condition, run.upload_meta(st),
+                           md5=md5, expect_etag=etag).result()
+    run.record(rel, st, md5, stored or etag)
     run.report.uploaded.append(rel)
     run.report.bytes += st.st_size
 
@@ -467,8 +469,8 @@ def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
         futures.append((d, tmp, remote.download(d.key, tmp, d.size, d.etag, bar.add_bytes)))
     for d, tmp, fut in futures:
         try:
-            fut.result()
-            _finish_download(run, remote, d, tmp)
+            md5 = fut.result()  # the bytes are checked against the ETag before anything is placed
+            _finish_download(run, remote, d, tmp, md5)
         except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
             run.error(d.rel, f"download failed: {exc}")
             if os.path.exists(tmp):
@@ -478,14 +480,9 @@ def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
     bar.finish()
 
 
-def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str) -> None:
+def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str, md5: str) -> None:
     t = run.target
-    from .remote import md5_from_etag
-
     _apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
-    md5 = md5_from_etag(d.etag, remote.encryption.get(d.key, ""))
-    if md5 is None:  # multipart or KMS: the ETag is not the md5
-        md5, _ = hash_file(tmp, t.multipart_chunksize, t.multipart_threshold)
     path = run.guard.path(d.rel)
     current = _lstat(path)
     changed_meanwhile = not _same(current, d.expect)
