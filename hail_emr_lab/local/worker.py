@@ -306,12 +306,28 @@ def main() -> int:
     )
     print(f"hail-emr-lab worker: Spark {worker.sc.version} ready, UI at {worker.sc.uiWebUrl}", file=_LOG)
     threading.Thread(target=worker.report_progress, name="progress", daemon=True).start()
+    threading.Thread(target=_warm_spark_rest, args=(worker.sc.uiWebUrl,), name="warm-ui", daemon=True).start()
     worker.serve()
     try:
         worker.spark.stop()
     finally:
         sys.stderr.flush()
         os._exit(0)
+
+
+def _warm_spark_rest(ui_url: str | None) -> None:
+    """Ask the Spark UI's REST API once, in the background: its first answer initialises the REST
+    servlet (seconds on a busy machine), which would otherwise delay the sidebar's first look at
+    a running statement's jobs."""
+    if not ui_url:
+        return
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(ui_url.rstrip("/") + "/api/v1/applications", timeout=60) as answer:
+            answer.read()
+    except OSError as exc:  # only a warm-up: the sidebar reports real failures itself
+        print(f"hail-emr-lab worker: Spark UI warm-up failed: {exc}", file=_LOG)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ NOTEBOOK_CELLS = [
     "p = figure(title='sidebar test', width=400, height=300)\n"
     "p.scatter([1, 2, 3, 4], [4, 1, 3, 2], size=12)\n"
     "save_plot(p, 'sidebar_scatter')",
-    "%%hail\nimport time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(10) or x).count()",
+    "%%hail\nimport time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(25) or x).count()",
 ]
 
 
