@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from benchutil import machine
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -51,18 +52,6 @@ def sparkmagic_runner(url: str, session_id: int):
     return run
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=25)
@@ -85,7 +74,10 @@ def main() -> int:
         for label, code in CASES.items():
             times: dict[str, list[float]] = {"hail-emr-lab": [], "sparkmagic": []}
             for _ in range(args.runs):
-                for name, fn in (("hail-emr-lab", lambda c=code: ours.run(c)), ("sparkmagic", lambda c=code: theirs(c))):
+                for name, fn in (
+                    ("hail-emr-lab", lambda c=code: ours.run(c)),
+                    ("sparkmagic", lambda c=code: theirs(c)),
+                ):
                     t0 = time.perf_counter()
                     fn()
                     times[name].append(time.perf_counter() - t0)
@@ -116,7 +108,9 @@ def main() -> int:
         )
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "livy.json").write_text(json.dumps({"date": str(date.today()), "machine": machine(), "rows": rows}, indent=2))
+    (out / "livy.json").write_text(
+        json.dumps({"date": str(date.today()), "machine": machine(), "rows": rows}, indent=2)
+    )
     return 0
 
 

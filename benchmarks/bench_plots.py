@@ -18,8 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from datetime import date
 from pathlib import Path
 
 import requests
+from benchutil import free_port, machine
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -43,24 +42,6 @@ save_plot(fig, "bench-10mb")
 import os
 os.path.getsize(os.path.join(PLOTS_DIR, "bench-10mb.html"))
 """
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main() -> int:

@@ -21,12 +21,13 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchutil import free_port
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -38,12 +39,6 @@ AWS = str(BIN / "aws")
 OURS = [sys.executable, "-m", "hail_emr_lab", "sync"]
 BUCKET = "bench-sync"
 QS_EXCLUDES = ["--exclude", "bin/*", "--exclude", ".sparkmagic/*", "--exclude", "*.ipynb_checkpoints/*"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_tree(root: Path, files: int, total_mb: float, seed: int = 7) -> int:
@@ -92,22 +87,39 @@ def scenario(name: str, endpoint: str, proxy: LatencyProxy, data: Path, work: Pa
         for tool, cmd in (("ours", ours_cmd), ("aws", aws_cmd)):
             proxy.reset()
             wall, cpu, _ = timed(cmd, env)
-            row[tool] = {"wall": wall, "cpu": cpu, "requests": proxy.count(),
-                         "uploads": proxy.count("PUT") + proxy.count("POST")}
+            row[tool] = {
+                "wall": wall,
+                "cpu": cpu,
+                "requests": proxy.count(),
+                "uploads": proxy.count("PUT") + proxy.count("POST"),
+            }
         res[label] = row
         print(f"  {name:9s} {label:15s} ours {row['ours']['wall']:6.2f}s  aws {row['aws']['wall']:6.2f}s", flush=True)
 
-    run("initial backup", [*OURS, "backup", *ours_args], [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"])
-    run("no change", [*OURS, "backup", *ours_args], [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"])
+    run(
+        "initial backup",
+        [*OURS, "backup", *ours_args],
+        [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"],
+    )
+    run(
+        "no change", [*OURS, "backup", *ours_args], [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"]
+    )
     for home in (ours_home, aws_home):
         target = home / "project3/sub3/data_00003.csv"
         target.write_bytes(target.read_bytes() + b" edited")
-    run("one changed", [*OURS, "backup", *ours_args], [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"])
+    run(
+        "one changed",
+        [*OURS, "backup", *ours_args],
+        [AWS, "s3", "sync", str(aws_home), aws_url, *QS_EXCLUDES, "--quiet"],
+    )
     ours_dest, aws_dest = work / f"{name}-ours-restore", work / f"{name}-aws-restore"
     ours_dest.mkdir()
     aws_dest.mkdir()
-    run("restore", [*OURS, "restore", "--home", str(ours_dest), "--bucket", BUCKET, "--prefix", f"ours-{name}", "--quiet"],
-        [AWS, "s3", "cp", "--recursive", aws_url, str(aws_dest), "--quiet"])
+    run(
+        "restore",
+        [*OURS, "restore", "--home", str(ours_dest), "--bucket", BUCKET, "--prefix", f"ours-{name}", "--quiet"],
+        [AWS, "s3", "cp", "--recursive", aws_url, str(aws_dest), "--quiet"],
+    )
     restored = sum(1 for p in ours_dest.rglob("*") if p.is_file() and ".hail-emr-lab-sync" not in p.parts)
     if restored != n:
         raise SystemExit(f"restore brought back {restored} files, expected {n}")
@@ -127,8 +139,11 @@ def main() -> None:
     os.environ.update(creds)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(key, None)
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     moto_url = f"http://127.0.0.1:{port}"
     try:
         import boto3
@@ -146,8 +161,9 @@ def main() -> None:
         with LatencyProxy(moto_url, delay=0.0) as counting:
             results["loopback"] = scenario("loopback", counting.url, counting, data, work, args.files)
         with LatencyProxy(moto_url, delay=args.delay) as slow:
-            results[f"{int(args.delay * 1000)}ms"] = scenario(f"{int(args.delay * 1000)}ms", slow.url, slow,
-                                                              data, work, args.files)
+            results[f"{int(args.delay * 1000)}ms"] = scenario(
+                f"{int(args.delay * 1000)}ms", slow.url, slow, data, work, args.files
+            )
     finally:
         moto.terminate()
         moto.wait(10)
@@ -158,8 +174,9 @@ def main() -> None:
     print(table)
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / "bench_sync.json").write_text(json.dumps(
-        {"files": args.files, "bytes": nbytes, "delay": args.delay, "results": results}, indent=2))
+    (out_dir / "bench_sync.json").write_text(
+        json.dumps({"files": args.files, "bytes": nbytes, "delay": args.delay, "results": results}, indent=2)
+    )
 
 
 def render(results: dict, files: int) -> str:
