@@ -14,8 +14,8 @@ from typing import Any, Iterator, Optional
 
 from . import spark
 from .aws import AwsJobBackend, call
-from .base import Job, JobError, JobSpec, JobState, map_state, now_iso
-from .emr_serverless import _iso, default_log_uri
+from .base import Job, JobError, JobSpec, JobState
+from .emr_serverless import default_log_uri, job_from_emr_run
 from .params import virtual_cluster_id
 from .s3logs import find_keys, follow_object
 from .upload import stage
@@ -106,26 +106,13 @@ class EmrEksBackend(AwsJobBackend):
         return self._from_run(run, job)
 
     def _from_run(self, run: dict[str, Any], old: Optional[Job] = None) -> Job:
-        native = run.get("state")
-        details = dict(old.details if old else {})
-        details["virtual_cluster_id"] = run.get("virtualClusterId") or details.get("virtual_cluster_id")
-        log_uri = (
-            ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {})
-            .get("s3MonitoringConfiguration", {})
-            .get("logUri")
-        )
-        if log_uri:
-            details["log_uri"] = log_uri
-        return Job(
-            id=run["id"],
-            backend=self.name,
-            name=run.get("name") or (old.name if old else run["id"]),
-            state=map_state(native, STATES),
-            native_state=native,
-            submitted=old.submitted if old else (_iso(run.get("createdAt")) or now_iso()),
-            updated=now_iso(),
-            details=details,
-            message=run.get("stateDetails") or run.get("failureReason") or None,
+        return job_from_emr_run(
+            self.name,
+            run,
+            old,
+            STATES,
+            ("virtual_cluster_id", "virtualClusterId"),
+            run.get("stateDetails") or run.get("failureReason"),
         )
 
     def list(self, limit: int = 50) -> list[Job]:

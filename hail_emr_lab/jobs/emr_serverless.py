@@ -43,6 +43,44 @@ def _iso(value: Any) -> Optional[str]:
     return value.replace(microsecond=0).isoformat() if isinstance(value, datetime) else None
 
 
+def job_from_emr_run(
+    backend: str,
+    run: dict[str, Any],
+    old: Optional[Job],
+    states: dict[str, JobState],
+    container: tuple[str, str],
+    message: Optional[str],
+) -> Job:
+    """A :class:`Job` from an EMR Serverless or EMR on EKS job run (same shape in both APIs).
+
+    ``container`` is ``(detail key, run field)`` of what holds the run: the application or
+    the virtual cluster; the log URI of the run's S3 monitoring configuration is kept too.
+    """
+    native = run.get("state")
+    details = dict(old.details if old else {})
+    key, run_field = container
+    details[key] = run.get(run_field) or details.get(key)
+    log_uri = (
+        ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {})
+        .get("s3MonitoringConfiguration", {})
+        .get("logUri")
+    )
+    if log_uri:
+        details["log_uri"] = log_uri
+    run_id = run.get("jobRunId") or run["id"]  # get-job-run vs list-job-runs summaries
+    return Job(
+        id=run_id,
+        backend=backend,
+        name=run.get("name") or (old.name if old else run_id),
+        state=map_state(native, states),
+        native_state=native,
+        submitted=old.submitted if old else (_iso(run.get("createdAt")) or now_iso()),
+        updated=now_iso(),
+        details=details,
+        message=message or None,
+    )
+
+
 class EmrServerlessBackend(AwsJobBackend):
     """Jobs on an EMR Serverless application."""
 
@@ -117,27 +155,8 @@ class EmrServerlessBackend(AwsJobBackend):
         return self._from_run(run, job)
 
     def _from_run(self, run: dict[str, Any], old: Optional[Job] = None) -> Job:
-        native = run.get("state")
-        details = dict(old.details if old else {})
-        details["application_id"] = run.get("applicationId") or details.get("application_id")
-        log_uri = (
-            ((run.get("configurationOverrides") or {}).get("monitoringConfiguration") or {})
-            .get("s3MonitoringConfiguration", {})
-            .get("logUri")
-        )
-        if log_uri:
-            details["log_uri"] = log_uri
-        run_id = run.get("jobRunId") or run["id"]  # get-job-run vs list-job-runs summaries
-        return Job(
-            id=run_id,
-            backend=self.name,
-            name=run.get("name") or (old.name if old else run_id),
-            state=map_state(native, STATES),
-            native_state=native,
-            submitted=old.submitted if old else (_iso(run.get("createdAt")) or now_iso()),
-            updated=now_iso(),
-            details=details,
-            message=run.get("stateDetails") or None,
+        return job_from_emr_run(
+            self.name, run, old, STATES, ("application_id", "applicationId"), run.get("stateDetails")
         )
 
     def list(self, limit: int = 50) -> list[Job]:
