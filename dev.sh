@@ -34,8 +34,12 @@ install_python() {
   fi
   echo "==> installing hail-emr-lab and its dependencies (first time: several minutes)"
   # jlpm (from jupyterlab) builds the labextension during the install: it must be on PATH.
-  PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install -q -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
-  "$VENV/bin/python" -c "import hail_emr_lab" || { echo "install failed" >&2; exit 1; }
+  local log="$VENV/pip-install.log"
+  if ! PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install -q -e ".[dev]" >"$log" 2>&1; then
+    grep -v "is ignored: it is neither" "$log" | tail -40 >&2
+    echo "pip install failed (full log: $log)" >&2
+    exit 1
+  fi
   # Register the editable labextension with JupyterLab (a symlink to hail_emr_lab/labextension).
   PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" labextension develop --overwrite . >/dev/null
   PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" server extension enable hail_emr_lab --sys-prefix >/dev/null
