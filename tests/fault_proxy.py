@@ -10,7 +10,8 @@ It relays HTTP/1.1 requests to a target server (one request per connection: it f
 * ``502``: answer 502 without forwarding.
 
 Rules fire a given number of times, then the proxy relays normally. ``log`` records
-(method, path, action) for every request.
+(method, path, action, forwarded) for every request: ``forwarded`` says whether the request
+reached the target server (so a test can compare a client's conclusion with what happened).
 """
 
 from __future__ import annotations
@@ -121,11 +122,12 @@ class FaultProxy:
         method, target, _ = (request_line.split(" ", 2) + ["", ""])[:3]
         path = target.split("?", 1)[0]
         action = self._match(method, path)
-        self.log.append((method, path, action))
-        if action in ("drop_before",):
+        if action == "drop_before":
+            self.log.append((method, path, action, False))
             client.close()
             return
         if action == "502":
+            self.log.append((method, path, action, False))
             client.sendall(BAD_GATEWAY)
             client.close()
             return
@@ -133,9 +135,15 @@ class FaultProxy:
         head, _, body = request.partition(b"\r\n\r\n")
         lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
         forwarded = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + body
-        with socket.create_connection(self.target, timeout=30) as upstream:
-            upstream.sendall(forwarded)
-            response = _read_until_close(upstream)
+        try:
+            with socket.create_connection(self.target, timeout=30) as upstream:
+                upstream.sendall(forwarded)
+                response = _read_until_close(upstream)
+        except OSError:
+            self.log.append((method, path, action, False))
+            client.close()
+            return
+        self.log.append((method, path, action, True))
         if action == "drop_after":
             client.close()
             return
@@ -143,5 +151,8 @@ class FaultProxy:
             client.sendall(BAD_GATEWAY)
             client.close()
             return
-        client.sendall(response)
+        # Say so: the connection closes after each answer, so the client must not reuse it.
+        head, sep, rest = response.partition(b"\r\n\r\n")
+        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+        client.sendall(b"\r\n".join(lines + [b"Connection: close"]) + sep + rest)
         client.close()
