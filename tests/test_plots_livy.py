@@ -151,7 +151,8 @@ def test_auto_pull_two_new_and_ignores_unchanged(session, mgr, livy_server, loca
     assert [p.name for p in changed] == ["two_a.html"]
     assert "changed" in (local_dir / "two_a.html").read_text()
     # --no-plots: changes are marked seen, not pulled.
-    session.run("save_plot(f, 'skipped')", check=True)
+    out = session.run("save_plot(f, 'skipped')", check=True)
+    assert out.text == "", out.text  # a cell ending with save_plot echoes nothing (like savefig)
     assert mgr.after_cell(pull=False) == []
     assert mgr.after_cell() == [] and not (local_dir / "skipped.html").exists()
 

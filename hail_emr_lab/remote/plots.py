@@ -234,7 +234,8 @@ def save_plot(fig, name, title=None):
     """Save ``fig`` under PLOTS_DIR as ``name``: bokeh figures as standalone HTML, matplotlib as PNG.
 
     ``name`` may omit the suffix (.html or .png is added). The file appears atomically, so the
-    notebook never pulls half a plot. Returns the path written.
+    notebook never pulls half a plot. Returns None, like ``savefig``, so a cell that ends with it
+    prints nothing (the file is ``PLOTS_DIR/name``).
     """
     kind = _kind(fig)
     if kind is None:
@@ -280,4 +281,4 @@ def save_plot(fig, name, title=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return None
