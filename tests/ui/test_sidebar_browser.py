@@ -130,11 +130,11 @@ def test_sidebar_end_to_end(lab, livy_server, artifacts_dir):
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         log = ApiRecorder(page, artifacts_dir / "sidebar-api.jsonl")
         try:
-            _run(page, expect, url, root, artifacts_dir, livy_server.url, log.mark)
+            _run(page, expect, url, root, artifacts_dir, livy_server.url, log)
         except Exception:
             page.screenshot(path=str(artifacts_dir / "sidebar-failure.png"))
-            log = (artifacts_dir / "sidebar-jupyterlab.log").read_text(errors="replace")[-4000:]
-            print("---- jupyter lab log (tail) ----\n" + log)
+            tail = (artifacts_dir / "sidebar-jupyterlab.log").read_text(errors="replace")[-4000:]
+            print("---- jupyter lab log (tail) ----\n" + tail)
             raise
         finally:
             browser.close()
@@ -152,17 +152,26 @@ class ApiRecorder:
         self._clock = time.monotonic
         self._start = self._clock()
         self._out = open(path, "w")
+        self.rows: list[dict] = []
         page.on("response", self._on_response)
+
+    def now(self) -> float:
+        return round(self._clock() - self._start, 2)
 
     def mark(self, step: str) -> None:
         """Record a step of the test."""
         self._write({"step": step})
 
+    def answers(self, path: str, since: float) -> int:
+        """How many answers of API ``path`` arrived since ``since``."""
+        return sum(1 for r in self.rows if r.get("path") == path and r["t"] >= since)
+
     def close(self) -> None:
         self._out.close()
 
     def _write(self, row: dict) -> None:
-        row = {"t": round(self._clock() - self._start, 2), **row}
+        row = {"t": self.now(), **row}
+        self.rows.append(row)
         self._out.write(json.dumps(row) + "\n")
         self._out.flush()
 
@@ -178,7 +187,8 @@ class ApiRecorder:
             self._write({"path": url.split("/hail-emr-lab/api/", 1)[1], "status": response.status, "body": body})
 
 
-def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, mark) -> None:
+def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: ApiRecorder) -> None:
+    mark = log.mark
     page.goto(f"{url}/lab/tree/analysis.ipynb?token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
@@ -269,6 +279,34 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, mark) -
 
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="ui-bucket").get("Contents", [])}
     assert "ui-user/analysis.ipynb" in keys and "ui-user/plots/sidebar_scatter.html" in keys, keys
+
+    # Hidden, the panel stops polling; shown again, it refreshes at once.
+    tab = page.locator(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']")
+    tab.click()
+    expect(panel).to_be_hidden()
+    page.wait_for_timeout(2_000)  # a poll already in flight may still land
+    mark("hidden")
+    hidden_at = log.now()
+    page.wait_for_timeout(10_000)  # over three poll intervals (3 s)
+    assert log.answers("status", since=hidden_at) == 0, "the panel kept polling while hidden"
+    mark("shown")
+    shown_at = log.now()
+    tab.click()
+    expect(panel).to_be_visible()
+    deadline = log.now() + 10
+    while log.answers("status", since=shown_at) == 0:
+        assert log.now() < deadline, "the panel did not refresh when shown again"
+        page.wait_for_timeout(200)
+
+    # Delete our session from the Sessions section (after a confirmation): it is gone on the server.
+    mark("delete session")
+    own.locator("button[data-action='delete-session']").click()
+    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-warn").click()
+    expect(own).to_have_count(0, timeout=30_000)
+    from hail_emr_lab.livy import LivyClient
+
+    with LivyClient(livy_url) as client:
+        assert not [s for s in client.list_sessions() if s.name == SESSION_NAME and s.state.is_alive]
 
 
 def _command(page, command: str) -> None:
