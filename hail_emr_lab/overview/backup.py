@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Optional
 
 from ..errors import HailEmrLabError
-from .jsonable import jsonable, optional_module
+from .jsonable import jsonable
 
 ACTIONS = ("backup", "restore")
 log = logging.getLogger(__name__)
@@ -89,27 +89,17 @@ class _Runner:
 RUNNER = _Runner()
 
 
-def _sync_module() -> tuple[Any, Optional[str]]:
-    module, why = optional_module("hail_emr_lab.sync")
-    if module is not None and not all(hasattr(module, f) for f in ("target_from_config", "status")):
-        return None, "hail_emr_lab.sync does not offer target_from_config/status yet"
-    return module, why
-
-
 def backup_status() -> dict[str, Any]:
     """The sync status (last backup, pending files, conflicts, errors) plus the sidebar's own run."""
+    from .. import sync  # imported when asked: the server extension loads fast
+
     out: dict[str, Any] = {
-        "available": False,
+        "available": True,
         "configured": False,
         "status": None,
         "error": None,
         "run": RUNNER.snapshot(),
     }
-    sync, why = _sync_module()
-    if sync is None:
-        out["error"] = why
-        return out
-    out["available"] = True
     try:
         target = sync.target_from_config()
         out["configured"] = True
@@ -124,9 +114,8 @@ def start(action: str) -> dict[str, Any]:
     """Start ``backup`` or ``restore`` in the background; returns at once with the run's state."""
     if action not in ACTIONS:
         raise BadAction(f"unknown sync action {action!r}: use one of {', '.join(ACTIONS)}")
-    sync, why = _sync_module()
-    if sync is None or not hasattr(sync, action):
-        raise HailEmrLabError(why or f"hail_emr_lab.sync has no {action}()")
+    from .. import sync
+
     target = sync.target_from_config()  # config errors are reported now, not in the thread
     func = getattr(sync, action)
     started, state = RUNNER.start(action, lambda: func(target))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
-import importlib
 from pathlib import PurePath
-from typing import Any, Optional
+from typing import Any
 
 #: Keys never passed on to a browser or a notebook, whatever module produced the data.
 SECRET_WORDS = ("password", "secret", "token", "credential", "access_key", "session_key")
@@ -42,11 +41,3 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
-
-
-def optional_module(name: str) -> tuple[Optional[Any], Optional[str]]:
-    """Import ``name``; ``(module, None)`` or ``(None, reason)`` when it is not available."""
-    try:
-        return importlib.import_module(name), None
-    except ImportError as exc:
-        return None, f"{name} is not available in this installation ({exc})"

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ..errors import HailEmrLabError
-from .jsonable import jsonable, optional_module
+from .jsonable import jsonable
 
 JOBS_LIMIT = 50
 
@@ -35,11 +35,8 @@ def clusters() -> dict[str, Any]:
     if not ok:
         out["error"] = why
         return out
-    emr, why = optional_module("hail_emr_lab.emr")
-    list_clusters = getattr(emr, "list_clusters", None) if emr else None
-    if list_clusters is None:
-        out["error"] = why or "hail_emr_lab.emr has no list_clusters() yet"
-        return out
+    from ..emr import list_clusters
+
     out["available"] = True
     try:
         out["clusters"] = jsonable(list(list_clusters()))
@@ -50,13 +47,9 @@ def clusters() -> dict[str, Any]:
 
 def jobs(limit: int = JOBS_LIMIT) -> dict[str, Any]:
     """The newest ``limit`` jobs remembered by ``hail_emr_lab.jobs.store``."""
-    out: dict[str, Any] = {"available": False, "jobs": [], "error": None}
-    store, why = optional_module("hail_emr_lab.jobs.store")
-    list_jobs = getattr(store, "list_jobs", None) if store else None
-    if list_jobs is None:
-        out["error"] = why or "hail_emr_lab.jobs.store has no list_jobs() yet"
-        return out
-    out["available"] = True
+    from ..jobs.store import list_jobs
+
+    out: dict[str, Any] = {"available": True, "jobs": [], "error": None}
     try:
         out["jobs"] = jsonable(list(list_jobs(limit=limit)))
     except HailEmrLabError as exc:

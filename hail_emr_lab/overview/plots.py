@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from ..errors import HailEmrLabError
-from .jsonable import jsonable, optional_module
+from .jsonable import jsonable
 
 PLOTS_DIRNAME = "plots"
 
@@ -91,10 +91,9 @@ def viewer_body(path: Path, content_type: str) -> bytes:
     data = path.read_bytes()
     if not content_type.startswith("text/html"):
         return data
-    offline, why = optional_module("hail_emr_lab.bokeh_offline")
-    if offline is None:
-        return data
-    text, _missing = offline.inline_bokehjs(data.decode("utf-8", errors="replace"))
+    from .. import bokeh_offline
+
+    text, _missing = bokeh_offline.inline_bokehjs(data.decode("utf-8", errors="replace"))
     return text.encode("utf-8")
 
 
@@ -174,19 +173,14 @@ def list_plots(root_dir: str | Path, rel_dir: Optional[str] = None) -> dict[str,
     if not pdir.is_dir():
         out["message"] = f"no plots pulled yet into {out['plots_dir']}/"
         return out
-    module, why = optional_module("hail_emr_lab.plots")
-    read_index = getattr(module, "read_index", None) if module else None
-    indexed: list[dict[str, Any]] = []
-    if read_index is None:
-        out["message"] = (why or "hail_emr_lab.plots has no read_index") + "; listing the plot files instead"
-    else:
-        try:
-            index = read_index(pdir)
-        except (HailEmrLabError, OSError, ValueError) as exc:
-            out["message"] = f"the plots index could not be read ({exc}); listing the plot files instead"
-            index = []
-        items = index.values() if isinstance(index, dict) else index or []
-        indexed = [e for e in (_entry_from_index(item, pdir) for item in items) if e]
+    from ..plots import read_index
+
+    try:
+        index = read_index(pdir)
+    except (HailEmrLabError, OSError, ValueError) as exc:
+        out["message"] = f"the plots index could not be read ({exc}); listing the plot files instead"
+        index = []
+    indexed = [e for e in (_entry_from_index(item, pdir) for item in index) if e]
     known = {e["file"] for e in indexed}
     extra = [e for e in _scan_files(pdir) if e["file"] not in known]
     out["plots"] = sorted(indexed + extra, key=lambda e: _sort_time(e.get("time")), reverse=True)
