@@ -662,18 +662,13 @@ class HailMagics(Magics):
 
     def _cmd_panel(self, rest: str) -> None:
         _parse(_noargs_parser, rest)
-        try:
-            from .widgets import show_panel
-        except ImportError:
-            raise HailMagicError("The panel is not available in this installation (hail_emr_lab.widgets).") from None
+        from .widgets import show_panel  # imported when asked: %load_ext stays fast
+
         show_panel()
 
     def _jobs(self, sub: str, rest: str, cell: Optional[str]) -> Any:
-        try:
-            from .jobs.notebook import run_magic
-        except ImportError:
-            raise HailMagicError("Batch jobs are not available in this installation (hail_emr_lab.jobs.notebook).") \
-                from None
+        from .jobs.notebook import run_magic
+
         return run_magic(sub, rest, cell)
 
 

@@ -309,7 +309,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
     """Headless Chromium with every non-loopback request aborted (and recorded)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api  # a dev dependency: a missing one must fail, not skip
     site = tmp_path_factory.mktemp("site")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
