@@ -11,6 +11,7 @@ fills once from the cluster's own bokeh installation.
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import re
 import tempfile
@@ -149,3 +150,59 @@ def inline_bokehjs(html: str, provider: Optional[BokehJS] = None) -> tuple[str, 
         return memo[pair]
 
     return CDN_SCRIPT_RE.sub(replace, html), missing
+
+
+# Inline scripts that run as the page is parsed (bokeh's own: set_log_level, the embed call).
+_INLINE_SCRIPT_RE = re.compile(
+    r"""<script\b(?P<attrs>(?:(?!\bsrc\s*=)[^>])*?)>(?P<body>.*?)</script\s*>""", re.IGNORECASE | re.DOTALL
+)
+_JS_TYPE_RE = re.compile(r"""\btype\s*=\s*["']?(?P<type>[^"'\s>]+)""", re.IGNORECASE)
+_JS_TYPES = ("text/javascript", "application/javascript", "module")
+GZIP_TYPE = "application/x-hail-emr-lab-gzip-js"
+DEFERRED_TYPE = "application/x-hail-emr-lab-deferred-js"
+#: Unpacks the gzipped bundles in order, then runs the page's deferred inline scripts in order.
+_LOADER = (
+    "<script>(async () => {"
+    "const run = (code) => { const s = document.createElement('script'); s.textContent = code;"
+    " document.head.appendChild(s); };"
+    "try {"
+    f"for (const el of document.querySelectorAll('script[type=\"{GZIP_TYPE}\"]')) {{"
+    " const bytes = Uint8Array.from(atob(el.textContent.trim()), (c) => c.charCodeAt(0));"
+    " const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));"
+    " run(await new Response(stream).text()); }"
+    f"for (const el of document.querySelectorAll('script[type=\"{DEFERRED_TYPE}\"]')) run(el.textContent);"
+    "} catch (e) { document.body.insertAdjacentText('afterbegin', 'This plot could not be shown: ' + e); }"
+    "})();</script>"
+)
+
+
+def compressed_bokehjs(html: str, provider: Optional[BokehJS] = None) -> tuple[str, list[tuple[str, str]]]:
+    """Like :func:`inline_bokehjs`, a third of the size: for plots saved inside notebooks.
+
+    Each bundle is inlined gzipped (base64) and unpacked by the browser (``DecompressionStream``);
+    the page's inline scripts, which need BokehJS, are deferred until it is loaded. When any
+    bundle is not available offline the page is left to :func:`inline_bokehjs` (CDN and inlined
+    scripts could not be ordered).
+    """
+    provider = provider or BokehJS()
+    pairs = cdn_bundles(html)
+    bundles = {pair: provider.get(*pair) for pair in pairs}
+    if not pairs or any(js is None for js in bundles.values()):
+        return inline_bokehjs(html, provider)
+
+    def defer(m: re.Match) -> str:
+        kind = _JS_TYPE_RE.search(m.group("attrs"))
+        if kind is not None and kind.group("type").lower() not in _JS_TYPES:
+            return m.group(0)  # data (bokeh's docs JSON), not code
+        attrs = _JS_TYPE_RE.sub("", m.group("attrs"))
+        return f'<script type="{DEFERRED_TYPE}"{attrs}>{m.group("body")}</script>'
+
+    def pack(m: re.Match) -> str:
+        pair = (m.group("bundle").lower(), m.group("version"))
+        b64 = base64.b64encode(gzip.compress(bundles[pair], 9, mtime=0)).decode("ascii")
+        return f'<script type="{GZIP_TYPE}" data-bokehjs="{pair[0]}-{pair[1]}">{b64}</script>'
+
+    text = CDN_SCRIPT_RE.sub(pack, _INLINE_SCRIPT_RE.sub(defer, html))
+    end = text.lower().rfind("</body")
+    text = text[:end] + _LOADER + text[end:] if end >= 0 else text + _LOADER
+    return text, []

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import quote
 
-from .bokeh_offline import BokehJS, cdn_bundles, inline_bokehjs
+from .bokeh_offline import BokehJS, cdn_bundles, compressed_bokehjs
 from .errors import HailEmrLabError
 
 INDEX_NAME = ".hail-plots-index.json"
@@ -652,9 +652,10 @@ def _iframe_height(html: str) -> int:
 
 
 def iframe_html(plot: LocalPlot, provider: Optional[BokehJS] = None) -> tuple[str, list[tuple[str, str]]]:
-    """The sandboxed iframe markup for an HTML plot (BokehJS inlined), and the bundles left on the CDN."""
+    """The sandboxed iframe markup for an HTML plot (BokehJS inlined, gzipped: it is saved in the
+    notebook with every plot), and the bundles left on the CDN."""
     text = Path(plot.path).read_bytes().decode("utf-8", errors="replace")
-    text, missing = inline_bokehjs(text, provider)
+    text, missing = compressed_bokehjs(text, provider)
     srcdoc = _html.escape(text, quote=True)
     title = _html.escape(plot.name, quote=True)
     markup = (

@@ -15,7 +15,14 @@ from bokeh.embed import file_html
 from bokeh.plotting import figure
 from bokeh.resources import CDN
 
-from hail_emr_lab.bokeh_offline import BokehJS, cdn_bundles, inline_bokehjs
+from hail_emr_lab.bokeh_offline import (
+    DEFERRED_TYPE,
+    GZIP_TYPE,
+    BokehJS,
+    cdn_bundles,
+    compressed_bokehjs,
+    inline_bokehjs,
+)
 from hail_emr_lab.plots import (
     INDEX_NAME,
     LocalPlot,
@@ -190,6 +197,32 @@ def test_script_end_in_js_uses_data_url(tmp_path):
     assert missing == []
     m = re.search(r'src="data:text/javascript;base64,([^"]+)"', out)
     assert m and b"alert(1)" in base64.b64decode(m.group(1))
+
+
+def test_compressed_bundles_for_notebooks(tmp_path):
+    """Plots saved in notebooks carry BokehJS gzipped: the same bytes, a third of the size; the
+    page's inline scripts wait for it, its JSON data is left alone."""
+    import gzip
+
+    html = _bokeh_html()
+    inlined, _ = inline_bokehjs(html, BokehJS(cache_dir=tmp_path))
+    out, missing = compressed_bokehjs(html, BokehJS(cache_dir=tmp_path))
+    assert missing == [] and "cdn.bokeh.org" not in out
+    assert len(out) < len(inlined) / 2, (len(out), len(inlined))
+    m = re.search(rf'<script type="{GZIP_TYPE}" data-bokehjs="bokeh-{re.escape(bokeh.__version__)}">([^<]+)</script>', out)
+    assert m is not None
+    bundle = Path(bokeh.__file__).parent / "server" / "static" / "js" / "bokeh.min.js"
+    assert gzip.decompress(base64.b64decode(m.group(1))) == bundle.read_bytes()
+    tags = re.findall(r"<script\b[^>]*>", out)
+    runs_at_once = [t for t in tags if "type=" not in t or 'type="text/javascript"' in t]
+    assert runs_at_once == ["<script>"], tags  # only the loader; bokeh's own scripts wait for it
+    assert any(f'type="{DEFERRED_TYPE}"' in t for t in tags)
+    assert '<script type="application/json"' in out
+    assert "Bokeh.set_log_level" in out and "DecompressionStream" in out
+    # A bundle not available offline: the page falls back to the plain form (CDN tag kept).
+    old = html.replace(bokeh.__version__, "2.4.3")
+    out, missing = compressed_bokehjs(old, BokehJS(cache_dir=tmp_path))
+    assert missing == [("bokeh", "2.4.3")] and GZIP_TYPE not in out and "bokeh-2.4.3.min.js" in out
 
 
 def test_html_plot_only_in_sandboxed_iframe(tmp_path):
