@@ -173,6 +173,22 @@ async def test_sessions_lists_own_session(jp_fetch, livy_env, livy_session):
     assert ui is None or ui.startswith("http")
 
 
+@pytest.mark.parametrize(
+    "code, shown",
+    [
+        ("import time\nsc.parallelize([1]).count()", "sc.parallelize([1]).count()"),
+        ("# QC\nfrom hail import methods\n\n  mt = hl.read_matrix_table(p)\nmt.count()", "mt = hl.read_matrix_table(p)"),
+        ("import hail as hl", "import hail as hl"),
+        ("", ""),
+        ("x = '" + "y" * 300 + "'", "x = '" + "y" * 195),
+    ],
+)
+def test_running_statement_shows_what_it_does(code, shown):
+    from hail_emr_lab.overview.progress import code_preview
+
+    assert code_preview(code) == shown
+
+
 async def test_progress_maps_spark_jobs_to_statements(jp_fetch, livy_env, livy_session):
     code = "import time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(6) or x).count()"
     st = livy_session.submit(code)
@@ -189,7 +205,7 @@ async def test_progress_maps_spark_jobs_to_statements(jp_fetch, livy_env, livy_s
         await asyncio.sleep(0.3)
     assert row is not None, f"the running statement never showed its Spark job: {spark_errors}"
     assert row["state"] == "running" and 0.0 <= row["progress"] <= 1.0
-    assert row["code"].startswith("import time")
+    assert row["code"].startswith("sc.parallelize(range(4), 4)")  # what it does, not its imports
     job = row["jobs"][0]
     assert str(job["jobGroup"]) == str(st.id)
     assert job["numTasks"] == 4

@@ -9,6 +9,7 @@ jobs map back to statements.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import requests
@@ -121,15 +122,23 @@ def jobs_for_statement(
     return sorted(out, key=lambda j: j.get("jobId", 0))
 
 
+_PREAMBLE = re.compile(r"^\s*(#|import\s|from\s+\S+\s+import\s|%)")
+
+
+def code_preview(code: str) -> str:
+    """The line that says what a statement does: its first line that is not blank, a comment, an
+    import or a magic (cells often start with those), else its first non-blank line."""
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    return next((line for line in lines if not _PREAMBLE.match(line)), lines[0] if lines else "")[:200]
+
+
 def _statement_row(st: Any) -> dict[str, Any]:
-    code = st.code or ""
-    first = next((line for line in code.splitlines() if line.strip()), "")
     return {
         "id": st.id,
         "state": st.state.value,
         "progress": max(0.0, min(1.0, float(st.progress or 0.0))),
         "started": st.started or None,
-        "code": first[:200],
+        "code": code_preview(st.code or ""),
         "jobs": [],
     }
 

@@ -218,7 +218,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     # The slow statement, found by its code: hidden statements of the magics (connect, plot scans)
     # run too, and must not be mistaken for it.
     running = panel.locator("[data-section='running']")
-    statement = running.locator(".jp-HailStatement").filter(has_text="import time")
+    statement = running.locator(".jp-HailStatement").filter(has_text="sc.parallelize(range(4), 4)")
     expect(statement).to_be_visible(timeout=240_000)
     mark("slow statement seen")
     expect(statement.locator(".jp-HailJob").first).to_contain_text("tasks", timeout=60_000)
