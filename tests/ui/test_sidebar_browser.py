@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SESSION_NAME = "hail-ui-sidebar"
+POLL_SECONDS = 1  # the sidebar's poll interval setting (default 3)
 TOKEN = "sidebar-test-token"
 
 NOTEBOOK_CELLS = [
@@ -66,6 +67,10 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
     root.mkdir()
     (root / "analysis.ipynb").write_text(json.dumps(_notebook(NOTEBOOK_CELLS)))
     boto3.client("s3").create_bucket(Bucket="ui-bucket")
+    # The user's settings for the sidebar (Settings Editor > Hail on EMR): poll every second.
+    settings = tmp_path / "jupyter-config" / "lab" / "user-settings" / "hail-emr-lab"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"pollInterval": POLL_SECONDS}))
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -280,6 +285,11 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="ui-bucket").get("Contents", [])}
     assert "ui-user/analysis.ipynb" in keys and "ui-user/plots/sidebar_scatter.html" in keys, keys
 
+    # The poll interval comes from the settings: answers arrive about every POLL_SECONDS.
+    times = [r["t"] for r in log.rows if r.get("path") == "status"]
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    assert len(gaps) > 5 and gaps[len(gaps) // 2] < POLL_SECONDS + 1.5, gaps
+
     # Hidden, the panel stops polling; shown again, it refreshes at once.
     tab = page.locator(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']")
     tab.click()
@@ -287,7 +297,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     page.wait_for_timeout(2_000)  # a poll already in flight may still land
     mark("hidden")
     hidden_at = log.now()
-    page.wait_for_timeout(10_000)  # over three poll intervals (3 s)
+    page.wait_for_timeout(10_000)  # many poll intervals
     assert log.answers("status", since=hidden_at) == 0, "the panel kept polling while hidden"
     mark("shown")
     shown_at = log.now()
