@@ -138,6 +138,37 @@ def test_watch_backs_up_files_written_by_other_programs(s3, tmp_path):
         proc.wait(10)
 
 
+def test_watch_misses_nothing_written_right_after_its_first_backup(s3, tmp_path):
+    """A file written the moment the initial full backup ends (before a watch started only then
+    could see it) is backed up too."""
+    import threading
+
+    from hail_emr_lab.sync import SyncTarget
+    from hail_emr_lab.sync.watch import watch
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "before.txt").write_text("before")
+    target = SyncTarget(home=home, bucket=BUCKET, prefix=PREFIX)
+    stop = threading.Event()
+    reports = []
+
+    def on_report(report) -> None:
+        if not reports:  # the initial full backup has just finished
+            (home / "right-after.txt").write_text("written between the scan and the watch")
+        reports.append(report)
+
+    thread = threading.Thread(target=watch, args=(target, 0.2, stop, on_report), daemon=True)
+    thread.start()
+    try:
+        _wait_for(s3.client, f"{PREFIX}/right-after.txt", 15)
+        assert remote_objects(s3.client)[f"{PREFIX}/right-after.txt"] == b"written between the scan and the watch"
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+
+
 def _wait_for(client, key: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,7 +1,8 @@
 """``hail-emr-lab sync watch``: back up files written by any program, seconds after the write.
 
 watchdog (inotify on Linux) reports changes; paths are collected for ``debounce`` seconds and
-then backed up with a targeted :func:`~.engine.backup`. A full backup runs at start.
+then backed up with a targeted :func:`~.engine.backup`. A full backup runs at start, once the
+watch is in place.
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | Non
                 pending.add(path)
             wake.set()
 
-    report = backup(target, wait=60)
-    if on_report:
-        on_report(report)
+    # Watch first, then the full backup: a file written while (or just after) it runs is seen by
+    # the observer and backed up next, instead of falling between the scan and the watch.
     observer = Observer()
     observer.schedule(Handler(), str(target.home), recursive=True)
     observer.start()
     try:
+        report = backup(target, wait=60)
+        if on_report:
+            on_report(report)
         while not stop.is_set():
             if not wake.wait(0.5):
                 continue
