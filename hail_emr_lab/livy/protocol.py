@@ -6,11 +6,8 @@ server accepts cannot drift apart (see ``../shared/livy-rest-contract.md``).
 
 from __future__ import annotations
 
-#: Fields of ``POST /sessions``. ``ttl`` and ``idleTimeout`` are Livy 0.8's; old EMR Livy
-#: rejects unknown fields, so clients send only the ones that are set.
-SESSION_FIELDS = (
-    "kind",
-    "proxyUser",
+#: Spark resources and placement, the same in ``POST /sessions`` and ``POST /batches``.
+_RESOURCE_FIELDS = (
     "jars",
     "pyFiles",
     "files",
@@ -23,30 +20,14 @@ SESSION_FIELDS = (
     "queue",
     "name",
     "conf",
-    "heartbeatTimeoutInSecond",
-    "ttl",
-    "idleTimeout",
 )
 
+#: Fields of ``POST /sessions``. ``ttl`` and ``idleTimeout`` are Livy 0.8's; old EMR Livy
+#: rejects unknown fields, so clients send only the ones that are set.
+SESSION_FIELDS = ("kind", "proxyUser", *_RESOURCE_FIELDS, "heartbeatTimeoutInSecond", "ttl", "idleTimeout")
+
 #: Fields of ``POST /batches`` (``file`` is required).
-BATCH_FIELDS = (
-    "file",
-    "proxyUser",
-    "className",
-    "args",
-    "jars",
-    "pyFiles",
-    "files",
-    "driverMemory",
-    "driverCores",
-    "executorMemory",
-    "executorCores",
-    "numExecutors",
-    "archives",
-    "queue",
-    "name",
-    "conf",
-)
+BATCH_FIELDS = ("file", "proxyUser", "className", "args", *_RESOURCE_FIELDS)
 
 #: Fields of ``POST /sessions/{id}/statements`` and ``.../completion``.
 STATEMENT_FIELDS = ("code", "kind")
