@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,8 +153,6 @@ class ApiRecorder:
     this says whether the server, the kernel or the panel erred."""
 
     def __init__(self, page, path: Path) -> None:
-        import time
-
         self._clock = time.monotonic
         self._start = self._clock()
         self._out = open(path, "w")
