@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import HailEmrLabError
@@ -42,6 +42,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def build_parser(name: str, module: Any = None) -> argparse.ArgumentParser:
+    """The argument parser of ``hail-emr-lab NAME`` (``module``: its already imported module)."""
+    module_name, help_ = COMMANDS[name]
+    module = module or importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"hail-emr-lab {name}", description=help_)
+    module.add_arguments(parser)
+    return parser
+
+
+def needs_arguments(parser: argparse.ArgumentParser) -> bool:
+    """Whether ``parser`` rejects an empty command line (a required argument or subcommand)."""
+    # argparse marks a REMAINDER positional required, yet it takes nothing happily.
+    return any(action.required and action.nargs != argparse.REMAINDER for action in parser._actions)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -55,10 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"hail-emr-lab: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"hail-emr-lab {name}", description=help_)
-    module.add_arguments(parser)
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = build_parser(name, module)
+    if not argv[1:] and needs_arguments(parser):
+        # Bare 'hail-emr-lab sync': what it can do, not an error about one missing argument.
+        parser.print_help()
+        return 2
     args = parser.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)

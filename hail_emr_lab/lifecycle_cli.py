@@ -66,14 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_render_options(install, bucket_required=False)
 
     policy = sub.add_parser("iam-policy", help="print a least-privilege IAM policy for one user's notebook role")
-    policy.add_argument("--bucket", required=True)
+    policy.add_argument("--bucket", required=True, help="S3 bucket of the home backups and shared notebooks (the policy covers only the user's prefix and the shared ones)")
     policy.add_argument("--user", required=True, help="user name = S3 prefix (the Quick Start's instance name)")
     policy.add_argument("--instance-name", help="notebook instance name, if not the user name")
     policy.add_argument("--kms-key-arn", help="KMS key of the bucket's default encryption, if any")
 
     steps = sub.add_parser("emr-steps", help="print the EMR plot-directory step and the Livy settings")
     steps.add_argument("--bucket", help="use s3://BUCKET/scripts/emr/create-plots-dir.sh (else an inline command)")
-    steps.add_argument("--plots-dir", default="/plots")
+    steps.add_argument("--plots-dir", default="/plots", help="plot directory the step creates on the cluster, owned by livy (default /plots)")
     steps.add_argument("--web", action="store_true", help="Quick Start layout: /var/www/html/plots + symlink")
     steps.add_argument(
         "--format",

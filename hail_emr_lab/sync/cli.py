@@ -19,7 +19,8 @@ ACTIONS = ("backup", "restore", "status", "watch", "seed", "install-cron", "unin
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hail-emr-lab sync``."""
     parser.add_argument("action", choices=ACTIONS, help="what to do")
-    parser.add_argument("paths", nargs="*", help="backup/restore only these files or directories (the on-save hook backs up one file)")
+    # default=[]: without a default argparse lists a nargs="*" positional as required in its errors.
+    parser.add_argument("paths", nargs="*", default=[], help="backup/restore only these files or directories (the on-save hook backs up one file)")
     parser.add_argument("--home", help="directory to sync (default: /home/ec2-user/SageMaker on a notebook instance)")
     parser.add_argument("--bucket", help="S3 bucket (default: config 'bucket' or HAIL_EMR_LAB_BUCKET)")
     parser.add_argument("--prefix", help="per-user prefix in the bucket (default: the notebook instance name)")
