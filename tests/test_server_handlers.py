@@ -279,6 +279,41 @@ async def test_plots_refuses_dir_outside_root(jp_fetch, plot_tree):
     assert status == 400 and ".." in body["message"]
 
 
+@pytest.fixture
+def plots_link_outside(jp_root_dir, tmp_path_factory):
+    """``linked/plots`` is a symlink to a directory outside the Jupyter root holding a plot."""
+    outside = tmp_path_factory.mktemp("outside-root") / "their-plots"
+    outside.mkdir()
+    (outside / "private.html").write_text("<p>outside the root</p>")
+    (outside / "private.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 8)
+    notebook_dir = jp_root_dir / "linked"
+    notebook_dir.mkdir()
+    (notebook_dir / "plots").symlink_to(outside, target_is_directory=True)
+    inside = jp_root_dir / "shared-plots"
+    inside.mkdir()
+    (inside / "mine.html").write_text("<p>inside</p>")
+    (jp_root_dir / "alias").mkdir()
+    (jp_root_dir / "alias" / "plots").symlink_to(inside, target_is_directory=True)
+    return outside
+
+
+async def test_plots_folder_linked_outside_root_is_refused(jp_fetch, plots_link_outside):
+    # Jupyter's own file handler refuses the same path: the sidebar must not be a way around it.
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("files", "linked", "plots", "private.html")
+    assert info.value.code in (403, 404)
+    status, body = await error_of(jp_fetch, "plots", dir="linked")
+    assert status == 400 and "outside" in body["message"], body
+    for name in ("private.html", "private.png"):
+        status, body = await error_of(jp_fetch, "plots/view", dir="linked", name=name)
+        assert status == 400 and "outside" in body["message"], body
+    # A plots folder linked to another directory inside the root is still followed.
+    data = await get_json(jp_fetch, "plots", dir="alias")
+    assert [p["file"] for p in data["plots"]] == ["mine.html"]
+    response = await jp_fetch(*API.split("/"), "plots", "view", params={"dir": "alias", "name": "mine.html"})
+    assert response.body == b"<p>inside</p>"
+
+
 # ----------------------------------------------------------------- sync
 
 

@@ -64,8 +64,17 @@ def notebook_dir(root_dir: str | Path, rel: Optional[str]) -> Path:
 
 
 def plots_dir(root_dir: str | Path, rel: Optional[str]) -> Path:
-    """``<notebook dir>/plots`` (it may not exist yet)."""
-    return notebook_dir(root_dir, rel) / PLOTS_DIRNAME
+    """``<notebook dir>/plots`` (it may not exist yet), its symlinks resolved.
+
+    A ``plots`` that is itself a symlink leading outside the Jupyter root is refused
+    (:class:`UnsafePath`), as Jupyter's own ``/files/`` handler does; one leading elsewhere
+    inside the root is followed.
+    """
+    path = notebook_dir(root_dir, rel) / PLOTS_DIRNAME
+    if not os.path.lexists(path):
+        return path
+    where = f"{(rel or '').strip().strip('/')}/{PLOTS_DIRNAME}".lstrip("/")
+    return _inside(Path(root_dir), path, "plots folder", where)
 
 
 def plot_file(root_dir: str | Path, rel_dir: Optional[str], name: str) -> tuple[Path, str]:
