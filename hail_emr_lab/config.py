@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .redact import redact_url
 
 #: Keys whose values are never shown (``Config.as_dict`` redacts them).
 SECRET_KEYS = frozenset({"password", "token", "aws_secret_access_key", "aws_session_token"})
@@ -40,7 +41,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "region": (None, "AWS region (else boto3's default chain)"),
     "auth": ("none", "Livy auth: none, basic or kerberos"),
     "username": (None, "user name for basic auth"),
-    "password": (None, "password for basic auth (never shown)"),
+    "password": (None, "password for basic auth (never shown; better HAIL_EMR_LAB_PASSWORD or password_file)"),
+    "password_file": (None, "file whose first line is the basic-auth password (keep it mode 0600)"),
     "verify": (True, "TLS verification: true, false, or a CA bundle path"),
     "session_name": (None, "Livy session name (default: derived from instance/user)"),
     "proxy_user": (None, "Livy proxyUser for the session"),
@@ -83,13 +85,24 @@ class Config:
         """Where ``key``'s value came from (``"default"`` if nowhere)."""
         return self.sources.get(key, "default")
 
+    def password(self) -> str | None:
+        """The basic-auth password: ``password`` (argument, ``HAIL_EMR_LAB_PASSWORD``, files), else
+        the first line of ``password_file``; None if neither is set (ConfigError if unreadable)."""
+        if self.get("password"):
+            return str(self.get("password"))
+        if self.get("password_file"):
+            return read_password_file(self.get("password_file"))
+        return None
+
     def as_dict(self, redact: bool = True) -> dict[str, dict[str, Any]]:
-        """``{key: {"value": ..., "source": ...}}``, secrets replaced by ``"***"``."""
+        """``{key: {"value": ..., "source": ...}}``, secrets (and credentials in URLs) replaced by ``"***"``."""
         out = {}
         for key in KEYS:
             value = self.values.get(key)
             if redact and key in SECRET_KEYS and value:
                 value = "***"
+            elif redact and key.endswith("_url") and isinstance(value, str):
+                value = redact_url(value)
             out[key] = {"value": value, "source": self.source(key)}
         return out
 
@@ -233,6 +246,57 @@ def load_config(
             f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} (from {cfg.source('auth')})"
         )
     return cfg
+
+
+def read_password_file(path: str | os.PathLike[str]) -> str:
+    """The password in ``path``: its first line, without the line break.
+
+    Raises ConfigError naming the file when it cannot be read or is empty. A file others may
+    read is still used, with a warning on stderr (as ssh does for keys, but not fatal).
+    """
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+        mode = file.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {file}: {exc.strerror or exc}") from None
+    password = text.splitlines()[0] if text.splitlines() else ""
+    if not password:
+        raise ConfigError(f"the password file {file} is empty: put the password on its first line")
+    if mode & 0o077:
+        import sys
+
+        sys.stderr.write(f"Warning: the password file {file} can be read by other users: chmod 600 {file}\n")
+    return password
+
+
+def password_from(
+    prompt: bool = False,
+    file: str | None = None,
+    env_var: str | None = None,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """A password that never appears in a notebook: typed (getpass), read from a file, or from an
+    environment variable. None when no source is given. At most one source may be given.
+
+    Raises ConfigError when more than one source is given, the variable is unset or the file
+    cannot be read.
+    """
+    env = os.environ if env is None else env
+    given = [name for name, value in (("prompt", prompt), ("file", file), ("env", env_var)) if value]
+    if len(given) > 1:
+        raise ConfigError("give the password one way only: --password-prompt, --password-file or --password-env")
+    if prompt:
+        return getpass.getpass(f"Livy password{f' for {user}' if user else ''}: ")
+    if file:
+        return read_password_file(file)
+    if env_var:
+        value = env.get(env_var)
+        if not value:
+            raise ConfigError(f"the environment variable {env_var} is not set (or empty): set it to the password")
+        return value
+    return None
 
 
 def write_config(values: Mapping[str, Any], path: Path | None = None) -> Path:

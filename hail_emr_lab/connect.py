@@ -129,9 +129,9 @@ def _local_target(config: Config, why: str) -> Target:
 def make_client(url: str, config: Config, opts: Optional[ConnectOptions] = None) -> LivyClient:
     """A Livy client with the configured auth, TLS verification and proxy user."""
     opts = opts or ConnectOptions()
-    auth = make_auth(
-        opts.auth or config.get("auth"), opts.username or config.get("username"), opts.password or config.get("password")
-    )
+    kind = opts.auth or config.get("auth")
+    password = opts.password or (config.password() if kind == "basic" else None)
+    auth = make_auth(kind, opts.username or config.get("username"), password)
     return LivyClient(url, auth=auth, verify=config.get("verify", True), proxy_user=config.get("proxy_user"))
 
 

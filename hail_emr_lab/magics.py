@@ -27,6 +27,7 @@ from .context import HailContext, current
 from .errors import HailEmrLabError
 from .livy import LivyHTTPError, SessionDead, StatementCancelled, StatementError
 from .progress import Progress
+from .redact import redact_url, split_userinfo
 
 SUBCOMMANDS = (
     "connect", "info", "sessions", "logs", "cancel", "delete", "cleanup", "disconnect", "config", "help",
@@ -37,7 +38,7 @@ HELP = """\
 %load_ext hail_emr_lab, then:
 
   %hail connect [--url URL | --cluster-id j-... | --cluster-name NAME | --local] [--name NAME] [--new]
-                [--auth none|basic|kerberos --user U --password P] [--conf key=value ...]
+                [--auth none|basic|kerberos --user U --password-prompt] [--conf key=value ...]
                 [--driver-memory 4g --executor-memory 8g --executor-cores 4 --num-executors 10]
                 [--no-hail] [--no-plots] [--plots-url URL] [--heartbeat-timeout S]
   %%hail [-o NAME ...] [-n MAXROWS] [--timeout S] [-q] [--no-plots]   run the cell on the cluster
@@ -49,6 +50,9 @@ HELP = """\
 
 Without a target, connect uses HAIL_EMR_LAB_LIVY_URL / HAIL_EMR_LAB_CLUSTER_ID,
 ~/.hail-emr-lab/config.json, ~/.sparkmagic/config.json, else the embedded local server.
+Basic-auth password: --password-prompt asks for it, --password-file PATH or --password-env VAR
+read it, or set HAIL_EMR_LAB_PASSWORD (or password_file in the config). --password P works but
+leaves it in the notebook, its history and its backup.
 -o pulls a Spark DataFrame, Hail Table or pandas DataFrame into a local pandas DataFrame with
 exact dtypes; -n limits the rows (a warning says when rows were cut). Ctrl-C (interrupt the
 kernel) cancels the statement on the cluster."""
@@ -89,7 +93,10 @@ def _identifier(text: str) -> str:
 @magic_arguments.argument("--region", help="AWS region for --cluster-id/--cluster-name")
 @magic_arguments.argument("--auth", choices=["none", "basic", "kerberos"], help="Livy authentication")
 @magic_arguments.argument("--user", dest="username", help="user name for basic auth")
-@magic_arguments.argument("--password", help="password for basic auth")
+@magic_arguments.argument("--password", help="password for basic auth (stays in the notebook: prefer the next three)")
+@magic_arguments.argument("--password-prompt", action="store_true", help="ask for the basic-auth password (not stored)")
+@magic_arguments.argument("--password-file", help="read the basic-auth password from the first line of this file")
+@magic_arguments.argument("--password-env", help="read the basic-auth password from this environment variable")
 @magic_arguments.argument("--name", help="session name (default: from the notebook instance or user)")
 @magic_arguments.argument("--conf", action="append", default=[], type=_kv, help="Spark conf key=value (repeatable)")
 @magic_arguments.argument("--driver-memory")
@@ -173,6 +180,21 @@ def _plot_parser(line: str) -> None:
 @magic_arguments.magic_arguments(name="hail (no flags)")
 def _noargs_parser(line: str) -> None:
     """A subcommand without options."""
+
+
+def _password(args: Any) -> Optional[str]:
+    """The password from --password-prompt/-file/-env, or a literal --password (with a warning)."""
+    from .config import password_from
+
+    safe = password_from(args.password_prompt, args.password_file, args.password_env, user=args.username)
+    if args.password and safe is not None:
+        raise HailMagicError("Give the password one way only: --password or --password-prompt/-file/-env.")
+    in_url = bool(args.url and (split_userinfo(args.url)[1] or ('', ''))[1])
+    if args.password or in_url:
+        where = "--password" if args.password else "a password in --url"
+        _warn(f"Warning: {where} stays in this notebook, its IPython history and its S3 backup; use "
+              "--password-prompt, --password-file PATH, --password-env VAR or HAIL_EMR_LAB_PASSWORD instead.")
+    return safe if safe is not None else args.password
 
 
 def _parse(parser_func: Any, line: str) -> Any:
@@ -348,9 +370,10 @@ class HailMagics(Magics):
 
     def _cmd_connect(self, rest: str) -> None:
         args = _parse(_connect_parser, rest)
+        password = _password(args)
         opts = conn.ConnectOptions(
             url=args.url, cluster_id=args.cluster_id, cluster_name=args.cluster_name, local=args.local,
-            auth=args.auth, username=args.username, password=args.password, name=args.name, conf=dict(args.conf),
+            auth=args.auth, username=args.username, password=password, name=args.name, conf=dict(args.conf),
             driver_memory=args.driver_memory, driver_cores=args.driver_cores, executor_memory=args.executor_memory,
             executor_cores=args.executor_cores, num_executors=args.num_executors, new=args.new,
             hail=not args.no_hail, hail_jar=args.hail_jar, plots=not args.no_plots, plots_url=args.plots_url,
@@ -366,7 +389,7 @@ class HailMagics(Magics):
             ctx = s.ctx
             verb = "reattached to" if ctx.extras.get("reattached") else "started"
             state = s.state if s.state not in ("idle", "ready") else s.phase
-            text = (f"hail: {verb} session {ctx.session.id} ({ctx.session.name}) on {ctx.endpoint} "
+            text = (f"hail: {verb} session {ctx.session.id} ({ctx.session.name}) on {redact_url(ctx.endpoint)} "
                     f"[{ctx.target}]: {state} ({s.elapsed:.0f} s)")
             if s.state == "ready" and s.versions:
                 text += f" | Hail {s.versions.get('hail', '-')}, Spark {s.versions.get('spark')}"
@@ -526,7 +549,7 @@ class HailMagics(Magics):
         info = ctx.session.info()
         versions = ctx.extras.get("versions") or {}
         rows = [
-            ("endpoint", ctx.endpoint), ("found by", ctx.target), ("session id", info.id), ("name", info.name),
+            ("endpoint", redact_url(ctx.endpoint)), ("found by", ctx.target), ("session id", info.id), ("name", info.name),
             ("state", info.state.value), ("setup", startup.phase if startup else "-"),
             ("reattached", "yes" if ctx.extras.get("reattached") else "no"), ("app id", info.app_id or "-"),
             ("Spark UI", info.spark_ui_url or "-"), ("driver log", info.driver_log_url or "-"),
@@ -549,7 +572,7 @@ class HailMagics(Magics):
             rows.append({"id": s.id, "name": s.name, "state": s.state.value, "kind": s.kind, "app id": s.app_id,
                          "owner": s.owner, "mine": mark})
         if not rows:
-            _print(f"No sessions on {ctx.endpoint}.")
+            _print(f"No sessions on {redact_url(ctx.endpoint)}.")
             return
         _table(rows, ["id", "name", "state", "kind", "app id", "owner", "mine"])
 
@@ -577,7 +600,7 @@ class HailMagics(Magics):
             return
         sessions = {s.id: s for s in ctx.client.list_sessions()}
         if sid not in sessions:
-            raise HailMagicError(f"There is no session {sid} on {ctx.endpoint} (see %hail sessions).")
+            raise HailMagicError(f"There is no session {sid} on {redact_url(ctx.endpoint)} (see %hail sessions).")
         if sessions[sid].name != ctx.session.name and not args.force:
             raise HailMagicError(
                 f"Session {sid} ({sessions[sid].name}) is not yours (yours are named {ctx.session.name!r}); "

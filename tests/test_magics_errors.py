@@ -18,8 +18,10 @@ pytestmark = pytest.mark.slow
 
 class _Answer(http.server.BaseHTTPRequestHandler):
     status, ctype, body = 200, "text/html", b"<html>login</html>"
+    seen: list = []
 
     def do_GET(self):  # noqa: N802
+        type(self).seen.append(dict(self.headers))
         self.send_response(self.status)
         self.send_header("Content-Type", self.ctype)
         self.send_header("Content-Length", str(len(self.body)))
@@ -31,7 +33,7 @@ class _Answer(http.server.BaseHTTPRequestHandler):
 
 
 def _serve(status, ctype, body):
-    handler = type("H", (_Answer,), {"status": status, "ctype": ctype, "body": body})
+    handler = type("H", (_Answer,), {"status": status, "ctype": ctype, "body": body, "seen": []})
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
@@ -75,6 +77,43 @@ def test_refused_credentials(kernel, status):
     finally:
         srv.shutdown()
     assert f"HTTP {status}: denied" in tb and "--auth basic" in tb
+
+
+SECRET = "Sekr3t-in-a-kernel"
+
+
+def test_passwords_are_never_shown_and_literal_ones_warned(kernel, tmp_path):
+    import base64
+
+    srv = _serve(401, "application/json", b'{"msg": "denied"}')
+    port = srv.server_address[1]
+    seen = srv.RequestHandlerClass.seen
+    try:
+        res = kernel.run(f"%hail connect --url http://alice:{SECRET}@127.0.0.1:{port}")
+        tb = _one_paragraph(res)
+        assert "HTTP 401: denied" in tb and SECRET not in res.text
+        assert "Warning: a password in --url stays in this notebook" in res.stderr
+        assert base64.b64decode(seen[-1]["Authorization"].split()[1]).decode() == f"alice:{SECRET}"
+        res = kernel.run(f"%hail connect --url http://127.0.0.1:{port} --auth basic --user alice --password {SECRET}")
+        _one_paragraph(res)
+        assert "Warning: --password stays in this notebook" in res.stderr and "--password-prompt" in res.stderr
+        assert SECRET not in "\n".join(res.traceback)
+        pw = tmp_path / "livy-password"
+        pw.write_text(SECRET + "\n")
+        pw.chmod(0o600)
+        res = kernel.run(f"%hail connect --url http://127.0.0.1:{port} --auth basic --user bob --password-file {pw}")
+        _one_paragraph(res)
+        assert "Warning" not in res.stderr and SECRET not in res.text
+        assert base64.b64decode(seen[-1]["Authorization"].split()[1]).decode() == f"bob:{SECRET}"
+        res = kernel.run(f"import os; os.environ['MY_LIVY_PW'] = {SECRET!r}\n"
+                         f"%hail connect --url http://127.0.0.1:{port} --auth basic --user carol --password-env MY_LIVY_PW")
+        _one_paragraph(res)
+        assert base64.b64decode(seen[-1]["Authorization"].split()[1]).decode() == f"carol:{SECRET}"
+        res = kernel.run("%hail connect --url http://127.0.0.1:1 --password-env NOT_SET_ANYWHERE")
+        assert "NOT_SET_ANYWHERE is not set" in _one_paragraph(res)
+    finally:
+        srv.shutdown()
+    assert "--password-prompt" in kernel.run("%hail help").stdout
 
 
 def test_non_json_proxy(kernel):

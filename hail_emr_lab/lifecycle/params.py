@@ -12,6 +12,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from ..errors import HailEmrLabError
+from ..redact import redact_url
 
 #: Prefixes of the bucket that are shared by every user (read-only for users).
 SHARED_PREFIXES = ("common-notebooks", "scripts", "packages")
@@ -109,7 +110,7 @@ def check_livy_url(url: str) -> str:
         elif port is not None and not 0 < port < 65536:
             problem = "its port is out of range"
     if problem:
-        raise LifecycleError(f"{url!r} is not a usable Livy URL: {problem} (e.g. http://10.0.0.5:8998)")
+        raise LifecycleError(f"{redact_url(url)!r} is not a usable Livy URL: {problem} (e.g. http://10.0.0.5:8998)")
     return url
 
 

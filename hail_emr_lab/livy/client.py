@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from ..redact import redact_url, split_userinfo
 from .errors import (
     LivyAuthError,
     LivyError,
@@ -58,18 +59,21 @@ def make_auth(kind: Optional[str], username: Optional[str] = None, password: Opt
 
 
 def normalize_url(url: str) -> str:
-    """Check a Livy URL and strip the trailing slash; a clear error if it is malformed."""
+    """Check a Livy URL and strip the trailing slash; a clear error if it is malformed.
+
+    Credentials in the URL are kept (see ``LivyClient``), but never shown in the errors.
+    """
     raw = (url or "").strip()
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LivyError(
-            f"{url!r} is not a Livy URL: expected http(s)://HOST:PORT, e.g. http://10.0.0.5:8998 "
+            f"{redact_url(url)!r} is not a Livy URL: expected http(s)://HOST:PORT, e.g. http://10.0.0.5:8998 "
             "(or use --cluster-id to find the cluster's endpoint)"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise LivyError(f"{url!r} has an invalid port: expected a number such as 8998") from None
+        raise LivyError(f"{redact_url(url)!r} has an invalid port: expected a number such as 8998") from None
     return raw.rstrip("/")
 
 
@@ -85,7 +89,13 @@ def _server_message(response: requests.Response) -> Optional[str]:
 
 
 class LivyClient:
-    """One method per Livy REST endpoint. See ``../shared/livy-rest-contract.md``."""
+    """One method per Livy REST endpoint (Apache Livy REST API docs).
+
+    ``url`` may carry ``user:password@``: the credentials are then sent as HTTP basic auth
+    (unless ``auth`` is given) and ``self.url`` is the URL without them, so no message, log
+    line or ``repr`` built from it holds the password.
+    """
+
 
     def __init__(
         self,
@@ -99,7 +109,9 @@ class LivyClient:
         backoff: float = 0.2,
         proxy_user: Optional[str] = None,
     ):
-        self.url = normalize_url(url)
+        self.url, url_credentials = split_userinfo(normalize_url(url))
+        if url_credentials is not None and auth is None:
+            auth = HTTPBasicAuth(*url_credentials)
         parts = urlsplit(self.url)
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
+from ..redact import redact_text
 from .jsonable import is_secret_key, jsonable
 
 #: The sidebar must stay responsive: a dead endpoint costs at most this long per poll.
@@ -63,7 +64,7 @@ def make_client(cfg: Config, url: Optional[str] = None):
     url = url or cfg.get("livy_url")
     if not url:
         raise HailEmrLabError(no_endpoint_hint(cfg))
-    auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.get("password"))
+    auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.password() if cfg.get("auth") == "basic" else None)
     return LivyClient(
         url,
         auth=auth,
@@ -121,7 +122,7 @@ def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> d
     try:
         client = make_client(cfg, endpoint)
     except HailEmrLabError as exc:
-        out["error"] = str(exc)
+        out["error"] = redact_text(str(exc))
         return out
     started = time.monotonic()
     try:
@@ -129,7 +130,7 @@ def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> d
         out["reachable"] = True
         out["latency_ms"] = round((time.monotonic() - started) * 1000.0, 1)
     except HailEmrLabError as exc:
-        out["error"] = str(exc)
+        out["error"] = redact_text(str(exc))
     finally:
         client.close()
     return out
@@ -165,7 +166,7 @@ def list_sessions(cfg: Optional[Config] = None, client: Any = None) -> dict[str,
         client = client or make_client(cfg)
         sessions = client.list_sessions()
     except HailEmrLabError as exc:
-        out["error"] = str(exc)
+        out["error"] = redact_text(str(exc))
         return out
     finally:
         if close and client is not None:

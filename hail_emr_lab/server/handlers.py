@@ -21,6 +21,7 @@ from tornado.ioloop import IOLoop
 from ..config import load_config
 from ..errors import ConfigError, HailEmrLabError
 from ..overview import backup, listings, plots, progress, status
+from ..redact import redact_text
 
 API = "hail-emr-lab/api"
 #: Served with every plot: scripts may run, but in an opaque origin that cannot reach Jupyter.
@@ -51,7 +52,7 @@ class _Base(APIHandler):
     def reply(self, data: Any, status_code: int = 200) -> None:
         self.set_status(status_code)
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(data, default=str))
+        self.finish(redact_text(json.dumps(data, default=str)))  # no URL credentials reach the browser
 
     def fail(self, status_code: int, message: str) -> None:
         self.reply({"message": message}, status_code)
