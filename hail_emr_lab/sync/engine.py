@@ -30,7 +30,7 @@ from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
 from .scan import hash_file, scan_home, stat_one
-from .state import FileState, State
+from .state import FileState, State, signature
 from .target import SyncTarget
 
 if TYPE_CHECKING:  # boto3 is imported only when there is work to do
@@ -512,7 +512,7 @@ def _lstat(path: Path) -> Any:
 def _same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return (a.st_size, a.st_mtime_ns, a.st_ino) == (b.st_size, b.st_mtime_ns, b.st_ino)
+    return signature(a) == signature(b)
 
 
 def _apply_mtime(tmp: str, metadata: dict[str, str] | None, last_modified: Any) -> None:

@@ -23,7 +23,7 @@ from .keys import UnsafeKey, rel_for_key
 from .lock import SyncLock
 from .report import SyncReport
 from .scan import hash_file
-from .state import State
+from .state import State, signature
 from .target import SyncTarget
 
 #: (S3 prefix in the bucket, folder under the home, file mode or None)
@@ -103,7 +103,7 @@ def _seed_one(run: _Run, remote, obj: dict, rel: str, dest: str, mode: int | Non
     if rec and (rec["etag"] == etag or rec["offered_etag"] == etag):
         report.unchanged += 1
         return
-    same_stat = rec and (rec["size"], rec["mtime_ns"], rec["ino"]) == (lst.st_size, lst.st_mtime_ns, lst.st_ino)
+    same_stat = rec and (rec["size"], rec["mtime_ns"], rec["ino"], rec["ctime_ns"]) == signature(lst)
     md5, local_etag = (rec["md5"], "") if same_stat else hash_file(path, t.multipart_chunksize,
                                                                    t.multipart_threshold)
     if local_etag == etag:

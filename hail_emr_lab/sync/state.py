@@ -1,7 +1,7 @@
 """The local sqlite state: what each file looked like when we last synced it.
 
-A row per synced file: its stat signature (size, mtime_ns, inode), md5 and the ETag of the
-object it matches. A backup compares ``os.stat`` against these rows and only hashes files
+A row per synced file: its stat signature (size, mtime_ns, inode, ctime_ns), md5 and the ETag
+of the object it matches. A backup compares ``os.stat`` against these rows and only hashes files
 whose signature changed, so a backup with nothing to do reads no file and sends no request.
 Also kept: run metadata (last backup/restore, last errors), conflicts, and seeded files.
 """
@@ -18,14 +18,26 @@ from typing import Any, Iterable, Iterator
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     rel TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER,
-    md5 TEXT, etag TEXT, synced_at REAL);
+    md5 TEXT, etag TEXT, synced_at REAL, ctime_ns INTEGER);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT, conflict_copy TEXT, time TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS seeded (
     rel TEXT PRIMARY KEY, source_key TEXT, etag TEXT, md5 TEXT, size INTEGER, mtime_ns INTEGER,
-    ino INTEGER, offered_etag TEXT);
+    ino INTEGER, offered_etag TEXT, ctime_ns INTEGER);
 """
+#: Columns added after the first release: (table, column), added to older state files on open.
+_ADDED = (("files", "ctime_ns"), ("seeded", "ctime_ns"))
+
+
+def signature(st: Any) -> tuple[int, int, int, int]:
+    """(size bytes, mtime ns, inode, ctime ns): a file whose signature is unchanged is unchanged.
+
+    ``ctime`` is in it because tools that keep timestamps (``cp -p``, ``rsync -t``, ``tar x``,
+    ``touch -r``) set the mtime back after writing; no user-space call can set the ctime back
+    (POSIX ``stat``: ctime is updated by every write and every ``utimes``).
+    """
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -38,9 +50,10 @@ class FileState:
     ino: int
     md5: str
     etag: str
+    ctime_ns: int | None = None  # None in rows written before ctime was kept: hashed once
 
     def same_stat(self, st: Any) -> bool:
-        return (st.st_size, st.st_mtime_ns, st.st_ino) == (self.size, self.mtime_ns, self.ino)
+        return signature(st) == (self.size, self.mtime_ns, self.ino, self.ctime_ns)
 
 
 class State:
@@ -53,6 +66,9 @@ class State:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        for table, column in _ADDED:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
         self._rows: list[tuple[Any, ...]] = []  # file rows not yet written (see put)
 
     def close(self) -> None:
@@ -68,23 +84,25 @@ class State:
     # files -------------------------------------------------------------------------------
     def all_files(self) -> dict[str, FileState]:
         self._flush()
-        rows = self.db.execute("SELECT rel, size, mtime_ns, ino, md5, etag FROM files")
+        rows = self.db.execute("SELECT rel, size, mtime_ns, ino, md5, etag, ctime_ns FROM files")
         return {r[0]: FileState(*r) for r in rows}
 
     def get(self, rel: str) -> FileState | None:
         self._flush()
         row = self.db.execute(
-            "SELECT rel, size, mtime_ns, ino, md5, etag FROM files WHERE rel = ?", (rel,)
+            "SELECT rel, size, mtime_ns, ino, md5, etag, ctime_ns FROM files WHERE rel = ?", (rel,)
         ).fetchone()
         return FileState(*row) if row else None
 
     def put(self, rel: str, st: Any, md5: str, etag: str) -> None:
         """Record a synced file (buffered; written by the next read or :meth:`commit`)."""
-        self._rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, md5, etag, time.time()))
+        self._rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, md5, etag, time.time(), st.st_ctime_ns))
 
     def _flush(self) -> None:
         if self._rows:
-            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self.db.executemany(
+                "INSERT OR REPLACE INTO files (rel, size, mtime_ns, ino, md5, etag, synced_at, ctime_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
             self._rows = []
 
     def forget(self, rel: str) -> None:
@@ -124,8 +142,9 @@ class State:
 
     def put_seeded(self, rel: str, source_key: str, etag: str, md5: str, st: Any, offered: str = "") -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO seeded VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (rel, source_key, etag, md5, st.st_size, st.st_mtime_ns, st.st_ino, offered),
+            "INSERT OR REPLACE INTO seeded (rel, source_key, etag, md5, size, mtime_ns, ino, offered_etag, "
+            "ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rel, source_key, etag, md5, st.st_size, st.st_mtime_ns, st.st_ino, offered, st.st_ctime_ns),
         )
 
     def set_offered(self, rel: str, etag: str) -> None:
