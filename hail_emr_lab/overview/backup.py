@@ -116,7 +116,8 @@ def start(action: str) -> dict[str, Any]:
         raise BadAction(f"unknown sync action {action!r}: use one of {', '.join(ACTIONS)}")
     from .. import sync
 
-    target = sync.target_from_config()  # config errors are reported now, not in the thread
+    # config errors are reported now, not in the thread; a restore creates a missing home
+    target = sync.target_from_config(require_home=action != "restore")
     func = getattr(sync, action)
     started, state = RUNNER.start(action, lambda: func(target))
     return {

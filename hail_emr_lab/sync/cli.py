@@ -50,7 +50,7 @@ def _target(args: argparse.Namespace) -> Any:
         kwargs["state_dir"] = args.state_dir
     if args.trash_days is not None:
         kwargs["trash_retention_days"] = args.trash_days
-    target = target_from_config(overrides=overrides, **kwargs)
+    target = target_from_config(overrides=overrides, require_home=args.action != "restore", **kwargs)
     if args.exclude:
         from .excludes import DEFAULT_EXCLUDES, Excludes
 

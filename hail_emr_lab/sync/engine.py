@@ -31,7 +31,7 @@ from .progress import Progress
 from .report import SyncReport
 from .scan import hash_file, scan_home, stat_one
 from .state import FileState, State, signature
-from .target import SyncTarget
+from .target import SyncTarget, ensure_home
 
 if TYPE_CHECKING:  # boto3 is imported only when there is work to do
     from .remote import Remote
@@ -366,6 +366,8 @@ def restore(target: SyncTarget, wait: float = 10.0,
     start = time.monotonic()
     report = SyncReport("restore", target.url)
     report.remote_calls = True
+    if ensure_home(target):  # before the lock, which lives in the home by default
+        report.notes.append({"path": str(target.home), "note": "created the home directory (it did not exist)"})
     with SyncLock(target.lock_path, wait), State(target.state_path) as state, Remote(target) as remote:
         _clean_tmp(target)
         run = _Run(target, state, report, progress)

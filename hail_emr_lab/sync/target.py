@@ -91,11 +91,35 @@ _NO_BUCKET = (
 )
 
 
+def ensure_home(target: SyncTarget) -> bool:
+    """Create the target's home (parents included) if it does not exist; True if created.
+
+    Raises :class:`ConfigError` if the path exists and is not a directory (a file, or a
+    symlink to one or to nothing): a restore never writes into or over it.
+    """
+    home = target.home
+    if home.is_dir():
+        return False
+    if os.path.lexists(home):
+        raise ConfigError(f"the home {home} exists and is not a directory; restore into a directory")
+    try:
+        home.mkdir(parents=True)
+    except FileExistsError:  # made meanwhile by someone else: fine if it is a directory
+        if not home.is_dir():
+            raise ConfigError(f"the home {home} exists and is not a directory; restore into a directory") from None
+        return False
+    except OSError as exc:
+        raise ConfigError(f"cannot create the home directory {home}: {exc.strerror}") from None
+    return True
+
+
 def target_from_config(config: Config | None = None, overrides: dict[str, Any] | None = None,
-                       **kwargs: Any) -> SyncTarget:
+                       require_home: bool = True, **kwargs: Any) -> SyncTarget:
     """Build the :class:`SyncTarget` from the configuration (flags passed as ``overrides``).
 
     Defaults on a notebook instance: home ``/home/ec2-user/SageMaker``, prefix = instance name.
+    ``require_home=False`` (restore) accepts a home that does not exist yet; a path that exists
+    and is not a directory is refused either way. Raises :class:`ConfigError`.
     """
     if config is None:
         config = load_config({k: v for k, v in (overrides or {}).items() if v not in (None, "", [])})
@@ -119,8 +143,13 @@ def target_from_config(config: Config | None = None, overrides: dict[str, Any] |
             "or add \"prefix\" to ~/.hail-emr-lab/config.json (on a notebook instance it is the "
             "instance name, read from /opt/ml/metadata/resource-metadata.json)."
         )
-    if not Path(home).expanduser().is_dir():
-        raise ConfigError(f"the home directory {home} does not exist (from {config.source('home')})")
+    home_path = Path(home).expanduser()
+    if os.path.lexists(home_path) and not home_path.is_dir():
+        raise ConfigError(f"the home {home} (from {config.source('home')}) exists and is not a directory; "
+                          "pass --home with a directory")
+    if require_home and not home_path.is_dir():
+        raise ConfigError(f"the home directory {home} does not exist (from {config.source('home')}); "
+                          "create it, or run `hail-emr-lab sync restore` which creates it")
     excludes = config.get("excludes") or []
     if isinstance(excludes, str):
         excludes = [p.strip() for p in excludes.split(",") if p.strip()]
