@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat as stat_mod
@@ -68,14 +69,13 @@ def _visit(entry: os.DirEntry, rel: str, root_real: str, excludes: Excludes, sca
         scan.errors.append({"path": rel, "error": f"cannot back up: the name {reason}; rename it"})
         return
     if entry.is_symlink():
-        target = os.path.realpath(entry.path)
-        if not within(root_real, target):
-            _note(scan, rel, "symlink to outside the home: not followed")
-            return
-        try:
+        try:  # first: a link to nothing is broken wherever it points
             st = os.stat(entry.path)
         except OSError as exc:
-            _note(scan, rel, f"broken symlink or symlink loop: skipped ({exc.strerror})")
+            _note(scan, rel, _dangling(exc))
+            return
+        if not within(root_real, os.path.realpath(entry.path)):
+            _note(scan, rel, "symlink to outside the home: not followed")
             return
         if stat_mod.S_ISDIR(st.st_mode):
             _note(scan, rel, "symlink to a directory: not followed (its target is backed up in place)")
@@ -92,6 +92,15 @@ def _visit(entry: os.DirEntry, rel: str, root_real: str, excludes: Excludes, sca
         _note(scan, rel, f"{_KIND.get(stat_mod.S_IFMT(st.st_mode), 'not a regular file')}: skipped")
 
 
+def _dangling(exc: OSError) -> str:
+    """The note for a symlink that cannot be followed (``os.stat`` failed on it)."""
+    if exc.errno == errno.ELOOP:
+        return "symlink loop: skipped"
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "broken symlink (it points at nothing): skipped"
+    return f"symlink that cannot be followed: skipped ({exc.strerror})"
+
+
 def _name_problem(rel: str) -> str | None:
     try:
         rel.encode("utf-8")
@@ -105,15 +114,19 @@ def stat_one(home: Path, path: Path, excludes: Excludes) -> tuple[str, Any, str 
     rel = rel_of_path(home, path)
     if excludes.excluded(rel):
         return rel, None, "excluded"
-    if os.path.islink(path) and not within(os.path.realpath(home), os.path.realpath(path)):
-        return rel, None, "symlink to outside the home: not followed"
     parent = os.path.realpath(Path(path).parent)
     if not within(os.path.realpath(home), parent):
         raise UnsafeKey(f"{rel!r} is reached through a symlink to outside the home")
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return rel, None, "missing"
+    except OSError as exc:
+        if not os.path.islink(path):
+            if isinstance(exc, FileNotFoundError):
+                return rel, None, "missing"
+            raise
+        return rel, None, _dangling(exc)
+    if os.path.islink(path) and not within(os.path.realpath(home), os.path.realpath(path)):
+        return rel, None, "symlink to outside the home: not followed"
     if not stat_mod.S_ISREG(st.st_mode):
         return rel, None, "not a regular file"
     return rel, st, None
