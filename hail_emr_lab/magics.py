@@ -197,6 +197,31 @@ def _password(args: Any) -> Optional[str]:
     return safe if safe is not None else args.password
 
 
+def strip_comment(line: str) -> str:
+    """``line`` without its trailing ``# comment`` (IPython hands a line magic the whole line).
+
+    The rule of a POSIX shell: ``#`` starts a comment only outside quotes and at the start of
+    a word, so ``'a # b'``, ``"#x"``, ``a\\ #b`` and ``http://h/x#frag`` are kept as written.
+    """
+    quote = ""
+    escaped = False
+    word_start = True  # after an unquoted, unescaped blank (or at the start)
+    for i, ch in enumerate(line):
+        if escaped:
+            escaped = word_start = False
+        elif ch == "\\" and quote != "'":
+            escaped, word_start = True, False
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote, word_start = ch, False
+        elif ch == "#" and word_start:
+            return line[:i].rstrip()
+        else:
+            word_start = ch.isspace()
+    return line
+
+
 def _parse(parser_func: Any, line: str) -> Any:
     """Parse with magic_arguments; bad flags raise UsageError with the usage text."""
     try:
@@ -296,7 +321,7 @@ class HailMagics(Magics):
     @line_cell_magic
     def hail(self, line: str = "", cell: Optional[str] = None) -> Any:
         """Run a subcommand (line magic) or the cell on the cluster (cell magic)."""
-        line = line.strip()
+        line = strip_comment(line).strip()
         first, _, rest = line.partition(" ")
         if cell is not None:
             if first == "sql":
