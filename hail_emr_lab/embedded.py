@@ -9,11 +9,18 @@ then runs JupyterLab in the foreground with the environment pointing at both
 (``HAIL_EMR_LAB_LIVY_URL``, ``AWS_ENDPOINT_URL``, ``HAIL_EMR_LAB_BUCKET`` ...), so that
 ``%hail connect`` with no arguments, the sidebar and the backup all work as on EMR.
 Everything stops when JupyterLab stops.
+
+Like a SageMaker notebook instance, the lab serves a home directory of its own
+(``<state dir>/home`` unless ``--root``), seeded with the tutorials by ``hail-emr-lab sync
+seed`` from the local S3 exactly as the lifecycle scripts seed ``~/SageMaker``; so running
+it from a checkout leaves the checkout untouched. Terminals and kernels find this install's
+``hail-emr-lab`` (and ``python``) first on their ``PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -27,11 +34,16 @@ from typing import Optional
 from .errors import HailEmrLabError
 
 DEFAULT_BUCKET = "hail-emr-lab-local"
+#: Shared prefix of the bucket the tutorials are seeded from (the lifecycle scripts' layout).
+TUTORIALS_PREFIX = "common-notebooks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hail-emr-lab lab``."""
-    parser.add_argument("--root", default=".", help="directory JupyterLab serves (default: current)")
+    parser.add_argument(
+        "--root", default=None,
+        help="home directory JupyterLab serves (default: <state-dir>/home, seeded with the tutorials)",
+    )
     parser.add_argument("--state-dir", default="~/.hail-emr-lab/local", help="where local services keep state")
     parser.add_argument("--livy-port", type=int, default=8998, help="port of the embedded Livy (default 8998)")
     parser.add_argument("--s3-port", type=int, default=5900, help="port of the local S3 (default 5900)")
@@ -66,7 +78,31 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout:
 def _start(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    # Run in the state directory: Spark and Hail write derby.log, metastore_db/, hail-*.log
+    # into their working directory, which must not be the user's checkout.
+    return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                            cwd=str(log.parent))
+
+
+def install_bin() -> Path:
+    """The ``bin/`` directory of this install (``sys.executable``'s), where ``hail-emr-lab`` is."""
+    return Path(sys.executable).parent
+
+
+def path_with_install_first(path: str) -> str:
+    """``PATH`` with this install's ``bin/`` first, so terminals and kernels find ``hail-emr-lab``."""
+    first = str(install_bin())
+    rest = [p for p in path.split(os.pathsep) if p and p != first]
+    return os.pathsep.join([first, *rest])
+
+
+def tutorials_dir() -> Optional[Path]:
+    """The tutorial notebooks shipped with this install (the wheel) or next to it (a checkout)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "tutorials", package.parent / "common-notebooks"):
+        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
+            return candidate
+    return None
 
 
 def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots_dir: Path) -> dict[str, str]:
@@ -82,14 +118,18 @@ def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "PATH": path_with_install_first(os.environ.get("PATH", "")),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     """Start local Livy + local S3, then JupyterLab in the foreground."""
-    state = Path(args.state_dir).expanduser()
+    state = Path(args.state_dir).expanduser().resolve()
     state.mkdir(parents=True, exist_ok=True)
-    root = Path(args.root).resolve()
+    root = Path(args.root).expanduser().resolve() if args.root else state / "home"
+    if args.root and not root.is_dir():
+        raise HailEmrLabError(f"--root {args.root}: not a directory; create it or pick another")
+    root.mkdir(parents=True, exist_ok=True)
     plots_dir = state / "plots"
     for port, what in ((args.livy_port, "--livy-port"), (args.s3_port, "--s3-port")):
         if not _port_free(port):
@@ -118,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         children.append(s3)
         _wait_port(args.s3_port, s3, "the local S3 (moto)", s3_log)
         _ensure_bucket(env, args.bucket)
+        seed_tutorials(env, args.bucket, root, state / "seed.log")
         livy_log = state / "livy.log"
         livy = _start(
             [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", str(args.livy_port),
@@ -129,15 +170,20 @@ def run(args: argparse.Namespace) -> int:
         _wait_port(args.livy_port, livy, "the embedded Livy", livy_log)
         print(f"hail-emr-lab: embedded Livy at {env['HAIL_EMR_LAB_LIVY_URL']} (log {livy_log})")
         print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {args.bucket} (log {s3_log})")
+        print(f"hail-emr-lab: serving the home {root}")
         print("hail-emr-lab: in a notebook run  %load_ext hail_emr_lab  then  %hail connect")
-        jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-        cmd = [jupyter, "lab", f"--ServerApp.root_dir={root}"]
+        jupyter = shutil.which("jupyter", path=str(install_bin())) or "jupyter"
+        # An explicit shell: without one, Jupyter starts a login shell when its output is not a
+        # terminal, and /etc/profile then resets PATH (losing this install's bin/).
+        shell = env.get("SHELL") or shutil.which("bash") or "sh"
+        cmd = [jupyter, "lab", f"--ServerApp.root_dir={root}",
+               f"--ServerApp.terminado_settings=shell_command={shell}"]
         if args.no_browser:
             cmd.append("--no-browser")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # containers and CI machines often run as root
         cmd += [a for a in args.lab_args if a != "--"]
-        lab = subprocess.Popen(cmd, env=env)
+        lab = subprocess.Popen(cmd, env=env, cwd=str(root))
         signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
         try:
             return lab.wait()
@@ -149,15 +195,48 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ensure_bucket(env: dict[str, str], bucket: str) -> None:
+    s3 = _s3(env)
+    existing: Optional[list] = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    if bucket not in (existing or []):
+        s3.create_bucket(Bucket=bucket)
+
+
+def seed_tutorials(env: dict[str, str], bucket: str, home: Path, log: Path) -> None:
+    """Put the tutorials in the local S3 and seed them into ``home`` with ``sync seed``.
+
+    ``sync seed`` never clobbers a notebook the user edited (it saves the new version beside
+    it), and the state it keeps makes later starts no-ops. When the seed fails the lab still
+    starts: a warning names ``log``, where its output is.
+    """
+    source = tutorials_dir()
+    if source is None:
+        print("hail-emr-lab: no tutorials found in this install; the home is not seeded")
+        return
+    if (home / TUTORIALS_PREFIX).resolve() == source.resolve():
+        return  # serving the checkout itself (--root): its tutorials are already there
+    s3 = _s3(env)
+    for notebook in sorted(source.glob("*.ipynb")):
+        s3.upload_file(str(notebook), bucket, f"{TUTORIALS_PREFIX}/{notebook.name}")
+    cmd = [sys.executable, "-m", "hail_emr_lab", "sync", "seed", "--home", str(home), "--bucket", bucket, "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(log.parent))
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        print(f"hail-emr-lab: warning: seeding the tutorials into {home} failed (exit {done.returncode}); "
+              f"see {log}", file=sys.stderr)
+        return
+    report = json.loads(done.stdout)
+    new = [p for p in report.get("downloaded", []) if p.startswith(TUTORIALS_PREFIX + "/")]
+    if new:
+        print(f"hail-emr-lab: seeded {len(new)} tutorial file(s) into {home / TUTORIALS_PREFIX}")
+
+
+def _s3(env: dict[str, str]):  # noqa: ANN202 - a boto3 S3 client
     import boto3
 
-    s3 = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         region_name=env["AWS_DEFAULT_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
-    existing: Optional[list] = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
-    if bucket not in (existing or []):
-        s3.create_bucket(Bucket=bucket)
