@@ -33,12 +33,15 @@ TARGETS = {"trivial statement (`1+1`)": 0.4, "1.0 s statement (`time.sleep(1.0)`
 
 def sparkmagic_runner(url: str, session_id: int):
     """A function running code through sparkmagic's own Livy client classes."""
+    import sparkmagic.utils.configuration as conf
     from hdijupyterutils.ipythondisplay import IpythonDisplay
     from sparkmagic.livyclientlib.command import Command
     from sparkmagic.livyclientlib.endpoint import Endpoint
     from sparkmagic.livyclientlib.livyreliablehttpclient import LivyReliableHttpClient
     from sparkmagic.livyclientlib.livysession import LivySession as SmSession
 
+    # Livy's CSRF header, required by the embedded server: sparkmagic sends it when configured.
+    conf.override(conf.custom_headers.__name__, {"X-Requested-By": "sparkmagic"})
     endpoint = Endpoint(url, None)  # what sparkmagic itself uses for auth "None"
     http = LivyReliableHttpClient.from_endpoint(endpoint)
     session = SmSession(http, {"kind": "pyspark"}, IpythonDisplay(), session_id=session_id)

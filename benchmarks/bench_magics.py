@@ -131,6 +131,7 @@ def main() -> int:
         "heartbeat_refresh_seconds": 30,
         "wait_for_idle_timeout_seconds": 60,
         "logging_config": {"version": 1, "handlers": {}, "loggers": {}},
+        "custom_headers": {"X-Requested-By": "sparkmagic"},  # Livy's CSRF header, on by default here
     }))
 
     from IPython.testing.globalipapp import start_ipython

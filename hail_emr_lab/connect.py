@@ -132,7 +132,15 @@ def make_client(url: str, config: Config, opts: Optional[ConnectOptions] = None)
     kind = opts.auth or config.get("auth")
     password = opts.password or (config.password() if kind == "basic" else None)
     auth = make_auth(kind, opts.username or config.get("username"), password)
-    return LivyClient(url, auth=auth, verify=config.get("verify", True), proxy_user=config.get("proxy_user"))
+    from .embedded_livy import client_headers  # the token of an embedded Livy we started
+
+    return LivyClient(
+        url,
+        auth=auth,
+        headers=client_headers(url),
+        verify=config.get("verify", True),
+        proxy_user=config.get("proxy_user"),
+    )
 
 
 def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .embedded_livy import TOKEN_FILE_ENV, TOKEN_FILE_NAME
 from .errors import HailEmrLabError
 
 DEFAULT_BUCKET = "hail-emr-lab-local"
@@ -160,9 +161,11 @@ def run(args: argparse.Namespace) -> int:
         _ensure_bucket(env, args.bucket)
         seed_tutorials(env, args.bucket, root, state / "seed.log")
         livy_log = state / "livy.log"
+        # The Livy requires the token in this file; the kernels and the sidebar find it through the env.
+        env[TOKEN_FILE_ENV] = str(state / TOKEN_FILE_NAME)
         livy = _start(
             [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", str(args.livy_port),
-             "--plots-dir", str(plots_dir)],
+             "--plots-dir", str(plots_dir), "--token-file", env[TOKEN_FILE_ENV]],
             livy_log,
             env,
         )

@@ -4,6 +4,12 @@ sparkmagic's own Livy classes (the ones its %spark magics use) and the PyPI ``li
 (pylivy) create a session, run statements, pull a small DataFrame and delete the session.
 If our server strayed from Livy's protocol, these third-party parsers would be the first to
 notice. Two Spark sessions in all, one after the other.
+
+What each needs to pass the embedded server's checks (as against a Livy with CSRF protection
+on): sparkmagic its ``custom_headers`` setting with ``X-Requested-By``; pylivy a
+``requests_session`` that carries that header. With a token, sparkmagic adds
+``Authorization: Bearer TOKEN`` to ``custom_headers`` (or uses basic auth with the token as
+password), pylivy passes ``auth=(any_name, token)``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ def sparkmagic_conf():
             "livy_session_startup_timeout_seconds": 300,
             "retry_policy": "configurable",
             "configurable_retry_policy_max_retries": 3,
+            "custom_headers": {"X-Requested-By": "sparkmagic"},
         }
     )
     yield conf
@@ -76,13 +83,21 @@ def test_sparkmagic_livy_session(livy_server, sparkmagic_conf):
     assert requests.get(f"{livy_server.url}/sessions/{sid}", timeout=10).status_code == 404
 
 
+def _csrf_session() -> requests.Session:
+    """What pylivy needs for a Livy with CSRF protection: a session carrying the header."""
+    http = requests.Session()
+    http.headers["X-Requested-By"] = "pylivy"
+    return http
+
+
 def test_pylivy_session(livy_server, capsys):
     from livy import LivySession, SessionKind, SessionState, SparkRuntimeError
     from livy.client import LivyClient
     from livy.models import StatementKind, StatementState
 
+    http = _csrf_session()
     with LivySession.create(
-        livy_server.url, kind=SessionKind.PYSPARK, name="compat-pylivy", heartbeat_timeout=120
+        livy_server.url, kind=SessionKind.PYSPARK, name="compat-pylivy", heartbeat_timeout=120, requests_session=http
     ) as session:
         assert session.state == SessionState.IDLE
         out = session.run("1 + 1")
@@ -101,7 +116,7 @@ def test_pylivy_session(livy_server, capsys):
         assert session.run("sorted(r.n for r in up.collect())").text == "[10, 20]"
 
         # A statement of kind sql: Livy's application/json {schema, data}, as pylivy models it.
-        client = LivyClient(livy_server.url)
+        client = LivyClient(livy_server.url, requests_session=http)
         try:
             assert not client.legacy_server()  # reads GET /version
             st = client.create_statement(session.session_id, "SELECT 1 AS one, 'x' AS s", StatementKind.SQL)
@@ -119,3 +134,36 @@ def test_pylivy_session(livy_server, capsys):
         finally:
             client.close()
     assert requests.get(f"{livy_server.url}/sessions/{sid}", timeout=10).status_code == 404
+
+
+def test_both_clients_reach_a_server_with_a_token(tmp_path, sparkmagic_conf):
+    """The settings the README gives for a token work as written (no Spark session needed)."""
+    from livy.client import LivyClient as PyLivyClient
+    from sparkmagic.livyclientlib.endpoint import Endpoint
+    from sparkmagic.livyclientlib.exceptions import HttpClientException
+    from sparkmagic.livyclientlib.livyreliablehttpclient import LivyReliableHttpClient
+
+    from hail_emr_lab.local.server import EmbeddedLivy
+
+    token = "compat-" + "k" * 30
+    server = EmbeddedLivy(port=0, max_sessions=1, plots_dir=str(tmp_path / "p"), token=token)
+    server.start()
+    try:
+        assert PyLivyClient(server.url, auth=("anyone", token), requests_session=_csrf_session()).list_sessions() == []
+        with pytest.raises(requests.HTTPError, match="401"):
+            PyLivyClient(server.url, requests_session=_csrf_session()).list_sessions()
+
+        sparkmagic_conf.override(
+            "custom_headers", {"X-Requested-By": "sparkmagic", "Authorization": f"Bearer {token}"}
+        )
+        sparkmagic_conf.override("configurable_retry_policy_max_retries", 0)
+        http = LivyReliableHttpClient.from_endpoint(Endpoint(server.url, None))
+        assert http.get_sessions()["sessions"] == []
+        with pytest.raises(HttpClientException, match="runs PySpark only"):
+            http.post_session({"kind": "spark"})  # a POST passes every check and reaches validation
+        sparkmagic_conf.override("custom_headers", {"X-Requested-By": "sparkmagic"})
+        with pytest.raises(HttpClientException, match="401"):
+            LivyReliableHttpClient.from_endpoint(Endpoint(server.url, None)).get_sessions()
+    finally:
+        server.stop()
+    assert server.stats["sessions_created"] == 0

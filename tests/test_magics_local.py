@@ -34,7 +34,11 @@ def test_default_is_embedded_server_and_survives_kernel_restart(tmp_path, monkey
         assert res.status == "ok", res.text
         # The server is its own process: a kernel restart does not stop it, and we reattach.
         k.restart()
-        assert requests.get(state["url"] + "/sessions", timeout=5).status_code == 200
+        # It requires the token it was started with (kept private in the state dir).
+        assert requests.get(state["url"] + "/sessions", timeout=5).status_code == 401
+        token = (tmp_path / "local" / "livy.token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        assert requests.get(state["url"] + "/sessions", headers=auth, timeout=5).status_code == 200
         res = k.run("%hail connect --local --name local-default")
         assert res.status == "ok" and "reattached to session" in res.text, res.text
         assert json.loads((tmp_path / "local" / "livy.json").read_text())["pid"] == state["pid"]  # reused

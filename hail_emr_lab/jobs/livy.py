@@ -63,10 +63,13 @@ def client_for(url: Optional[str]) -> LivyClient:
 
     if ctx_client is not None and getattr(ctx_client, "url", None) == normalize_url(url):
         return ctx_client
+    from ..embedded_livy import client_headers  # the token of an embedded Livy we started
+
     cfg = load_config()
     return LivyClient(
         url,
         auth=(cfg.get("auth"), cfg.get("username"), cfg.get("password")),
+        headers=client_headers(url),
         verify=cfg.get("verify", True),
         proxy_user=cfg.get("proxy_user"),
     )

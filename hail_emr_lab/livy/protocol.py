@@ -32,3 +32,7 @@ BATCH_FIELDS = ("file", "proxyUser", "className", "args", *_RESOURCE_FIELDS)
 #: Fields of ``POST /sessions/{id}/statements`` and ``.../completion``.
 STATEMENT_FIELDS = ("code", "kind")
 COMPLETION_FIELDS = ("code", "kind", "cursor")
+
+#: Livy's CSRF header (``livy.server.csrf-protection.enabled``): any value; required on every
+#: request other than GET, HEAD and OPTIONS when protection is on.
+CSRF_HEADER = "X-Requested-By"

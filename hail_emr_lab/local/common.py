@@ -18,12 +18,13 @@ LOG_LINES_IN_VIEW = 10  # the "log" field of a session or batch object, as in Li
 
 
 class ApiError(Exception):
-    """An HTTP error answer: ``status`` and Livy's ``{"msg": ...}`` body."""
+    """An HTTP error answer: ``status``, Livy's ``{"msg": ...}`` body and extra ``headers``."""
 
-    def __init__(self, status: int, msg: str) -> None:
+    def __init__(self, status: int, msg: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(msg)
         self.status = status
         self.msg = msg
+        self.headers = dict(headers or {})
 
 
 def bad_request(msg: str) -> ApiError:

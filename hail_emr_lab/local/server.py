@@ -19,18 +19,20 @@ import shutil
 import signal
 import tempfile
 import threading
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from .batches import BatchRegistry
 from .common import ApiError, bad_request, int_param, page
+from .guard import AccessPolicy
 from .sessions import SessionRegistry
 
 LIVY_VERSION = "0.8.0-incubating"
-CSRF_HEADER = "X-Requested-By"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+ALLOWED_METHODS = "GET, HEAD, POST, DELETE, OPTIONS"
+
+Answer = tuple[int, Any, dict[str, str]]  # status, JSON payload, extra headers
 
 
 def default_plots_dir() -> str:
@@ -39,7 +41,7 @@ def default_plots_dir() -> str:
 
 
 class _Route:
-    def __init__(self, method: str, pattern: str, handler: Callable[..., tuple[int, Any]]) -> None:
+    def __init__(self, method: str, pattern: str, handler: Callable[..., tuple]) -> None:
         self.method = method
         self.regex = re.compile("^" + pattern + "/?$")
         self.handler = handler
@@ -57,21 +59,34 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # one line per poll would drown the console; errors are answered in JSON
 
     def _dispatch(self, method: str) -> None:
-        body_bytes = b""
+        extra: dict[str, str] = {}
+        body_read = False
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                raise bad_request(f"request body of {length} bytes is larger than {MAX_BODY_BYTES} bytes")
+            length = _content_length(self.headers)
+            try:
+                self.livy.policy.check(method, self.headers, length)
+            except ApiError:
+                self.livy._count("requests_refused")
+                raise
             body_bytes = self.rfile.read(length) if length > 0 else b""
-            status, payload = self.livy._handle(method, self.path, self.headers, body_bytes)
+            body_read = True
+            status, payload, extra = self.livy._handle(method, self.path, body_bytes)
         except ApiError as exc:
-            status, payload = exc.status, {"msg": exc.msg}
+            status, payload, extra = exc.status, {"msg": exc.msg}, exc.headers
         except Exception as exc:  # a bug: answer 500 with the reason instead of dropping the connection
             status, payload = 500, {"msg": f"internal error in the embedded Livy: {type(exc).__name__}: {exc}"}
+        if not body_read:
+            # The body of a refused request was never read (or its length is unknown): the
+            # connection cannot carry another request.
+            self.close_connection = True
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
@@ -92,10 +107,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("PUT")
 
     def do_OPTIONS(self) -> None:  # noqa: N802
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Allow", "GET, HEAD, POST, DELETE, OPTIONS")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._dispatch("OPTIONS")
+
+
+def _content_length(headers: Any) -> int:
+    """The body length in bytes (0 when absent); 400/411/413 when it cannot be trusted."""
+    if headers.get("Transfer-Encoding"):
+        raise ApiError(411, "chunked request bodies are not supported: send the body with a Content-Length")
+    values = headers.get_all("Content-Length") or []
+    if not values:
+        return 0
+    if len(set(values)) > 1:
+        raise bad_request(f"the request has conflicting Content-Length headers: {', '.join(values)[:100]}")
+    raw = values[0].strip()
+    if not re.fullmatch(r"[0-9]{1,20}", raw):
+        raise bad_request(f"Content-Length must be a number of bytes (0 or more), got {raw[:40]!r}")
+    length = int(raw)
+    if length > MAX_BODY_BYTES:
+        raise ApiError(413, f"request body of {length} bytes is larger than {MAX_BODY_BYTES} bytes")
+    return length
 
 
 class EmbeddedLivy:
@@ -106,16 +136,30 @@ class EmbeddedLivy:
         host: str = "127.0.0.1",
         port: int = 8998,
         plots_dir: str | None = None,
-        csrf: bool = False,
+        csrf: bool = True,
         max_sessions: int = 4,
         session_timeout: float = 3600.0,
+        token: str | None = None,
+        allowed_hosts: tuple[str, ...] = (),
+        allowed_origins: tuple[str, ...] = (),
+        token_hint: str | None = None,
     ) -> None:
+        """``csrf``, ``allowed_hosts``, ``allowed_origins`` and ``token`` set who may send
+        requests (see :mod:`.guard`); the defaults admit only this machine's own clients."""
         if max_sessions < 1:
             raise ValueError("max_sessions must be at least 1")
         self.host = host
         self.port = port
         self.plots_dir = os.path.abspath(plots_dir or default_plots_dir())
-        self.csrf = csrf
+        self.policy = AccessPolicy(
+            host=host,
+            port=port,
+            token=token,
+            csrf=csrf,
+            allowed_hosts=tuple(allowed_hosts),
+            allowed_origins=tuple(allowed_origins),
+            token_hint=token_hint,
+        )
         self.max_sessions = max_sessions
         self.session_timeout = session_timeout
         self.stats: dict[str, int] = {
@@ -123,6 +167,7 @@ class EmbeddedLivy:
             "statements_executed": 0,
             "sessions_created": 0,
             "batches_created": 0,
+            "requests_refused": 0,  # by the access checks (403, 401, CSRF 400, 415)
         }
         self._stats_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -180,7 +225,7 @@ class EmbeddedLivy:
                 ) from exc
             httpd.daemon_threads = True
             self._httpd = httpd
-            self.port = httpd.server_address[1]
+            self.port = self.policy.port = httpd.server_address[1]
             self._thread = threading.Thread(
                 target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="embedded-livy-http", daemon=True
             )
@@ -235,12 +280,13 @@ class EmbeddedLivy:
 
     # -- request handling ---------------------------------------------------------------------
 
-    def _handle(self, method: str, raw_path: str, headers: Any, body_bytes: bytes) -> tuple[int, Any]:
-        if self.csrf and method not in ("GET", "HEAD", "OPTIONS") and not headers.get(CSRF_HEADER):
-            raise bad_request("Missing Required Header for CSRF protection.")
+    def _handle(self, method: str, raw_path: str, body_bytes: bytes) -> Answer:
+        """Route an admitted request; its answer with any extra headers (``Location``)."""
         parts = urlsplit(raw_path)
         path = parts.path.rstrip("/") or "/"
         params = parse_qs(parts.query)
+        if method == "OPTIONS":
+            return 200, {"msg": "ok"}, {"Allow": ALLOWED_METHODS}
         lookup = "GET" if method == "HEAD" else method
         path_matched = False
         for route in self._routes:
@@ -258,15 +304,16 @@ class EmbeddedLivy:
                     raise bad_request(f"the request body is not valid JSON: {exc}") from None
                 if not isinstance(body, dict):
                     raise bad_request("the request body must be a JSON object")
-            return route.handler(*match.groups(), body=body, params=params)
+            answer = route.handler(*match.groups(), body=body, params=params)
+            return answer if len(answer) == 3 else (answer[0], answer[1], {})
         if path_matched:
-            raise ApiError(405, f"{method} is not allowed on {path}")
+            raise ApiError(405, f"{method} is not allowed on {path}", headers={"Allow": ALLOWED_METHODS})
         if path == "/":
             return 200, {
                 "msg": "hail-emr-lab embedded Livy",
                 "version": LIVY_VERSION,
                 "endpoints": ["/sessions", "/batches", "/version"],
-            }
+            }, {}
         raise ApiError(404, f"no such endpoint: {method} {path}")
 
     # sessions
@@ -281,7 +328,7 @@ class EmbeddedLivy:
     def _create_session(self, body: dict, params: dict) -> tuple[int, Any]:
         assert self.sessions is not None
         session = self.sessions.create(body, _do_as(params))
-        return 201, session.to_json()
+        return 201, session.to_json(), {"Location": f"/sessions/{session.id}"}
 
     def _get_session(self, sid: str, body: dict, params: dict) -> tuple[int, Any]:
         assert self.sessions is not None
@@ -318,7 +365,8 @@ class EmbeddedLivy:
         assert self.sessions is not None
         session = self.sessions.get(sid)
         session.touch()
-        return 201, session.submit(body).to_json()
+        statement = session.submit(body)
+        return 201, statement.to_json(), {"Location": f"/sessions/{session.id}/statements/{statement.id}"}
 
     def _get_statement(self, sid: str, stid: str, body: dict, params: dict) -> tuple[int, Any]:
         assert self.sessions is not None
@@ -352,7 +400,7 @@ class EmbeddedLivy:
         assert self.batches is not None
         batch = self.batches.create(body, _do_as(params))
         self._count("batches_created")
-        return 201, batch.to_json()
+        return 201, batch.to_json(), {"Location": f"/batches/{batch.id}"}
 
     def _get_batch(self, bid: str, body: dict, params: dict) -> tuple[int, Any]:
         assert self.batches is not None

@@ -64,10 +64,13 @@ def make_client(cfg: Config, url: Optional[str] = None):
     url = url or cfg.get("livy_url")
     if not url:
         raise HailEmrLabError(no_endpoint_hint(cfg))
+    from ..embedded_livy import client_headers  # the token of an embedded Livy we started
+
     auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.password() if cfg.get("auth") == "basic" else None)
     return LivyClient(
         url,
         auth=auth,
+        headers=client_headers(url),
         verify=cfg.get("verify", True),
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
