@@ -53,6 +53,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "prefix": (None, "per-user S3 prefix (default: notebook instance name)"),
     "home": (None, "directory to back up (default /home/ec2-user/SageMaker)"),
     "excludes": ([], "extra gitignore-style patterns the sync skips"),
+    "backup_environments": (False, "sync also backs up Python/conda environments, node_modules and .cache"),
     "local_livy_port": (8998, "port of the embedded Livy server"),
     "jobs": ({}, "job backend settings (see hail-emr-lab jobs --help)"),
 }

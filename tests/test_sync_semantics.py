@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,175 @@ def test_broken_symlinks_are_called_broken(s3, home, tmp_path):
     report = backup(_target(home), paths=[home / "to-nowhere-outside", home / "to-nowhere-inside"])
     assert [n["note"].split(" (")[0] for n in report.notes] == ["broken symlink"] * 2, report.notes
     assert sorted(remote_objects(s3.client)) == [f"{PREFIX}/real.txt"]
+
+
+# ------------------------------------------------------------------------------------------
+# empty directories
+# ------------------------------------------------------------------------------------------
+def test_empty_directories_are_backed_up_restored_and_listed(s3, home, tmp_path):
+    t = _target(home)
+    (home / "results/empty_dir").mkdir(parents=True)
+    (home / "results/nested/a/b").mkdir(parents=True)  # the deepest one is enough
+    _write(home, "results/table.csv", b"x")
+    _write(home, "only-caches/__pycache__/m.pyc", b"pyc")  # not empty: nothing to keep
+    st = status(t)
+    assert st["empty_dirs"] == ["results/empty_dir", "results/nested/a/b"]
+    assert "results/empty_dir/" in st["pending"] and st["pending_count"] == 3
+    text = cli(home, "status").stdout
+    assert "empty dirs:  2 (kept as folder markers): results/empty_dir/, results/nested/a/b/" in text
+
+    report = backup(t)
+    assert report.exit_code == 0, report.summary()
+    assert sorted(report.uploaded) == ["results/empty_dir/", "results/nested/a/b/", "results/table.csv"]
+    objects = remote_objects(s3.client)
+    assert objects[f"{PREFIX}/results/empty_dir/"] == b"" and objects[f"{PREFIX}/results/nested/a/b/"] == b""
+    assert f"{PREFIX}/results/nested/" not in objects
+    assert status(t)["pending"] == []
+    s3.proxy.reset()
+    assert not backup(t).remote_calls and s3.proxy.requests == []
+
+    other = tmp_path / "other"
+    report = json.loads(cli(other, "restore", "--json").stdout)
+    assert sorted(report["downloaded"]) == ["results/empty_dir/", "results/nested/a/b/", "results/table.csv"]
+    for d in ("results/empty_dir", "results/nested/a/b"):
+        assert (other / d).is_dir() and not any((other / d).iterdir())
+    report = json.loads(cli(other, "restore", "--json").stdout)
+    assert report["downloaded"] == [] and report["errors"] == []
+    assert status(_target(other))["pending"] == []
+
+    # a directory that gains a file keeps its marker and is not "deleted"; one removed is
+    (home / "results/empty_dir/now-full.txt").write_text("full")
+    os.rmdir(home / "results/nested/a/b")
+    st = status(t)
+    assert st["deleted_locally"] == ["results/nested/a/b/"]
+    assert st["empty_dirs"] == ["results/nested/a"]
+    report = backup(t, delete=True)
+    assert report.trashed == ["results/nested/a/b/"], report.summary()
+    objects = remote_objects(s3.client)
+    assert f"{PREFIX}/results/nested/a/b/" not in objects and f"{PREFIX}/results/empty_dir/" in objects
+    assert [k for k in objects if k.endswith("/results/nested/a/b/")]  # in the trash
+
+
+def test_empty_directory_restore_refuses_what_is_in_the_way(s3, home, tmp_path):
+    (home / "results/empty").mkdir(parents=True)
+    assert backup(_target(home)).exit_code == 0
+    other = tmp_path / "other"
+    _write(other, "results/empty", b"a file where the directory was")
+    (other / "outside-link").symlink_to(tmp_path)
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/outside-link/evil/", Body=b"")
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/", Body=b"")  # the console's folder for the prefix
+    proc = cli(other, "restore", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 3
+    errors = {e["path"]: e["error"] for e in report["errors"]}
+    assert "not a directory is in the way" in errors["results/empty/"]
+    assert "outside the home" in errors[f"{PREFIX}/outside-link/evil/"]
+    assert len(errors) == 2 and not (tmp_path / "evil").exists()
+    assert (other / "results/empty").read_bytes() == b"a file where the directory was"
+
+
+def test_targeted_backup_keeps_a_new_empty_directory(s3, home):
+    """What the watcher and the on-save hook send: a new empty directory gets its marker."""
+    t = _target(home)
+    assert backup(t).exit_code == 0
+    (home / "new/empty").mkdir(parents=True)
+    _write(home, "new/full/f.txt", b"f")
+    report = backup(t, paths=[home / "new/empty", home / "new/full"])
+    assert report.uploaded == ["new/empty/"] and report.errors == [], report.summary()
+    assert remote_objects(s3.client) == {f"{PREFIX}/new/empty/": b""}
+
+
+# ------------------------------------------------------------------------------------------
+# environments and caches are not work
+# ------------------------------------------------------------------------------------------
+def _home_with_environments(home: Path) -> dict[str, bytes]:
+    """A home as a developer leaves it; returns the files that are work."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "proj/.venv")], check=True)
+    _write(home, "proj/.venv/lib/site-packages/pkg/__init__.py", b"installed")
+    # conda is not installed here: a prefix as conda leaves it (conda-meta/ marks it)
+    _write(home, "SageMaker-envs/py311/conda-meta/history", b"==> 2026-01-01 <==")
+    _write(home, "SageMaker-envs/py311/lib/python3.11/os.py", b"stdlib")
+    _write(home, "labextension/node_modules/react/index.js", b"module.exports = 1")
+    _write(home, ".cache/pip/http/abc", b"cache")
+    _write(home, "proj/__pycache__/mod.cpython-311.pyc", b"pyc")
+    _write(home, "proj/.ipynb_checkpoints/nb-checkpoint.ipynb", b"{}")
+    work = {"proj/mod.py": b"print('work')", "proj/nb.ipynb": b"{}", "labextension/src/index.ts": b"ts"}
+    for rel, data in work.items():
+        _write(home, rel, data)
+    git = ["git", "-C", str(home / "proj"), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "mod.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "unpushed work"], check=True)
+    return work
+
+
+def test_environments_and_caches_are_skipped_and_counted(s3, home):
+    work = _home_with_environments(home)
+    t = _target(home)
+    st = status(t)
+    assert st["skipped"] == {"environments": 2, "node_modules": 1, "caches": 2, ".ipynb_checkpoints": 1}
+    assert st["skipped_text"] == "2 environments, 1 node_modules, 2 caches, 1 .ipynb_checkpoints"
+    assert sorted(st["skipped_dirs"]) == [".cache", "SageMaker-envs/py311", "labextension/node_modules",
+                                          "proj/.ipynb_checkpoints", "proj/.venv", "proj/__pycache__"]
+    assert "skipped:     2 environments, 1 node_modules, 2 caches" in cli(home, "status").stdout
+    assert not [p for p in st["pending"] if ".venv" in p or "node_modules" in p or "conda" in p]
+
+    assert backup(t).exit_code == 0
+    keys = set(remote_objects(s3.client))
+    assert {f"{PREFIX}/{rel}" for rel in work} <= keys
+    assert f"{PREFIX}/proj/.git/HEAD" in keys and f"{PREFIX}/proj/.git/refs/tags/" in keys  # git is work
+    for skipped in (".venv", "node_modules", "SageMaker-envs/py311", ".cache", "__pycache__", "checkpoint"):
+        assert not [k for k in keys if skipped in k], skipped
+    other_git = [k for k in keys if "/.git/objects/" in k]
+    assert other_git  # the unpushed commit's objects
+
+    # what the watcher and the on-save hook send is filtered the same way
+    _write(home, "proj/.venv/lib/site-packages/pkg/new.py", b"pip install")
+    _write(home, "SageMaker-envs/py311/lib/python3.11/new.py", b"conda install")
+    report = backup(t, paths=[home / "proj/.venv/lib/site-packages/pkg/new.py",
+                              home / "SageMaker-envs/py311/lib/python3.11/new.py",
+                              home / "labextension/node_modules/react/index.js"])
+    assert report.uploaded == [] and not report.remote_calls and report.notes == []
+
+
+def test_a_switch_includes_environments_again(s3, home, isolated_config):
+    _home_with_environments(home)
+    venv_cfg = "proj/.venv/pyvenv.cfg"
+    assert venv_cfg not in json.loads(cli(home, "status", "--json").stdout)["pending"]
+    for how in ("flag", "env", "config"):
+        env = dict(os.environ)
+        args = ["status", "--json"]
+        if how == "flag":
+            args.append("--include-environments")
+        elif how == "env":
+            env["HAIL_EMR_LAB_BACKUP_ENVIRONMENTS"] = "true"
+        else:
+            (isolated_config / "config.json").write_text(json.dumps({"backup_environments": True}))
+        st = json.loads(cli(home, *args, env=env).stdout)
+        assert venv_cfg in st["pending"], how
+        assert "labextension/node_modules/react/index.js" in st["pending"]
+        assert st["skipped"] == {"caches": 1, ".ipynb_checkpoints": 1}  # __pycache__ and checkpoints stay out
+    proc = cli(home, "backup")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    keys = set(remote_objects(s3.client))
+    assert f"{PREFIX}/{venv_cfg}" in keys and f"{PREFIX}/SageMaker-envs/py311/conda-meta/history" in keys
+
+
+def test_restore_skips_environments_found_in_an_older_backup(s3, home, tmp_path):
+    """Objects of environments backed up before they were skipped are not restored by default."""
+    _home_with_environments(home)
+    assert backup(_target(home, environments=True)).exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    report = backup(_target(home), delete=True)  # the default run neither deletes nor re-uploads them
+    assert report.uploaded == [] and report.trashed == []
+    assert status(_target(home))["deleted_locally_count"] == 0
+    from hail_emr_lab.sync import restore
+
+    report = restore(_target(other))
+    assert report.exit_code == 0, report.summary()
+    assert (other / "proj/mod.py").exists() and (other / "proj/.git/HEAD").exists()
+    assert not (other / "proj/.venv").exists() and not (other / "SageMaker-envs/py311").exists()
+    assert not (other / "labextension/node_modules").exists() and not (other / ".cache").exists()
+    report = restore(_target(other, environments=True))
+    assert (other / "proj/.venv/pyvenv.cfg").exists() and (other / "labextension/node_modules/react/index.js").exists()

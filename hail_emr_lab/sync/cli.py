@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="per-user prefix in the bucket (default: the notebook instance name)")
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="extra gitignore-style pattern to skip (repeatable)")
+    parser.add_argument("--include-environments", action="store_true", default=None,
+                        help="also back up Python/conda environments, node_modules and .cache folders "
+                             "(skipped by default; config backup_environments, HAIL_EMR_LAB_BACKUP_ENVIRONMENTS)")
     parser.add_argument("--delete", action="store_true",
                         help="backup: move objects of locally deleted files to the remote trash")
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
@@ -42,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _target(args: argparse.Namespace) -> Any:
     from .target import target_from_config
 
-    overrides = {"home": args.home, "bucket": args.bucket, "prefix": args.prefix}
+    overrides = {"home": args.home, "bucket": args.bucket, "prefix": args.prefix,
+                 "backup_environments": args.include_environments}
     kwargs: dict[str, Any] = {}
     if args.concurrency is not None:
         kwargs["concurrency"] = args.concurrency
@@ -55,7 +59,7 @@ def _target(args: argparse.Namespace) -> Any:
         from .excludes import DEFAULT_EXCLUDES, Excludes
 
         target.excludes = list(target.excludes) + list(args.exclude)
-        target.matcher = Excludes(DEFAULT_EXCLUDES, target.excludes)
+        target.matcher = Excludes(DEFAULT_EXCLUDES, target.excludes, environments=target.environments)
     return target
 
 
@@ -146,6 +150,8 @@ def _install_cron(args: argparse.Namespace, target: Any) -> int:
             extra += [f"--{key}", str(getattr(target, key))]
     for pattern in args.exclude:
         extra += ["--exclude", pattern]
+    if args.include_environments:
+        extra += ["--include-environments"]
     if args.state_dir:
         extra += ["--state-dir", str(target.state_dir)]
     log_path = target.state_dir / "cron.log"
@@ -167,6 +173,13 @@ def _status_text(info: dict[str, Any]) -> str:
     lines += [f"  {p}" for p in info["pending"][:20]]
     if info["pending_count"] > 20:
         lines.append(f"  ... and {info['pending_count'] - 20} more")
+    if info.get("empty_dirs_count"):
+        lines.append(f"empty dirs:  {info['empty_dirs_count']} (kept as folder markers): "
+                     + ", ".join(d + "/" for d in info["empty_dirs"][:5])
+                     + (" ..." if info["empty_dirs_count"] > 5 else ""))
+    if info.get("skipped_text"):
+        lines.append(f"skipped:     {info['skipped_text']} (not work: rebuilt, not written; "
+                     "--include-environments or config backup_environments backs them up)")
     for c in info["conflicts"][:20]:
         lines.append(f"conflict:    {c['path']} (other version: {c['conflict_copy']}, {c['time']})")
     for e in info["errors"][:20]:

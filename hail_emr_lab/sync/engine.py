@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from . import markers
+from .excludes import environments_in, inside
 from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, unsafe_reason, within
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
-from .scan import hash_file, scan_home, stat_one
+from .scan import gone_locally, hash_file, scan_home, skipped_text, stat_one
 from .state import FileState, State, signature
 from .target import SyncTarget, ensure_home
 
@@ -136,20 +138,22 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
         known = state.all_files()
         if paths is None:
             scan = scan_home(target.home, target.matcher)
-            files = scan.files
+            files, dirs = scan.files, scan.dirs
             report.notes += scan.notes
             report.errors += scan.errors
-            gone = sorted(r for r in known if r not in files and not target.matcher.excluded(r))
+            gone = sorted(r for r in known if gone_locally(scan, target.home, target.matcher, r))
         else:
-            files, gone = _stat_paths(target, paths, report), []
+            (files, dirs), gone = _stat_paths(target, paths, report), []
         uploads = _changed(run, files, known)
+        new_dirs = markers.new_markers(dirs, known)
         trash = [r for r in gone if os.path.lexists(target.home / r) is False] if delete else []
-        if uploads or trash:
+        if uploads or trash or new_dirs:
             from .remote import Remote
 
             report.remote_calls = True
             with Remote(target) as remote:
                 _upload_all(run, remote, uploads)
+                markers.put_markers(run, remote, dirs, new_dirs)
                 if trash:
                     _trash(run, remote, trash, known)
                     _purge_trash(run, remote)
@@ -160,8 +164,11 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
     return report
 
 
-def _stat_paths(target: SyncTarget, paths: Iterable[Path | str], report: SyncReport) -> dict[str, Any]:
+def _stat_paths(target: SyncTarget, paths: Iterable[Path | str],
+                report: SyncReport) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(files, empty directories) among ``paths``, each rel -> stat."""
     files: dict[str, Any] = {}
+    dirs: dict[str, Any] = {}
     for p in paths:
         try:
             rel, st, problem = stat_one(target.home, Path(p), target.matcher)
@@ -171,11 +178,14 @@ def _stat_paths(target: SyncTarget, paths: Iterable[Path | str], report: SyncRep
         except OSError as exc:
             report.errors.append({"path": str(p), "error": f"cannot read: {exc.strerror}"})
             continue
-        if st is not None:
+        if problem == "directory":
+            if next(os.scandir(p), None) is None:  # one with files: they come as their own paths
+                dirs[rel] = st
+        elif st is not None:
             files[rel] = st
         elif problem not in ("excluded", "missing"):
             report.notes.append({"path": rel, "note": problem or "skipped"})
-    return files
+    return files, dirs
 
 
 def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> list[_Upload]:
@@ -408,12 +418,16 @@ def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
     known = run.state.all_files()
     trash = f"{t.prefix}/{TRASH_DIRNAME}/"
     plan: list[_Download] = []
+    cut = len(t.prefix) + 1
+    envs = set() if t.matcher.environments else environments_in([o["Key"][cut:] for o in objects])
     for obj in objects:
         key = obj["Key"]
-        if key.startswith(trash):
+        if key.startswith(trash) or (envs and inside(key[cut:], envs)):
             continue
-        if key.endswith("/") and obj.get("Size", 0) == 0:
-            continue  # a "folder" placeholder made by the console
+        if key.endswith("/") and obj.get("Size", 0) == 0:  # an empty directory (a folder marker)
+            if key != t.prefix + "/":
+                markers.restore_marker(run, key, obj["ETag"])
+            continue
         try:
             rel = rel_for_key(t.prefix, key)
             path = run.guard.path(rel)
@@ -554,8 +568,9 @@ def status(target: SyncTarget) -> dict[str, Any]:
     scan = scan_home(target.home, target.matcher)
     with State(target.state_path) as state:
         known = state.all_files()
-        pending = sorted(r for r, st in scan.files.items() if r not in known or not known[r].same_stat(st))
-        deleted = sorted(r for r in known if r not in scan.files and not target.matcher.excluded(r))
+        pending = sorted([r for r, st in scan.files.items() if r not in known or not known[r].same_stat(st)]
+                         + [markers.marker(d) for d in markers.new_markers(scan.dirs, known)])
+        deleted = sorted(r for r in known if gone_locally(scan, target.home, target.matcher, r))
         last_b = state.meta("last_backup_result", {}) or {}
         last_r = state.meta("last_restore_result", {}) or {}
         out = {
@@ -573,6 +588,11 @@ def status(target: SyncTarget) -> dict[str, Any]:
             "conflicts": state.conflicts(),
             "errors": _dedupe(list(last_b.get("errors", [])) + list(last_r.get("errors", [])) + scan.errors),
             "notes": scan.notes,
+            "empty_dirs": sorted(scan.dirs)[:STATUS_PENDING_LIMIT],
+            "empty_dirs_count": len(scan.dirs),
+            "skipped": scan.skipped_counts(),
+            "skipped_text": skipped_text(scan.skipped_counts()),
+            "skipped_dirs": sorted(d for ds in scan.skipped.values() for d in ds)[:STATUS_PENDING_LIMIT],
             "running": is_locked(target.lock_path),
         }
     return out

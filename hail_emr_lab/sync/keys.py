@@ -53,8 +53,12 @@ def unsafe_reason(rel: str) -> str | None:
 
 
 def key_for(prefix: str, rel: str) -> str:
-    """The S3 key of home-relative name ``rel`` (always under ``prefix/``)."""
-    reason = unsafe_reason(rel)
+    """The S3 key of home-relative name ``rel`` (always under ``prefix/``).
+
+    ``rel`` ending in ``/`` names a directory: its key is the zero-byte folder marker, as the
+    S3 console makes one.
+    """
+    reason = unsafe_reason(rel[:-1] if rel.endswith("/") else rel)
     if reason:
         raise UnsafeKey(f"{rel!r} {reason}")
     return f"{prefix}/{rel}"

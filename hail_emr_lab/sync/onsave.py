@@ -112,7 +112,8 @@ def register(server_app: Any) -> BackgroundUploader | None:
             logger.warning("hail-emr-lab: no sync prefix configured (HAIL_EMR_LAB_PREFIX); on-save backup is off")
             return None
         target = SyncTarget(home=Path(home), bucket=cfg.get("bucket"), prefix=cfg.get("prefix"),
-                            excludes=list(cfg.get("excludes") or []), region=cfg.get("region"))
+                            excludes=list(cfg.get("excludes") or []), region=cfg.get("region"),
+                            environments=bool(cfg.get("backup_environments")))
         uploader = BackgroundUploader(target, logger)
         cm.register_post_save_hook(make_hook(uploader))
         server_app.hail_emr_lab_uploader = uploader  # reachable for the REST handlers / tests

@@ -26,6 +26,8 @@ class SyncTarget:
     ``state_dir`` holds the sqlite state and the lock (default ``<home>/.hail-emr-lab-sync``,
     or ``$HAIL_EMR_LAB_SYNC_STATE_DIR``); it is never synced. Downloads are staged in
     ``<home>/.hail-emr-lab-sync/tmp`` so the final rename stays on one filesystem.
+    ``environments``: also back up Python/conda environments, ``node_modules`` and ``.cache``
+    (skipped by default: they are rebuilt, not written; see :mod:`.excludes`).
     """
 
     home: Path
@@ -38,6 +40,7 @@ class SyncTarget:
     multipart_chunksize: int = DEFAULT_MULTIPART_THRESHOLD
     region: str | None = None
     trash_retention_days: int = 30
+    environments: bool = False
 
     def __post_init__(self) -> None:
         self.home = Path(os.path.abspath(os.path.expanduser(str(self.home))))
@@ -59,7 +62,7 @@ class SyncTarget:
         if self.state_dir is None:
             self.state_dir = Path(env_dir) if env_dir else self.home / STATE_DIRNAME
         self.state_dir = Path(self.state_dir).expanduser()
-        self.matcher = Excludes(DEFAULT_EXCLUDES, self.excludes)
+        self.matcher = Excludes(DEFAULT_EXCLUDES, self.excludes, environments=self.environments)
 
     @property
     def ident(self) -> str:
@@ -153,5 +156,6 @@ def target_from_config(config: Config | None = None, overrides: dict[str, Any] |
     excludes = config.get("excludes") or []
     if isinstance(excludes, str):
         excludes = [p.strip() for p in excludes.split(",") if p.strip()]
+    kwargs.setdefault("environments", bool(config.get("backup_environments")))
     return SyncTarget(home=Path(home), bucket=bucket, prefix=prefix, excludes=list(excludes),
                       region=config.get("region"), **kwargs)

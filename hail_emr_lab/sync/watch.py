@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .keys import STATE_DIRNAME
+from .keys import STATE_DIRNAME, UnsafeKey, rel_of_path
 from .lock import SyncBusy
 from .report import SyncReport
 from .target import SyncTarget
@@ -37,10 +37,11 @@ def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | Non
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
-            if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
+            wanted = ("created", "moved") if event.is_directory else ("created", "modified", "moved", "closed")
+            if event.event_type not in wanted:  # a new directory may be an empty one to keep
                 return
             path = os.fsdecode(getattr(event, "dest_path", "") or event.src_path)
-            if path.startswith(state_dir):
+            if path.startswith(state_dir) or _excluded(target, path):
                 return
             with lock:
                 pending.add(path)
@@ -77,3 +78,12 @@ def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | Non
     finally:
         observer.stop()
         observer.join(5)
+
+
+def _excluded(target: SyncTarget, path: str) -> bool:
+    """Is ``path`` excluded, or inside an environment or cache the backup skips?"""
+    try:
+        rel = rel_of_path(target.home, Path(path))
+    except UnsafeKey:
+        return False  # the backup reports it
+    return target.matcher.excluded_on_disk(str(target.home), rel)
