@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,87 @@ def test_restore_skips_environments_found_in_an_older_backup(s3, home, tmp_path)
     assert not (other / "labextension/node_modules").exists() and not (other / ".cache").exists()
     report = restore(_target(other, environments=True))
     assert (other / "proj/.venv/pyvenv.cfg").exists() and (other / "labextension/node_modules/react/index.js").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# the watcher does not watch what the backup skips
+# ------------------------------------------------------------------------------------------
+def _inotify_watched_inodes() -> set[int]:
+    """Inodes this process holds inotify watches on (Linux: /proc/self/fdinfo)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith("inotify wd:"):
+                out.add(int(line.split(" ino:")[1].split()[0], 16))
+    return out
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fdinfo").is_dir(), reason="needs Linux /proc to see inotify watches")
+def test_watch_does_not_watch_environments(s3, home):
+    import threading
+
+    from hail_emr_lab.sync.watch import watch
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "proj/.venv")], check=True)
+    _write(home, "web/node_modules/react/lib/index.js", b"x")
+    _write(home, "proj/src/mod.py", b"work")
+    ino = lambda rel: os.stat(home / rel).st_ino  # noqa: E731
+    target = _target(home)
+    stop = threading.Event()
+    reports = []
+    thread = threading.Thread(target=watch, args=(target, 0.2, stop, reports.append), daemon=True)
+    before = _inotify_watched_inodes()
+    thread.start()
+    try:
+        _wait(lambda: reports, 30, "the initial backup")
+        watched = _inotify_watched_inodes() - before
+        assert {ino("."), ino("proj"), ino("proj/src"), ino("web")} <= watched
+        for rel in ("proj/.venv", "proj/.venv/lib", "proj/.venv/bin", "web/node_modules",
+                    "web/node_modules/react", "web/node_modules/react/lib"):
+            assert ino(rel) not in watched, rel
+
+        # a venv created while watching: what is made in it once it is one is not watched
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "proj/env2")], check=True)
+        [site] = (home / "proj/env2/lib").glob("python*/site-packages")
+        _write(site, "newpkg/sub/__init__.py", b"pip install")
+        _write(home, "proj/.venv/lib/new.py", b"pip install")
+        _write(home, "web/node_modules/react/new.js", b"npm install")
+        (home / "proj/empty").mkdir()
+        _write(home, "proj/src/new.py", b"new work")
+        keys = lambda: set(remote_objects(s3.client))  # noqa: E731
+        _wait(lambda: {f"{PREFIX}/proj/src/new.py", f"{PREFIX}/proj/empty/"} <= keys(), 15, "the backup of new work")
+        time.sleep(1)  # a debounce more: nothing else follows
+        assert not [k for k in keys() if ".venv" in k or "node_modules" in k or "env2" in k], keys()
+        watched = _inotify_watched_inodes() - before
+        for d in (site / "newpkg", site / "newpkg/sub"):
+            assert os.stat(d).st_ino not in watched, d
+        assert ino("proj/empty") in watched
+
+        # a watched tree renamed: its files are backed up under the new names, and a write deep
+        # inside it afterwards is seen at its new path
+        _write(home, "proj/src/deep/old.py", b"old")
+        _wait(lambda: f"{PREFIX}/proj/src/deep/old.py" in keys(), 15, "the backup of deep/old.py")
+        os.rename(home / "proj/src", home / "proj/moved")
+        time.sleep(0.5)
+        _write(home, "proj/moved/deep/later.py", b"later")
+        _wait(lambda: {f"{PREFIX}/proj/moved/mod.py", f"{PREFIX}/proj/moved/deep/later.py"} <= keys(), 15,
+              "the backup of the renamed tree")
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert _inotify_watched_inodes() <= before
