@@ -114,6 +114,8 @@ def backup_html(data: dict[str, Any]) -> str:
         out += f"<div>Pending files: {_e(s.get('pending_count', 0))}</div>"
         if s.get("pending"):
             out += _muted(", ".join(s["pending"][:8]))
+        if data.get("skipped_note"):
+            out += _muted(data["skipped_note"])
         out += f"<div>Conflicts: {_e(len(s.get('conflicts') or []))}</div>"
         for err in (s.get("errors") or [])[:5]:
             out += _error(err)

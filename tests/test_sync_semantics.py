@@ -433,3 +433,20 @@ def test_watch_does_not_watch_environments(s3, home):
         thread.join(15)
     assert not thread.is_alive()
     assert _inotify_watched_inodes() <= before
+
+
+def test_sidebar_backup_section_says_what_is_skipped(s3, home, monkeypatch):
+    """The sidebar's REST payload (and the widgets panel built from it) carries the skipped note."""
+    from hail_emr_lab.overview.backup import backup_status
+    from hail_emr_lab.widgets import backup_html
+
+    _home_with_environments(home)
+    for key, value in (("BUCKET", BUCKET), ("PREFIX", PREFIX), ("HOME", str(home))):
+        monkeypatch.setenv(f"HAIL_EMR_LAB_{key}", value)
+    data = backup_status()
+    assert data["error"] is None, data["error"]
+    note = "Not backed up: 2 environments, 1 node_modules, 2 caches, 1 .ipynb_checkpoints (rebuilt, not written)"
+    assert data["skipped_note"] == note
+    assert note in backup_html(data)
+    monkeypatch.setenv("HAIL_EMR_LAB_BACKUP_ENVIRONMENTS", "1")
+    assert backup_status()["skipped_note"] == "Not backed up: 1 cache, 1 .ipynb_checkpoints (rebuilt, not written)"

@@ -97,6 +97,7 @@ def backup_status() -> dict[str, Any]:
         "available": True,
         "configured": False,
         "status": None,
+        "skipped_note": None,
         "error": None,
         "run": RUNNER.snapshot(),
     }
@@ -105,9 +106,17 @@ def backup_status() -> dict[str, Any]:
         out["configured"] = True
         out["target"] = {"bucket": target.bucket, "prefix": target.prefix, "home": str(target.home)}
         out["status"] = jsonable(sync.status(target))
+        out["skipped_note"] = skipped_note(out["status"])
     except HailEmrLabError as exc:
         out["error"] = str(exc)
     return out
+
+
+def skipped_note(status: dict[str, Any]) -> str | None:
+    """One line for the sidebar: what the backup skips as not work, e.g.
+    ``"Not backed up: 2 environments, 1 node_modules (rebuilt, not written)"``; None if nothing."""
+    text = status.get("skipped_text")
+    return f"Not backed up: {text} (rebuilt, not written)" if text else None
 
 
 def start(action: str) -> dict[str, Any]:

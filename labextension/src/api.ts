@@ -173,6 +173,7 @@ export interface IBackup {
     errors: any[];
     running: boolean;
   } | null;
+  skipped_note?: string | null;
   run: IBackupRun;
 }
 

@@ -368,6 +368,9 @@ export class HailPanel extends Widget {
       if (s.pending.length) {
         out.push(h('ul', { class: 'jp-HailList jp-HailMuted' }, ...s.pending.slice(0, 8).map(p => h('li', {}, p))));
       }
+      if (data.skipped_note) {
+        out.push(h('div', { class: 'jp-HailRow jp-HailMuted', 'data-field': 'skipped' }, data.skipped_note));
+      }
       out.push(
         h(
           'div',
