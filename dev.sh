@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README, on a fresh machine:
-#   ./dev.sh lab    install everything, start JupyterLab on the embedded default
-#   ./dev.sh test   install everything, run the checks and the whole test suite
-# Everything goes into ./.venv; system packages (Chromium for the browser tests, the
-# Kerberos headers for requests-kerberos, shellcheck) are installed with apt when missing.
+#   ./dev.sh lab    install what the lab needs, start JupyterLab on the embedded default
+#   ./dev.sh test   install everything (test tools too), run the checks and the whole test suite
+# Everything goes into ./.venv (HAIL_EMR_LAB_VENV=DIR for another place); system packages
+# (Java, Node.js; for `test` also Chromium, the Kerberos headers, shellcheck) are installed with
+# apt when missing. The pip install is skipped when nothing it depends on changed since the last
+# one (a stamp in the venv holds the hash of INSTALL_INPUTS).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
-VENV=$ROOT/.venv
+VENV=${HAIL_EMR_LAB_VENV:-$ROOT/.venv}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# What `pip install -e .[EXTRA]` depends on (the package's code is linked, not copied).
+INSTALL_INPUTS=(pyproject.toml setup.py labextension/package.json labextension/yarn.lock)
 
-need_apt=()
-command -v krb5-config >/dev/null || need_apt+=(libkrb5-dev)
-command -v chromium >/dev/null || need_apt+=(chromium)
-command -v shellcheck >/dev/null || need_apt+=(shellcheck)
-command -v node >/dev/null || need_apt+=(nodejs npm)
-command -v java >/dev/null || need_apt+=(default-jre-headless)
-
-install_system() {
+install_system() {  # $1: lab|test
+  local need_apt=()
+  command -v java >/dev/null || need_apt+=(default-jre-headless)
+  command -v node >/dev/null || need_apt+=(nodejs npm)
+  if [ "$1" = test ]; then
+    # requests-kerberos (the Kerberos auth tests) compiles against these; the lab does not need it.
+    command -v krb5-config >/dev/null || need_apt+=(libkrb5-dev)
+    command -v chromium >/dev/null || need_apt+=(chromium)
+    command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+  fi
   [ ${#need_apt[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -26,23 +32,66 @@ install_system() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 }
 
-install_python() {
+inputs_hash() {
+  sha256sum "${INSTALL_INPUTS[@]}" | sha256sum | cut -d' ' -f1
+}
+
+stamp() {  # the stamp file of an extra
+  echo "$VENV/.hail-emr-lab-installed-$1"
+}
+
+up_to_date() {  # $@: extras, any of which would do
+  local hash extra
+  hash=$(inputs_hash)
+  [ -x "$VENV/bin/hail-emr-lab" ] || return 1
+  for extra in "$@"; do
+    [ "$(cat "$(stamp "$extra")" 2>/dev/null)" = "$hash" ] && return 0
+  done
+  return 1
+}
+
+# pip's output, shortened to one line per package and per long build step.
+show_progress() {
+  awk '
+    /^Collecting / { n++; printf "    %4d  %s\n", n, $2; fflush(); next }
+    /Building wheel for .*(started|still running)/ { print "    " $0; fflush(); next }
+    /^Successfully installed/ { printf "    installed %d packages\n", NF - 2; fflush() }
+  '
+}
+
+install_python() {  # $1: the extra to install (lab or dev); further arguments: extras that also do
+  local extra=$1
+  if up_to_date "$@"; then
+    echo "==> $VENV is up to date (${INSTALL_INPUTS[*]} unchanged since its install)"
+    return 0
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
   fi
-  echo "==> installing hail-emr-lab and its dependencies (first time: several minutes)"
-  # jlpm (from jupyterlab) builds the labextension during the install: it must be on PATH.
   local log="$VENV/pip-install.log"
-  if ! PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install -q -e ".[dev]" >"$log" 2>&1; then
+  echo "==> installing hail-emr-lab[$extra] and its dependencies (first time: several minutes; log: $log)"
+  rm -f "$VENV"/.hail-emr-lab-installed-*
+  # jlpm (from jupyterlab) builds the labextension during the install: it must be on PATH.
+  local rc=0
+  PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install --progress-bar off -e ".[$extra]" 2>&1 \
+    | tee "$log" | show_progress || rc=${PIPESTATUS[0]}
+  if [ "$rc" -ne 0 ]; then
     grep -v "is ignored: it is neither" "$log" | tail -40 >&2
     echo "pip install failed (full log: $log)" >&2
     exit 1
   fi
-  # Register the editable labextension with JupyterLab (a symlink to hail_emr_lab/labextension).
-  PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" labextension develop --overwrite . >/dev/null
-  PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" server extension enable hail_emr_lab --sys-prefix >/dev/null
+  # Register the editable labextension (a symlink to hail_emr_lab/labextension) and the server
+  # extension with JupyterLab; their chatter goes to the log, shown only when they fail.
+  if ! { PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" labextension develop --overwrite . &&
+         PATH="$VENV/bin:$PATH" "$VENV/bin/jupyter" server extension enable hail_emr_lab --sys-prefix; } \
+       >>"$log" 2>&1; then
+    tail -20 "$log" >&2
+    echo "registering the JupyterLab extensions failed (full log: $log)" >&2
+    exit 1
+  fi
+  inputs_hash >"$(stamp "$extra")"
 }
 
 build_labextension() {
@@ -53,15 +102,15 @@ build_labextension() {
 case "${1:-}" in
   lab)
     shift
-    install_system
-    install_python
+    install_system lab
+    install_python lab dev  # what `test` installs (dev) includes everything the lab needs
     [ -f hail_emr_lab/labextension/package.json ] || build_labextension
     exec "$VENV/bin/hail-emr-lab" lab "$@"
     ;;
   test)
     shift
-    install_system
-    install_python
+    install_system test
+    install_python dev
     build_labextension
     echo "==> ruff"
     "$VENV/bin/ruff" check .
