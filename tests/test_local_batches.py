@@ -68,6 +68,7 @@ def test_successful_batch_with_args_conf_and_pyfiles(livy_server, tmp_path):
     )
     assert resp.status_code == 201, resp.text
     created = resp.json()
+    assert resp.headers["Location"] == f"/batches/{created['id']}"  # as Livy's 201 answers
     assert set(created) == {"id", "name", "owner", "proxyUser", "state", "appId", "appInfo", "log"}
     assert created["state"] in ("starting", "running") and created["name"] == "batch-ok"
     bid = created["id"]

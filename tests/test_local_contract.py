@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+from hail_emr_lab.livy.protocol import SESSION_INFO_FIELDS, SHARED_SESSION_NEEDS_KIND
 from hail_emr_lab.local.server import EmbeddedLivy
 
 H = {"X-Requested-By": "tests"}
@@ -132,7 +133,8 @@ def test_session_lifecycle_while_starting(url, livy_server):
     )
     assert created.status_code == 201
     view = created.json()
-    assert set(view) == {"id", "name", "appId", "owner", "proxyUser", "state", "kind", "appInfo", "log"}
+    assert set(view) == set(SESSION_INFO_FIELDS)
+    assert created.headers["Location"] == f"/sessions/{view['id']}"
     assert (view["state"], view["kind"], view["name"], view["proxyUser"]) == (
         "starting",
         "pyspark",
@@ -169,6 +171,76 @@ def test_session_lifecycle_while_starting(url, livy_server):
     assert requests.get(f"{url}/sessions/{sid}", timeout=10).status_code == 404
     assert sid not in [s["id"] for s in requests.get(url + "/sessions", timeout=10).json()["sessions"]]
     _wait_gone(pid)
+
+
+def test_session_info_carries_livys_fields(url):
+    """Livy's SessionInfo: the request's sizing and resources, unset ones 0, null or empty."""
+    body = {
+        "kind": "pyspark",
+        "name": "contract-info",
+        "driverMemory": "1g",
+        "driverCores": 1,
+        "executorMemory": "512m",
+        "numExecutors": 2,
+        "jars": ["/nowhere/a.jar"],
+        "files": ["/nowhere/data.txt"],
+        "conf": {"spark.test.x": "1"},
+        "heartbeatTimeoutInSecond": 300,
+        "ttl": "30m",
+        "queue": "q1",
+    }
+    created = requests.post(url + "/sessions", json=body, headers=H, timeout=10)
+    try:
+        assert created.status_code == 201, created.text
+        for view in (created.json(), requests.get(f"{url}/sessions/{created.json()['id']}", timeout=10).json()):
+            assert set(view) == set(SESSION_INFO_FIELDS)
+            for key, value in body.items():
+                assert view[key] == value, key
+            assert (view["executorCores"], view["archives"], view["pyFiles"]) == (0, [], [])
+        bare = requests.get(url + "/sessions", timeout=10).json()["sessions"]
+        assert all(set(s) == set(SESSION_INFO_FIELDS) for s in bare)
+    finally:
+        requests.delete(f"{url}/sessions/{created.json()['id']}", headers=H, timeout=10)
+
+
+def test_ttl_counts_statements_not_state_polls(url):
+    """Livy: only statements renew a ttl; GET /sessions/N/state is a heartbeat, not activity."""
+    sid = requests.post(url + "/sessions", json={"ttl": "2s"}, headers=H, timeout=10).json()["id"]
+    deadline = time.monotonic() + 30
+    while True:
+        state = requests.get(f"{url}/sessions/{sid}/state", timeout=10)
+        if state.status_code == 404:
+            break
+        assert state.status_code == 200
+        assert time.monotonic() < deadline, "a ttl=2s session polled for its state was never reaped"
+        time.sleep(0.3)
+    log_gone = requests.get(f"{url}/sessions/{sid}/log", timeout=10)
+    assert log_gone.status_code == 404
+
+
+def test_statement_without_kind_in_a_shared_session_is_refused(url):
+    sid = requests.post(url + "/sessions", json={"name": "contract-shared"}, headers=H, timeout=10).json()["id"]
+    try:
+        resp = requests.post(f"{url}/sessions/{sid}/statements", json={"code": "1"}, headers=H, timeout=10)
+        assert resp.status_code == 400
+        assert resp.json()["msg"].startswith(SHARED_SESSION_NEEDS_KIND)
+        completion = requests.post(f"{url}/sessions/{sid}/completion", json={"code": "x"}, headers=H, timeout=10)
+        assert completion.status_code == 400 and SHARED_SESSION_NEEDS_KIND in completion.json()["msg"]
+        # With a kind it passes that check (and meets the next: the session is still starting).
+        kinded = requests.post(
+            f"{url}/sessions/{sid}/statements", json={"code": "1", "kind": "pyspark"}, headers=H, timeout=10
+        )
+        assert (kinded.status_code, kinded.json()) == (400, {"msg": "Session is in state starting"})
+    finally:
+        requests.delete(f"{url}/sessions/{sid}", headers=H, timeout=10)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", True])
+def test_bad_livy_setting_in_conf_is_rejected_naming_it(url, value):
+    key = "spark.__livy__.livy.rsc.retained-statements"
+    resp = requests.post(url + "/sessions", json={"conf": {key: value}}, headers=H, timeout=10)
+    assert resp.status_code == 400
+    assert f"conf '{key}' must be a positive whole number" in resp.json()["msg"]
 
 
 def test_heartbeat_timeout_reaps_an_untouched_session(url):

@@ -51,14 +51,15 @@ def test_errors_and_tracebacks(repl):
 
 
 @pytest.mark.parametrize("code", ["def f():", "x = (1,", "print('a'", "'''doc", "if True:"])
-def test_incomplete_statements(repl, code):
-    assert repl.run(code, 1) == {
-        "status": "error",
-        "execution_count": 1,
-        "ename": "Error",
-        "evalue": "incomplete statement",
-        "traceback": [],
-    }
+def test_incomplete_statements_are_pythons_syntax_errors(repl, code):
+    """As Livy's PySpark REPL: Python's SyntaxError, not the Scala REPL's "incomplete statement"."""
+    with pytest.raises(SyntaxError) as raised:
+        compile(code, "<stdin>", "exec")
+    out = repl.run(code, 1)
+    name = type(raised.value).__name__  # SyntaxError or its subclass IndentationError
+    assert (out["status"], out["execution_count"], out["ename"]) == ("error", 1, name)
+    assert out["evalue"] == str(raised.value)
+    assert out["traceback"][-1].startswith(f"{name}:")
 
 
 def test_json_magic(repl):

@@ -74,15 +74,32 @@ class Livy:
             time.sleep(0.1)
 
 
+RETAINED = 60  # livy.rsc.retained-statements, given as Livy's spark.__livy__ conf
+SQL_ROWS = 7  # livy.rsc.sql.num-rows
+
+
 @pytest.fixture(scope="module")
-def livy(livy_server):
+def shipped(tmp_path_factory):
+    """A file shipped with the session's ``files``."""
+    path = tmp_path_factory.mktemp("shipped") / "shipped_data.txt"
+    path.write_text("shipped with the session\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def livy(livy_server, shipped):
     resp = requests.post(
         livy_server.url + "/sessions",
         json={
             "kind": "pyspark",
             "name": "test-local-session",
             "driverMemory": "1g",
-            "conf": {"spark.test.marker": "42"},
+            "files": [str(shipped)],
+            "conf": {
+                "spark.test.marker": "42",
+                "spark.__livy__.livy.rsc.retained-statements": str(RETAINED),
+                "spark.__livy__.livy.rsc.sql.num-rows": str(SQL_ROWS),
+            },
         },
         headers={"X-Requested-By": "tests"},
         timeout=10,
@@ -146,15 +163,47 @@ def test_error_output_shape(livy):
     assert not any("hail_emr_lab" in line for line in out["traceback"]), "our own frames leak into tracebacks"
 
 
-def test_incomplete_statement(livy):
-    out = livy.run("def f(x):")["output"]
-    assert (out["status"], out["ename"], out["evalue"], out["traceback"]) == (
-        "error",
-        "Error",
-        "incomplete statement",
-        [],
-    )
+def test_incomplete_statement_is_pythons_syntax_error(livy):
+    """Livy's PySpark REPL answers Python's own SyntaxError ("incomplete statement" is Scala's)."""
+    for code in ("def f(x):", "if True:"):
+        with pytest.raises(SyntaxError) as raised:
+            compile(code, "<stdin>", "exec")
+        out = livy.run(code)["output"]
+        name = type(raised.value).__name__  # IndentationError, a SyntaxError
+        assert (out["status"], out["ename"], out["evalue"]) == ("error", name, str(raised.value))
+        assert out["traceback"] and out["traceback"][-1].startswith(f"{name}:")
     assert livy.run("x = )")["output"]["ename"] == "SyntaxError"
+
+
+def test_statement_location_header(livy):
+    resp = livy.http.post(livy.base + "/statements", json={"code": "1"}, timeout=10)
+    assert resp.status_code == 201
+    assert resp.headers["Location"] == f"/sessions/{livy.sid}/statements/{resp.json()['id']}"
+    livy.wait(resp.json()["id"])
+
+
+def test_shipped_files_are_in_the_working_directory(livy, shipped):
+    """Livy runs the interpreter in the SparkFiles root: a shipped file opens by its name."""
+    text = livy.ok_text(
+        "import os\nfrom pyspark import SparkFiles\n"
+        f"print(open({shipped.name!r}).read().strip())\n"
+        "print(os.path.samefile(os.getcwd(), SparkFiles.getRootDirectory()))"
+    )
+    assert text == "shipped with the session\nTrue"
+
+
+def test_livy_settings_are_not_spark_settings(livy):
+    """spark.__livy__.* keys configure the session, they are not in Spark's conf."""
+    text = livy.ok_text("sorted(k for k, _ in sc.getConf().getAll() if '__livy__' in k)")
+    assert text == "[]"
+    st = livy.run(f"SELECT id FROM range({SQL_ROWS + 5})", kind="sql")
+    assert len(st["output"]["data"]["application/json"]["data"]) == SQL_ROWS
+
+
+def test_session_info_of_a_ready_session(livy, shipped):
+    view = livy.session()
+    assert view["files"] == [str(shipped)] and view["driverMemory"] == "1g"
+    assert view["conf"]["spark.__livy__.livy.rsc.retained-statements"] == str(RETAINED)
 
 
 def test_json_table_and_matplot_magics(livy):
@@ -297,15 +346,16 @@ def test_statement_listing_paging_and_order(livy):
     assert (missing.status_code, missing.json()) == (404, {"msg": "Statement not found"})
 
 
-def test_only_the_last_100_statements_are_kept(livy):
+def test_only_the_retained_number_of_statements_is_kept(livy):
+    """livy.rsc.retained-statements, set through the session's spark.__livy__ conf."""
     last = None
-    for _ in range(105):
+    for _ in range(RETAINED + 5):
         last = livy.post("pass")
     livy.wait(last["id"])
     body = requests.get(livy.base + "/statements", timeout=10).json()
-    assert body["total_statements"] == 100
+    assert body["total_statements"] == RETAINED
     assert body["statements"][-1]["id"] == last["id"]
-    assert body["statements"][0]["id"] == last["id"] - 99
+    assert body["statements"][0]["id"] == last["id"] - (RETAINED - 1)
 
 
 def test_session_log_has_worker_and_spark_lines(livy):

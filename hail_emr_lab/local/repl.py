@@ -5,8 +5,9 @@ One ``Repl`` owns the namespace of a session. ``run`` executes a statement the w
 runs in interactive ("single") mode so a trailing expression's repr is printed; stdout and
 stderr written meanwhile become ``text/plain``. A line starting with ``%`` is a Livy magic
 (``%json VAR``, ``%table VAR``, ``%matplot plt``). Errors become error outputs with ``ename``,
-``evalue`` and ``traceback`` (a list of strings); incomplete code gives Livy's
-``incomplete statement`` error. ``run_sql`` runs Spark SQL for statements of kind ``sql``
+``evalue`` and ``traceback`` (a list of strings); incomplete code (``if True:``) is a
+``SyntaxError`` in Python's words, as Livy's PySpark REPL answers (its "incomplete statement"
+is the Scala REPL's). ``run_sql`` runs Spark SQL for statements of kind ``sql``
 (answering ``application/json`` ``{schema, data}`` as Livy's SQLInterpreter does).
 
 Nothing here knows about processes or HTTP: the worker calls it, and the unit tests call it
@@ -18,7 +19,6 @@ from __future__ import annotations
 import ast
 import base64
 import builtins
-import codeop
 import datetime
 import decimal
 import io
@@ -46,11 +46,6 @@ class _Failure(Exception):
 def error_output(ename: str, evalue: str, tb: list[str] | None = None) -> dict:
     """An error output without execution_count (the caller adds it)."""
     return {"status": "error", "ename": ename, "evalue": evalue, "traceback": list(tb or [])}
-
-
-def incomplete_output() -> dict:
-    """Livy's answer to code that needs more lines."""
-    return error_output("Error", "incomplete statement")
 
 
 def _exception_output(exc: BaseException) -> dict:
@@ -115,16 +110,10 @@ class _Capture:
 
 
 def _compile_chunk(source: str) -> ast.Module:
-    """Parse a chunk of Python; raise _Failure with Livy's error for bad or incomplete code."""
+    """Parse a chunk of Python; raise _Failure with the SyntaxError of bad or incomplete code."""
     try:
         return ast.parse(source, "<stdin>", "exec")
     except SyntaxError as exc:
-        try:
-            incomplete = codeop.compile_command(source, "<stdin>", "exec") is None
-        except (SyntaxError, ValueError, OverflowError):
-            incomplete = False
-        if incomplete:
-            raise _Failure(incomplete_output()) from None
         raise _Failure(
             error_output(type(exc).__name__, str(exc), traceback.format_exception_only(type(exc), exc))
         ) from None

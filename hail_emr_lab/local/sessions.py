@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from ..livy.protocol import COMPLETION_FIELDS, SESSION_FIELDS, STATEMENT_FIELDS
+from ..livy.protocol import COMPLETION_FIELDS, SESSION_FIELDS, SHARED_SESSION_NEEDS_KIND, STATEMENT_FIELDS
 from . import sparkconf
 from .common import (
     BUSY,
@@ -46,7 +46,6 @@ from .common import (
 WAITING, RUNNING_ST, AVAILABLE, CANCELLING, CANCELLED = "waiting", "running", "available", "cancelling", "cancelled"
 ACTIVE_STATEMENT_STATES = frozenset({WAITING, RUNNING_ST, CANCELLING})
 
-RETAINED_STATEMENTS = 100  # livy.rsc.retained-statements
 STARTUP_TIMEOUT = 600.0
 STATE_RETAIN_SECONDS = 600.0  # livy.server.session.state-retain.sec: finished sessions stay listed
 KILL_GRACE_SECONDS = 5.0
@@ -135,8 +134,8 @@ class Session:
         self._write_lock = threading.Lock()
         self._completions: dict[str, tuple[threading.Event, list]] = {}
         self.created = time.monotonic()
-        self.last_touched = self.created  # any GET of the session (heartbeat)
-        self.last_activity = self.created  # statements submitted/finished
+        self.last_touched = self.created  # any request naming the session (Livy's heartbeat)
+        self.last_activity = self.created  # statements submitted/cancelled/finished, completions (ttl)
         self.final_since: float | None = None
         self.deleting = False
         self.heartbeat_timeout = float(request.get("heartbeatTimeoutInSecond") or 0)
@@ -146,6 +145,9 @@ class Session:
             else default_idle_timeout
         )
         self.ttl = parse_duration(request["ttl"], "ttl") if request.get("ttl") else 0.0
+        self.settings, unused = sparkconf.livy_settings(request)
+        for name in unused:
+            self.log.append(f"hail-emr-lab: Livy setting {name} (from spark.__livy__.{name}) is not used here")
         self.proc: subprocess.Popen | None = None
 
     # -- process ------------------------------------------------------------------------------
@@ -165,7 +167,7 @@ class Session:
             start_new_session=True,  # its own process group: the JVM dies with it on delete
         )
         self.log.append(f"hail-emr-lab: started worker pid {self.proc.pid} for session {self.id} in {self.workdir}")
-        self._send({"id": self.id, "kind": self.kind, "conf": conf})
+        self._send({"id": self.id, "kind": self.kind, "conf": conf, "settings": self.settings})
         threading.Thread(target=self._read_log, name=f"session-{self.id}-log", daemon=True).start()
         threading.Thread(target=self._read_messages, name=f"session-{self.id}-msgs", daemon=True).start()
 
@@ -328,9 +330,7 @@ class Session:
         code = body.get("code")
         if not isinstance(code, str):
             raise bad_request("'code' is required and must be a string")
-        kind = normalize_kind(body.get("kind"), "statement") or ("sql" if self.kind == "sql" else "pyspark")
-        if kind == "shared":
-            kind = "pyspark"
+        kind = self._statement_kind(body)
         with self.lock:
             self._require_ready()
             st = Statement(self._next_statement, code, kind)
@@ -344,10 +344,23 @@ class Session:
             self._send({"type": "execute", "id": st.id, "code": code, "kind": kind})
             return st
 
+    def _statement_kind(self, body: dict) -> str:
+        """'pyspark' or 'sql': the statement's own kind, else the session's; a shared session
+        needs one (400 with Livy's message, as Livy's REPL refuses it)."""
+        kind = normalize_kind(body.get("kind"), "statement")
+        if kind is None:
+            if self.kind == "shared":
+                raise bad_request(
+                    f"{SHARED_SESSION_NEEDS_KIND}: send \"kind\": \"pyspark\" or \"sql\" with the statement, "
+                    "or create the session with a kind"
+                )
+            kind = self.kind
+        return "pyspark" if kind == "shared" else kind
+
     def _trim(self) -> None:
-        """Keep at most RETAINED_STATEMENTS, forgetting the oldest finished ones (Livy forgets
-        the oldest whatever their state; we never drop one a client may still be waiting for)."""
-        excess = len(self.statements) - RETAINED_STATEMENTS
+        """Keep at most livy.rsc.retained-statements, forgetting the oldest finished ones (Livy
+        forgets the oldest whatever their state; we never drop one a client may still be waiting for)."""
+        excess = len(self.statements) - self.settings["livy.rsc.retained-statements"]
         if excess <= 0:
             return
         for sid in [sid for sid, st in self.statements.items() if st.state not in ACTIVE_STATEMENT_STATES][:excess]:
@@ -380,6 +393,7 @@ class Session:
                 st.completed = now_ms()
             else:
                 st.state = CANCELLING
+            self.last_activity = time.monotonic()
             self._send({"type": "cancel", "id": sid})
             self._refresh_state()
 
@@ -394,13 +408,14 @@ class Session:
             cursor = int(cursor)
         except (TypeError, ValueError):
             raise bad_request(f"'cursor' must be an integer, got {cursor!r}") from None
-        if normalize_kind(body.get("kind"), "statement") == "sql":
+        if self._statement_kind(body) == "sql":
             return []
         req = uuid.uuid4().hex
         waiter: tuple[threading.Event, list] = (threading.Event(), [])
         with self.lock:
             self._require_ready()
             self._completions[req] = waiter
+            self.last_activity = time.monotonic()
         try:
             self._send({"type": "complete", "req": req, "code": code, "cursor": cursor})
             waiter[0].wait(COMPLETION_TIMEOUT)
@@ -415,6 +430,8 @@ class Session:
         self.last_touched = time.monotonic()
 
     def to_json(self) -> dict:
+        """Livy's SessionInfo: every field of ``SESSION_INFO_FIELDS``, sizing as requested."""
+        req = self.request
         with self.lock:
             return {
                 "id": self.id,
@@ -426,6 +443,19 @@ class Session:
                 "kind": self.kind,
                 "appInfo": {"driverLogUrl": None, "sparkUiUrl": self.spark_ui_url},
                 "log": self.log.tail(),
+                "ttl": req.get("ttl"),
+                "driverMemory": req.get("driverMemory"),
+                "driverCores": req.get("driverCores") or 0,
+                "executorMemory": req.get("executorMemory"),
+                "executorCores": req.get("executorCores") or 0,
+                "conf": dict(req.get("conf") or {}),
+                "archives": list(req.get("archives") or []),
+                "files": list(req.get("files") or []),
+                "heartbeatTimeoutInSecond": req.get("heartbeatTimeoutInSecond") or 0,
+                "jars": list(req.get("jars") or []),
+                "numExecutors": req.get("numExecutors") or 0,
+                "pyFiles": list(req.get("pyFiles") or []),
+                "queue": req.get("queue"),
             }
 
     @property
@@ -492,6 +522,7 @@ class SessionRegistry:
             maps=("conf",),
         )
         kind = normalize_kind(body.get("kind"))
+        sparkconf.livy_settings(body)  # 400 now for a bad spark.__livy__ value, before taking an id
         request = dict(body)
         if do_as:
             request["proxyUser"] = do_as
@@ -585,8 +616,10 @@ class SessionRegistry:
             return f"no client touched it for {session.heartbeat_timeout:.0f} s (heartbeatTimeoutInSecond)"
         if state == IDLE and session.idle_timeout and now - session.last_activity > session.idle_timeout:
             return f"idle for more than {session.idle_timeout:.0f} s (session timeout)"
-        if session.ttl and now - max(session.last_activity, session.last_touched) > session.ttl:
-            return f"inactive for more than {session.ttl:.0f} s (ttl)"
+        # Livy's ttl counts statement activity only: polling the session's state keeps its
+        # heartbeat, not the session.
+        if session.ttl and now - session.last_activity > session.ttl:
+            return f"no statement for more than {session.ttl:.0f} s (ttl)"
         if state == STARTING and now - session.created > STARTUP_TIMEOUT:
             return f"Spark did not start within {STARTUP_TIMEOUT:.0f} s"
         return None

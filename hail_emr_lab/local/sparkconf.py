@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from importlib.util import find_spec
+from typing import Any
+
+from ..livy.protocol import LIVY_CONF_PREFIX, RSC_DEFAULTS
+from .common import bad_request
 
 # What Hail's own ``SparkBackend.pySparkConf()`` sets (checked against hail 0.2.13x); used for
 # batches, where the JVM is started by spark-submit before we could ask Hail for it.
@@ -59,7 +63,8 @@ def session_conf(request: dict, name: str) -> dict[str, str]:
 
     Hail's jar goes on spark.jars and both extraClassPaths; Livy's sizing fields map to the
     Spark keys Livy itself would set. The request's own ``conf`` wins over everything else
-    except the Hail classpath entries, which are appended to.
+    except the Hail classpath entries, which are appended to. Keys starting with
+    ``spark.__livy__.`` are Livy settings (:func:`livy_settings`), not passed to Spark.
     """
     jar = hail_jar()
     conf: dict[str, str] = dict(HAIL_SPARK_CONF)
@@ -83,7 +88,9 @@ def session_conf(request: dict, name: str) -> dict[str, str]:
     for field, key in sizing.items():
         if request.get(field) is not None:
             conf[key] = str(request[field])
-    user_conf = {str(k): str(v) for k, v in (request.get("conf") or {}).items()}
+    user_conf = {
+        str(k): str(v) for k, v in (request.get("conf") or {}).items() if not str(k).startswith(LIVY_CONF_PREFIX)
+    }
     conf.update(user_conf)
     conf.setdefault("spark.master", f"local[{request['driverCores']}]" if request.get("driverCores") else "local[*]")
     _append(conf, "spark.jars", jar, ",")
@@ -98,3 +105,34 @@ def session_conf(request: dict, name: str) -> dict[str, str]:
         for item in request.get(field) or []:
             _append(conf, key, str(item), ",")
     return conf
+
+
+def livy_settings(request: dict) -> tuple[dict[str, int], list[str]]:
+    """Livy's session settings from the ``spark.__livy__.*`` keys of the request's ``conf``.
+
+    Returns (every setting of ``RSC_DEFAULTS``, with the request's values, as integers;
+    the names of the other ``spark.__livy__`` settings, which this server does not use).
+    Raises a 400 ApiError naming the key when a value is not a positive integer.
+    """
+    settings = dict(RSC_DEFAULTS)
+    unused = []
+    for key, value in (request.get("conf") or {}).items():
+        key = str(key)
+        if not key.startswith(LIVY_CONF_PREFIX):
+            continue
+        name = key[len(LIVY_CONF_PREFIX) :]
+        if name not in settings:
+            unused.append(name)
+            continue
+        settings[name] = _positive_int(value, key)
+    return settings, unused
+
+
+def _positive_int(value: Any, key: str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise bad_request(f"conf '{key}' must be a positive whole number, got {value!r}")
+    return number

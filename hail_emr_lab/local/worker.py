@@ -2,7 +2,8 @@
 
 IPC with the server (``sessions.py``), all JSON lines:
 
-* stdin: first line the session config (``{"id", "conf", "kind"}``), then commands
+* stdin: first line the session config (``{"id", "conf", "kind", "settings"}``: Spark conf and
+  Livy's session settings, ``livy.rsc.*``), then commands
   ``execute {id, code, kind}``, ``cancel {id}``, ``complete {req, code, cursor}``, ``shutdown``.
   EOF on stdin means the server is gone: the worker exits at once, and the JVM (whose stdin
   is a pipe from this process) follows.
@@ -12,7 +13,8 @@ IPC with the server (``sessions.py``), all JSON lines:
   ``started``, ``progress``, ``result``, ``skipped``, ``completion``.
 * stderr: the session log (worker, Spark and JVM lines).
 
-User code runs in the main thread so that a cancel can interrupt it with SIGINT (which also
+User code runs in the main thread, in the SparkFiles root directory (as in Livy, so files
+shipped with the session's ``files`` open by their names) so that a cancel can interrupt it with SIGINT (which also
 breaks out of ``time.sleep`` and socket waits); the Spark jobs of the statement's job group
 are cancelled first. A reader thread takes commands; a progress thread polls Spark's status
 tracker for the running statement's job group.
@@ -31,9 +33,9 @@ import traceback
 import warnings
 from typing import Any
 
+from ..livy.protocol import RSC_DEFAULTS
 from .repl import Repl, error_output
 
-MAX_OUTPUT_BYTES = 50 * 1024 * 1024  # livy.rsc.rpc.max.size
 PROGRESS_INTERVAL = 0.2
 CANCEL_RETRY_INTERVAL = 0.5
 CANCEL_GIVE_UP = 30.0  # livy.rsc.job-cancel.timeout
@@ -80,12 +82,15 @@ class Worker:
         self.spark: Any = None
         self.sc: Any = None
         self.repl = Repl()
+        settings = config.get("settings") or {}
+        self.max_output_bytes = int(settings.get("livy.rsc.rpc.max.size") or RSC_DEFAULTS["livy.rsc.rpc.max.size"])
+        self.sql_rows = int(settings.get("livy.rsc.sql.num-rows") or RSC_DEFAULTS["livy.rsc.sql.num-rows"])
 
     # -- startup ------------------------------------------------------------------------------
 
     def start_spark(self) -> None:
         """Create the SparkSession with Hail's conf; define spark, sc, sqlContext."""
-        from pyspark import SparkConf, SparkContext
+        from pyspark import SparkConf, SparkContext, SparkFiles
         from pyspark.sql import SparkSession, SQLContext
 
         conf = SparkConf(loadDefaults=False).setAll(sorted(self.config["conf"].items()))
@@ -103,6 +108,8 @@ class Worker:
             warnings.simplefilter("ignore")
             sql_context = SQLContext(self.sc, self.spark)
         self.repl.namespace.update({"spark": self.spark, "sc": self.sc, "sqlContext": sql_context})
+        # Livy runs the interpreter where Spark puts the session's files (and pyFiles, archives).
+        os.chdir(SparkFiles.getRootDirectory())
         # hl.init(sc) warns that Hail needs its jar and Kryo settings: this session has them.
         warnings.filterwarnings("ignore", message="Hail requires additional configuration options in Spark")
         # Replace pyspark's SIGINT handler (which cancels *all* jobs) with ours.
@@ -231,7 +238,7 @@ class Worker:
             with self.lock:
                 self.in_user_code = True
             if cmd.get("kind") == "sql":
-                output = self.repl.run_sql(self.spark, str(cmd.get("code", "")), sid)
+                output = self.repl.run_sql(self.spark, str(cmd.get("code", "")), sid, max_rows=self.sql_rows)
             else:
                 output = self.repl.run(str(cmd.get("code", "")), sid)
         except KeyboardInterrupt as exc:  # arrived just outside the REPL's own handler
@@ -247,12 +254,12 @@ class Worker:
         if output is None:
             output = dict(error_output("InternalError", "the statement produced no output"), execution_count=sid)
         encoded = len(json.dumps(output, default=str))
-        if encoded > MAX_OUTPUT_BYTES:
+        if encoded > self.max_output_bytes:
             output = dict(
                 error_output(
                     "OutputTooLarge",
                     f"the statement's output is {encoded / 2**20:.0f} MB, more than Livy's limit of "
-                    f"{MAX_OUTPUT_BYTES // 2**20} MB (livy.rsc.rpc.max.size): return less, or write it to a file",
+                    f"{self.max_output_bytes / 2**20:.0f} MB (livy.rsc.rpc.max.size): return less, or write it to a file",
                 ),
                 execution_count=sid,
             )
