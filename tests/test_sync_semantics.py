@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_sync_cli import fake_crontab  # noqa: F401
 from test_sync_support import BUCKET, PREFIX, cli, remote_objects, s3_fixture  # noqa: F401
 
 from hail_emr_lab.sync import SyncTarget, backup, status
@@ -450,3 +451,11 @@ def test_sidebar_backup_section_says_what_is_skipped(s3, home, monkeypatch):
     assert note in backup_html(data)
     monkeypatch.setenv("HAIL_EMR_LAB_BACKUP_ENVIRONMENTS", "1")
     assert backup_status()["skipped_note"] == "Not backed up: 1 cache, 1 .ipynb_checkpoints (rebuilt, not written)"
+
+
+def test_install_cron_keeps_the_environments_switch(fake_crontab, tmp_path):  # noqa: F811 - the fixture
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cli(home, "install-cron", "--include-environments").returncode == 0
+    [line] = [x for x in fake_crontab.read_text().splitlines() if "hail-emr-lab-sync" in x]
+    assert "--include-environments" in line

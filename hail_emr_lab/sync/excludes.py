@@ -3,6 +3,12 @@
 Supported: ``*``, ``?``, ``[...]``, ``**`` (``**/x``, ``x/**``, ``a/**/b``), a trailing ``/``
 (directories only), a leading or inner ``/`` (anchored at the home), ``!`` to re-include, and
 ``#`` comments. As in git, a file inside an excluded directory cannot be re-included.
+
+Environments are not work and are skipped too, by what they are rather than by pattern: Python
+virtual environments, conda installations and environments, ``node_modules/``, ``.cache/``
+(:meth:`Excludes.skip_dir`; ``backup_environments`` backs them up). ``.git/`` is kept whole:
+unpushed commits are work, and none of its parts is safe to drop (the index holds staged
+changes, the reflog lost commits, the empty ``refs/`` folders are needed).
 """
 
 from __future__ import annotations
