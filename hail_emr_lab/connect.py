@@ -172,6 +172,7 @@ def setup_code(hail: bool) -> str:
             "    import hail as hl",
             "    hl.init(sc)",
             "    _hel_hail_ready = True",
+            "_hail_emr_lab.guard_hail_init(hl, sc)  # a notebook's own hl.init(...) then does what it can",
             "_hel_versions = {'hail': hl.version()}",
         ]
     else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 
 #: Files exec'd, in order, into one namespace on the cluster.
-PARTS = ("codec.py", "dataframe.py", "push.py")
+PARTS = ("codec.py", "dataframe.py", "push.py", "hail_init.py")
 #: The name of that namespace in the session.
 NAMESPACE = "_hail_emr_lab"
 
