@@ -243,19 +243,42 @@ def _warn(text: str) -> None:
     sys.stderr.flush()
 
 
+#: What ``-o`` pulled, by the cluster's kind (remote/dataframe.py), as the user would name it.
+_SOURCE_KINDS = {"spark": "Spark DataFrame", "hail": "Hail Table", "pandas": "pandas DataFrame"}
+
+
+def _local_time(epoch: Any) -> str:
+    """``YYYY-mm-dd HH:MM:SS`` in the notebook's local time for epoch seconds ('-' if unknown)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(epoch)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "-"
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     import pandas as pd
 
     display(pd.DataFrame(rows, columns=columns))
 
 
-def user_frames(traceback_lines: list[str]) -> list[str]:
-    """The frames of the user's own code in a remote traceback (cell code, not libraries)."""
+def user_frames(traceback_lines: list[str], library_frames: int = 1) -> list[str]:
+    """The frames of the user's own code in a remote traceback (cell code, not libraries).
+
+    When the error was raised inside a library (Hail, Spark), its innermost ``library_frames``
+    frames follow: often they are the only ones that say what went wrong (an ``assert`` in Hail).
+    Our own helpers' frames are never shown.
+    """
     text = "".join(traceback_lines)
     frames = re.split(r"(?m)^(?=  File \")", text)
     body = [f for f in frames[1:]]
     mine = [f for f in body if re.match(r'  File "<(?!hail_emr_lab|hail-emr-lab|frozen)[^"]*>"', f)]
     keep = mine or body[-1:]
+    if mine and body[-1] is not mine[-1]:
+        inner = [f for f in body[body.index(mine[-1]) + 1:] if not re.match(r'  File "<(hail_emr_lab|hail-emr-lab)', f)]
+        shown = inner[-library_frames:] if library_frames > 0 else []
+        if len(inner) > len(shown):
+            keep = keep + [f"  ... {len(inner) - len(shown)} more frame(s) inside libraries ...\n"]
+        keep = keep + shown
     out = []
     for frame in keep:
         lines = frame.rstrip("\n").splitlines()
@@ -268,7 +291,8 @@ def remote_error(output: Any, what: str = "The cell failed on the cluster") -> H
     """A one-paragraph error for a failed statement, with the user's frames."""
     ename, evalue = output.ename or "Error", (output.evalue or "").strip()
     lines = [f"{what}: {ename}: {evalue}"]
-    frames = user_frames(output.traceback)
+    # Without a message, the frames where it was raised are all there is to explain it.
+    frames = user_frames(output.traceback, library_frames=1 if evalue else 3)
     if frames:
         lines += ["Remote traceback (your code):"] + frames
     if ename == "NameError":
@@ -512,10 +536,13 @@ class HailMagics(Magics):
                     f"{item.kind} has more. Use -n with a larger number, or no -n for all rows."
                 )
             if not quiet:
-                shape = (f"{len(item.value):,} rows x {len(item.value.columns)} columns"
-                         if hasattr(item.value, "columns") else type(item.value).__name__)
-                _print(f"{item.name}: pulled {shape} from the {item.kind} "
-                       f"({item.format}, {item.wire_chars / 1e6:.2f} MB on the wire)")
+                if hasattr(item.value, "columns"):
+                    source = _SOURCE_KINDS.get(item.kind, item.kind)
+                    what = (f"{len(item.value):,} rows x {len(item.value.columns)} columns from the {source} "
+                            f"`{item.name}`")
+                else:
+                    what = f"the {type(item.value).__name__} `{item.name}`"
+                _print(f"{item.name}: pulled {what} ({item.format}, {item.wire_chars / 1e6:.2f} MB on the wire)")
 
     def _sql(self, line: str, cell: str) -> None:
         args = _parse(_sql_parser, line)
@@ -700,8 +727,9 @@ class HailMagics(Magics):
         if not plots:
             _print("No plots on the cluster yet: save them to PLOTS_DIR (e.g. save_plot(fig, 'name')).")
             return
-        _table([vars(p) if hasattr(p, "__dict__") else dict(p) for p in plots],
-               list((vars(plots[0]) if hasattr(plots[0], "__dict__") else dict(plots[0])).keys()))
+        rows = [{"name": p.name, "bytes": p.size, "modified": _local_time(p.mtime), "sha256": (p.sha256 or "-")[:12]}
+                for p in plots]
+        _table(rows, ["name", "bytes", "modified", "sha256"])
 
     def _cmd_plot(self, rest: str) -> None:
         args = _parse(_plot_parser, rest)

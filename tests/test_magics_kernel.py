@@ -134,7 +134,7 @@ print(json.dumps({k: bool(v) for k, v in checks.items()}))
 def test_pull_every_dtype(connected):
     res = connected.run("%%hail -o alltypes\n" + ALL_TYPES)
     assert res.status == "ok", res.text
-    assert "alltypes: pulled 2 rows x 13 columns from the spark (arrow" in res.stdout
+    assert "alltypes: pulled 2 rows x 13 columns from the Spark DataFrame `alltypes` (arrow" in res.stdout
     res = connected.run(CHECK_ALL_TYPES)
     assert res.status == "ok", res.text
     checks = json.loads(res.stdout.strip().splitlines()[-1])
@@ -178,7 +178,7 @@ def test_pull_hail_table(connected):
         timeout=900,
     )
     assert res.status == "ok", res.text
-    assert "from the hail" in res.stdout
+    assert "from the Hail Table `ht`" in res.stdout
     got = connected.value("[list(ht.columns), str(ht.maybe.dtype), int(ht.sq.sum()), ht.name[7], "
                           "int(ht.maybe.isna().sum()), float(ht.half[3])]")
     assert got == [["idx", "sq", "name", "half", "maybe"], "Int64", sum(i * i for i in range(50)), "7", 25, 1.5]
