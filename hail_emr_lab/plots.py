@@ -316,6 +316,7 @@ class PlotManager:
         if self.bokehjs.fetch is None:
             self.bokehjs.fetch = self._fetch_bokehjs
         self.refused: list[tuple[str, str]] = []  # (name, reason) refused at the last look
+        self._refused_warned: set[str] = set()  # names already warned about after a cell
         self._queued: list[Any] = []  # scan statements submitted right after the user's cells
         self._retry: set[str] = set()  # names whose pull failed: tried again next time
         self._http: Any = None
@@ -337,6 +338,7 @@ class PlotManager:
             "_hel_plots_forget = _hel_plots_ns['forget']\n"
             "_hel_plots_bokeh_version = _hel_plots_ns['bokeh_version']\n"
             "_hel_plots_bokehjs = _hel_plots_ns['read_bokehjs']\n"
+            "_hel_plots_ns['route_shows']()\n"  # hl.plot.show, bokeh's show, plt.show() save here
         )
 
     @staticmethod
@@ -383,12 +385,17 @@ class PlotManager:
             good.append(entry)
         return good
 
-    def _report_refused(self) -> None:
-        if self.refused:
-            shown = "; ".join(f"{_printable(n)} ({why})" for n, why in self.refused[:20])
-            more = f" and {len(self.refused) - 20} more" if len(self.refused) > 20 else ""
+    def _report_refused(self, once: bool = False) -> None:
+        """Warn about the refused names; with ``once``, only about names not warned about before."""
+        refused = self.refused
+        if once:
+            refused = [(n, why) for n, why in refused if n not in self._refused_warned]
+            self._refused_warned.update(n for n, _ in refused)
+        if refused:
+            shown = "; ".join(f"{_printable(n)} ({why})" for n, why in refused[:20])
+            more = f" and {len(refused) - 20} more" if len(refused) > 20 else ""
             self.warn(
-                f"refused {len(self.refused)} plot file name(s) from the cluster, nothing was written for them: "
+                f"refused {len(refused)} plot file name(s) from the cluster, nothing was written for them: "
                 f"{shown}{more}. Rename them in PLOTS_DIR using letters, digits and ._-"
             )
 
@@ -423,8 +430,12 @@ class PlotManager:
 
     # ------------------------------------------------------------------ auto-pull
 
+    def _scan_call(self, sweep: bool = True) -> str:
+        # sweep: also save the matplotlib figures the cell left open (not for --no-plots cells)
+        return f"_hel_plots_scan({int(self.inline_limit)}, sweep={bool(sweep)})"
+
     def _scan_code(self) -> str:
-        return self._call_code(f"_hel_plots_scan({int(self.inline_limit)})")
+        return self._call_code(self._scan_call())
 
     def queue_scan(self) -> None:
         """Submit the scan right after the user's cell (no wait): Livy runs it after the cell,
@@ -437,21 +448,22 @@ class PlotManager:
         if output is None:
             raise PlotError(f"the plot scan (statement {statement.id}) ended {statement.state.value} without output")
         if not output.ok and output.ename == "NameError":  # helpers not defined yet in this session
-            return self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")
+            return self._call(self._scan_call(), "scanning the plot directory")
         return self._result(output, "scanning the plot directory")
 
     def after_cell(self, pull: bool = True) -> list[LocalPlot]:
         """Pull the plot files that are new or changed since the last look; return them.
 
-        With ``pull=False`` the changes are only marked as seen (for ``--no-plots`` cells).
-        Refused names are reported with a visible warning; a failed pull is reported and
-        retried after the next cell.
+        With ``pull=False`` the changes are only marked as seen (for ``--no-plots`` cells), and
+        open matplotlib figures are left open. The plots come in the order they were saved.
+        Refused names are reported with a visible warning, once per name; a failed pull is
+        reported and retried after the next cell.
         """
         self.refused = []
         queued, self._queued = self._queued, []
         results = [self._queued_result(st) for st in queued]
         if not results:
-            results = [self._call(f"_hel_plots_scan({int(self.inline_limit)})", "scanning the plot directory")]
+            results = [self._call(self._scan_call(sweep=pull), "scanning the plot directory")]
         # Scans queued behind cells whose after_cell never ran (an error stopped the magic) still count.
         merged: dict[str, Any] = {}
         for res in results:
@@ -460,6 +472,9 @@ class PlotManager:
                     merged[str(entry.get("name"))] = entry
         result = dict(results[-1], files=list(merged.values()))
         result["refused"] = [item for res in results for item in res.get("refused") or []]
+        for res in results:
+            for problem in res.get("show_errors") or []:
+                self.warn(f"a figure left open by the cell could not be saved for showing: {problem}")
         error = str(result.get("error") or "")
         # A missing directory is normal for a user who never plots; save_plot explains it when used.
         if error and not error.startswith("FileNotFoundError"):
@@ -467,7 +482,7 @@ class PlotManager:
                 self._dir_warned = True
                 self.warn(f"cannot read the plot directory {result.get('dir')!r} on the cluster: {result['error']}")
         entries = self._filter(result.get("files"), result.get("refused"))
-        self._report_refused()
+        self._report_refused(once=True)
         if not pull:
             return []
         index = {e["name"]: e for e in _load_index(self.local_dir)} if self.local_dir.is_dir() else {}
@@ -706,14 +721,28 @@ def plot_html(plot: LocalPlot, provider: Optional[BokehJS] = None) -> str:
     return f"<div>Pulled {_html.escape(plot.name)} to {_html.escape(str(plot.path))} (not shown inline).</div>"
 
 
-def display_plot(plot: LocalPlot) -> None:
-    """Show ``plot`` in the notebook (IPython display): see :func:`plot_html`."""
-    from IPython.display import HTML, Image, display
+def plot_label(plot: LocalPlot) -> str:
+    """``hail-emr-lab plot: plots/NAME``: the plain-text form of a shown plot (where to find the file)."""
+    folder = Path(plot.path).parents[plot.name.count("/")].name
+    return f"hail-emr-lab plot: {folder}/{plot.name}"
 
-    if plot.kind in ("png", "jpeg", "gif") and Path(plot.path).read_bytes().startswith(_IMAGE_MAGIC[plot.kind]):
-        display(Image(data=Path(plot.path).read_bytes(), format=plot.kind))
+
+def display_plot(plot: LocalPlot) -> None:
+    """Show ``plot`` in the notebook (IPython display): see :func:`plot_html`. Images are
+    published as images (they render anywhere a notebook is read), followed by their caption."""
+    from IPython.display import display
+
+    label = plot_label(plot)
+    data = Path(plot.path).read_bytes()
+    if plot.kind in ("png", "jpeg", "gif") and data.startswith(_IMAGE_MAGIC[plot.kind]):
+        display({f"image/{plot.kind}": base64.b64encode(data).decode("ascii"), "text/plain": label}, raw=True)
+        caption = (
+            f'<div style="font-size: 85%; color: #666;">{_html.escape(plot.name)} '
+            f"({plot.size / 1024:.0f} KiB, {_html.escape(str(plot.path))})</div>"
+        )
+        display({"text/html": caption, "text/plain": f"({plot.size / 1024:.0f} KiB, {plot.path})"}, raw=True)
         return
-    display(HTML(plot_html(plot)))
+    display({"text/html": plot_html(plot), "text/plain": label}, raw=True)
 
 
 __all__ = [
@@ -726,5 +755,6 @@ __all__ = [
     "display_plot",
     "iframe_html",
     "plot_html",
+    "plot_label",
     "read_index",
 ]

@@ -223,7 +223,7 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
     ]
     session.run(
         "import base64\n_hel_plots_real_scan = _hel_plots_scan\n"
-        "_hel_plots_scan = lambda limit: {'dir': PLOTS_DIR, 'error': None, 'refused': [], 'files': ["
+        "_hel_plots_scan = lambda limit, sweep=False: {'dir': PLOTS_DIR, 'error': None, 'refused': [], 'files': ["
         + ", ".join(
             f"{{'name': {n!r}, 'size': 4, 'mtime': 1.0, 'sha256': 'x', 'data': base64.b64encode(b'pwnd').decode()}}"
             for n in evil

@@ -254,7 +254,11 @@ def test_remote_code_is_python37_stdlib_only():
     tree = ast.parse(REMOTE_SOURCE.read_text(), feature_version=(3, 7))
     top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
-    assert top <= {"base64", "hashlib", "os", "stat", "tempfile"}
+    assert top <= {"base64", "hashlib", "os", "re", "stat", "sys", "tempfile", "time"}
+    guard = REMOTE_SOURCE.with_name("hail_init.py").read_text()
+    tree = ast.parse(guard, feature_version=(3, 7))
+    assert {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names} <= {"inspect", "sys"}
+    assert "from __future__" not in guard  # exec'd after the other parts: must not need to come first
 
 
 def test_display_plot_publishes_safe_outputs(tmp_path):
@@ -268,9 +272,13 @@ def test_display_plot_publishes_safe_outputs(tmp_path):
     with capture_output() as captured:
         display_plot(_plot(tmp_path, "p.png", png))
         display_plot(_plot(tmp_path, "h.html", _bokeh_html().encode()))
-    first, second = captured.outputs
+    first, caption, second = captured.outputs
     data = first.data["image/png"]
     assert (base64.b64decode(data) if isinstance(data, str) else data) == png
+    # Each plot says in plain text where its file is; images get a visible caption too.
+    assert first.data["text/plain"] == f"hail-emr-lab plot: {tmp_path.name}/p.png"
+    assert "p.png" in caption.data["text/html"] and str(tmp_path / "p.png") in caption.data["text/html"]
+    assert second.data["text/plain"] == f"hail-emr-lab plot: {tmp_path.name}/h.html"
     html = second.data["text/html"]
     assert html.startswith('<iframe class="hail-emr-lab-plot"') and 'sandbox="allow-scripts"' in html
     assert "cdn.bokeh.org" not in html

@@ -5,6 +5,12 @@ private namespace, so only a few names reach the user's globals: ``PLOTS_DIR``,
 ``save_plot`` and the ``_hel_plots_*`` helpers. Must run on Python 3.7+ with the standard
 library only (bokeh and matplotlib are used when present).
 
+There is no browser on the cluster, so :func:`route_shows` sends the usual ways of showing a
+figure to the plot directory instead: bokeh's ``show`` (and so Hail's ``hl.plot.show``) and
+matplotlib's ``plt.show()`` save each figure as ``show-<date>-<time>-<n>[-<title>]``, and
+:func:`scan` (after each cell) saves the matplotlib figures a cell left open, then closes
+them, as Jupyter's inline backend does.
+
 Everything returns plain JSON-able dicts; the notebook side treats every value as
 untrusted (names are validated again there).
 """
@@ -12,8 +18,11 @@ untrusted (names are validated again there).
 import base64
 import hashlib
 import os
+import re
 import stat
+import sys
 import tempfile
+import time
 
 #: File types the notebook shows; others are listed but not pulled automatically.
 PLOT_SUFFIXES = (".html", ".htm", ".png", ".svg", ".jpg", ".jpeg", ".gif", ".pdf")
@@ -24,6 +33,10 @@ BOKEHJS_BUNDLES = ("bokeh", "bokeh-widgets", "bokeh-tables", "bokeh-gl", "bokeh-
 PLOTS_DIR = "/plots"
 _HASHES = {}  # (relative name, size, mtime_ns) -> sha256: a file is hashed once per version
 _SEEN = {}  # relative name -> (size, mtime_ns) at the last scan (or at setup)
+# relative name -> number of its latest save_plot: orders saves that share one mtime tick
+_ORDER = {}
+_COUNTERS = {"save": 0, "show": 0}
+_SAVED_FIGURES = {}  # id(matplotlib figure) -> figure, saved by save_plot since the last scan
 
 
 def init(default_dir):
@@ -117,13 +130,18 @@ def list_plots(hashes=True):
     return {"dir": PLOTS_DIR, "files": out, "refused": refused, "error": error}
 
 
-def scan(inline_limit=0):
-    """Plot files new or changed (size or mtime) since the last scan or setup.
+def scan(inline_limit=0, sweep=False):
+    """Plot files new or changed (size or mtime) since the last scan or setup, oldest save first.
 
     Changed files get their sha256; while the running total stays under ``inline_limit``
     bytes their content is included (base64), so small plots arrive in this same statement.
+    With ``sweep``, the matplotlib figures the cell left open are saved first (see
+    :func:`save_open_figures`).
     """
+    problems = save_open_figures() if sweep else []
     files, refused, error = _walk(PLOTS_DIR)
+    # Save order: modification time, then our own save counter (saves within one clock tick).
+    files.sort(key=lambda e: (e["mtime_ns"], _ORDER.get(e["name"], 0), e["name"]))
     changed, budget = [], inline_limit
     current = {}
     for entry in files:
@@ -151,7 +169,10 @@ def scan(inline_limit=0):
         changed.append(entry)
     _SEEN.clear()
     _SEEN.update(current)
-    return {"dir": PLOTS_DIR, "files": changed, "refused": refused, "error": error, "total": len(files)}
+    out = {"dir": PLOTS_DIR, "files": changed, "refused": refused, "error": error, "total": len(files)}
+    if problems:
+        out["show_errors"] = problems
+    return out
 
 
 def forget(name):
@@ -252,6 +273,9 @@ def save_plot(fig, name, title=None):
         raise ValueError("matplotlib plots are saved as .png (or .svg/.pdf/.jpg), not %r" % (name,))
     path = _path(name)
     folder = os.path.dirname(path)
+    target = None
+    if kind == "matplotlib":
+        target = fig.gcf() if getattr(fig, "__name__", "") == "matplotlib.pyplot" else fig
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
@@ -267,7 +291,6 @@ def save_plot(fig, name, title=None):
     else:
         import io
 
-        target = fig.gcf() if getattr(fig, "__name__", "") == "matplotlib.pyplot" else fig
         buf = io.BytesIO()
         target.savefig(buf, format=os.path.splitext(name)[1].lstrip(".").lower().replace("jpg", "jpeg"))
         payload = buf.getvalue()
@@ -281,4 +304,173 @@ def save_plot(fig, name, title=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _COUNTERS["save"] += 1
+    _ORDER[name] = _COUNTERS["save"]
+    if target is not None:
+        _SAVED_FIGURES[id(target)] = target  # saved on purpose: not saved again when the cell ends
     return None
+
+
+# ---------------------------------------------------------------------------- show() on the cluster
+
+
+def _title(fig, kind):
+    """A short title of ``fig`` for its file name ('' when it has none)."""
+    try:
+        if kind == "bokeh":
+            title = getattr(fig, "title", None)
+            text = getattr(title, "text", title)
+        else:
+            sup = getattr(fig, "_suptitle", None)
+            text = sup.get_text() if sup is not None else ""
+            for ax in fig.get_axes() if not text else ():
+                text = ax.get_title()
+                if text:
+                    break
+    except Exception:  # a title is a nicety: never fail a show for it
+        return ""
+    return text if isinstance(text, str) else ""
+
+
+def show_name(fig, kind):
+    """``show-YYYYmmdd-HHMMSS-NNN[-title].html|png``: unique in the session, sorts in call order."""
+    _COUNTERS["show"] += 1
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", _title(fig, kind)).strip("-").lower()[:40].strip("-")
+    return "show-%s-%03d%s.%s" % (
+        time.strftime("%Y%m%d-%H%M%S"), _COUNTERS["show"], "-" + slug if slug else "", "html" if kind == "bokeh" else "png"
+    )
+
+
+def _show_bokeh(obj, state=None, browser=None, new=None, notebook_handle=False, **_ignored):
+    """Stands in for bokeh.io.showing._show_with_state: saves the figure instead of opening a browser."""
+    name = show_name(obj, "bokeh")
+    save_plot(obj, name)
+    if notebook_handle:
+        print("hail-emr-lab: %s is shown as a static plot (no live notebook handle over Livy)" % name)
+    return None
+
+
+def _show_pyplot(*args, **kwargs):
+    """Stands in for matplotlib.pyplot.show: saves every open figure (in figure order), then closes them."""
+    save_open_figures(strict=True)
+
+
+def save_open_figures(strict=False):
+    """Save the open matplotlib figures under show-... names and close them (Jupyter's inline backend
+    closes a cell's figures too). A figure the cell saved with save_plot is only closed.
+
+    Returns the errors as text (``strict`` raises the first one instead).
+    """
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    saved = dict(_SAVED_FIGURES)
+    _SAVED_FIGURES.clear()
+    if pyplot is None:
+        return []
+    from matplotlib._pylab_helpers import Gcf
+
+    problems = []
+    for manager in sorted(Gcf.get_all_fig_managers(), key=lambda m: m.num):
+        fig = manager.canvas.figure
+        try:
+            if saved.get(id(fig)) is not fig:
+                save_plot(fig, show_name(fig, "matplotlib"))
+        except Exception as exc:
+            if strict:
+                raise
+            problems.append("figure %s: %s: %s" % (manager.num, type(exc).__name__, exc))
+        finally:
+            pyplot.close(fig)
+    return problems
+
+
+class _PostImportLoader(object):
+    """Wraps a module's loader: runs ``hook(module)`` right after the module is executed."""
+
+    def __init__(self, loader, hook):
+        self.loader = loader
+        self.hook = hook
+
+    def create_module(self, spec):
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module):
+        module.__loader__ = self.loader  # the module looks as if we were never there
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        _run_hook(self.hook, module)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+class _PostImportFinder(object):
+    """A ``sys.meta_path`` entry that patches a module when it is first imported (PEP 451 API)."""
+
+    hail_emr_lab_post_import = True
+
+    def __init__(self):
+        self.hooks = {}
+        self.busy = set()
+
+    def find_spec(self, fullname, path=None, target=None):
+        hook = self.hooks.get(fullname)
+        if hook is None or fullname in self.busy:
+            return None
+        self.busy.add(fullname)
+        try:
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(fullname, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+        finally:
+            self.busy.discard(fullname)
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        del self.hooks[fullname]
+        spec.loader = _PostImportLoader(spec.loader, hook)
+        return spec
+
+
+def _run_hook(hook, module):
+    try:
+        hook(module)
+    except Exception as exc:  # the user's import must still work; say what will not
+        print("hail-emr-lab: %s.show will not reach the plot directory: %s: %s"
+              % (module.__name__, type(exc).__name__, exc), file=sys.stderr)
+
+
+def _patch_bokeh_showing(module):
+    original = getattr(module, "_hel_original_show_with_state", None) or module._show_with_state
+    module._hel_original_show_with_state = original
+    module._show_with_state = _show_bokeh  # bokeh.io.show, bokeh.plotting.show and hl.plot.show end here
+
+
+def _patch_pyplot(module):
+    original = getattr(module, "_hel_original_show", None) or module.show
+    module._hel_original_show = original
+    module.show = _show_pyplot
+
+
+def route_shows():
+    """Route bokeh's ``show`` and ``matplotlib.pyplot.show`` to the plot directory, now if they are
+    imported, else when they are first imported (so a session pays nothing for unused libraries)."""
+    for entry in list(sys.meta_path):
+        if getattr(entry, "hail_emr_lab_post_import", False):
+            sys.meta_path.remove(entry)  # set up again (reconnect): the new hooks replace the old
+    finder = _PostImportFinder()
+    for name, patch in (("bokeh.io.showing", _patch_bokeh_showing), ("matplotlib.pyplot", _patch_pyplot)):
+        module = sys.modules.get(name)
+        if module is not None:
+            _run_hook(patch, module)
+        else:
+            finder.hooks[name] = patch
+    if finder.hooks:
+        sys.meta_path.insert(0, finder)
+    return sorted(finder.hooks)
