@@ -459,3 +459,13 @@ def test_install_cron_keeps_the_environments_switch(fake_crontab, tmp_path):  # 
     assert cli(home, "install-cron", "--include-environments").returncode == 0
     [line] = [x for x in fake_crontab.read_text().splitlines() if "hail-emr-lab-sync" in x]
     assert "--include-environments" in line
+
+
+def test_a_folder_made_in_the_console_is_not_an_error(s3, home):
+    (home / "shared/inbox").mkdir(parents=True)
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/shared/inbox/", Body=b"")
+    report = backup(_target(home))
+    assert report.exit_code == 0 and report.uploaded == [] and report.unchanged == 1, report.summary()
+    assert status(_target(home))["pending"] == []
+    s3.proxy.reset()
+    assert not backup(_target(home)).remote_calls and s3.proxy.requests == []

@@ -41,27 +41,46 @@ def new_markers(dirs: Iterable[str], known: dict[str, FileState]) -> list[str]:
 
 
 def put_markers(run: _Run, remote: Remote, dirs: dict[str, Any], todo: list[str]) -> None:
-    """Create the markers of ``todo`` (``If-None-Match: *``: one already there is kept as is)."""
+    """Create the markers of ``todo`` (``If-None-Match: *``: one already there is kept as is),
+    ``target.concurrency`` at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .remote import is_precondition_failed
 
     t = run.target
-    for rel in todo:
-        row = marker(rel)
+
+    def put(key: str) -> tuple[str, bool]:
+        """(ETag, created)."""
         try:
-            key = key_for(t.prefix, row)
             resp = remote.client.put_object(Bucket=t.bucket, Key=key, Body=b"", IfNoneMatch="*",
                                             Metadata={"origin": run.origin})
-            etag = resp.get("ETag") or EMPTY_ETAG
+        except Exception as exc:
+            if is_precondition_failed(exc):
+                return EMPTY_ETAG, False  # a marker is already there (another machine, the console)
+            raise
+        return resp.get("ETag") or EMPTY_ETAG, True
+
+    keys = {}
+    for rel in todo:
+        try:
+            keys[rel] = key_for(t.prefix, marker(rel))
         except UnsafeKey as exc:
-            run.error(row, f"cannot back up the empty directory: {exc}")
-            continue
+            run.error(marker(rel), f"cannot back up the empty directory: {exc}")
+    if not keys:
+        return
+    with ThreadPoolExecutor(max_workers=min(t.concurrency, len(keys))) as pool:
+        futures = {rel: pool.submit(put, key) for rel, key in keys.items()}
+    for rel, fut in futures.items():  # recorded here, in one thread: the state is not shared
+        try:
+            etag, created = fut.result()
         except Exception as exc:  # noqa: BLE001 - reported per directory, the run goes on
-            if not is_precondition_failed(exc):
-                run.error(row, f"could not back up the empty directory: {exc}")
-                continue
-            etag = EMPTY_ETAG  # a marker is already there (another machine, the console)
-        run.record(row, dirs[rel], EMPTY_MD5, etag)
-        run.report.uploaded.append(row)
+            run.error(marker(rel), f"could not back up the empty directory: {exc}")
+            continue
+        run.record(marker(rel), dirs[rel], EMPTY_MD5, etag)
+        if created:
+            run.report.uploaded.append(marker(rel))
+        else:
+            run.report.unchanged += 1
 
 
 def restore_marker(run: _Run, key: str, etag: str) -> None:
