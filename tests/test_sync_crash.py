@@ -1,4 +1,7 @@
-"""``kill -9`` at random moments never leaves a partial file or object; the next run converges.
+"""``kill -9`` of real ``hail-emr-lab sync`` processes (at random moments, and at exact ones: right
+after S3 completed an upload, in the middle of placing restored files) never leaves a partial
+file or object; the next run converges: right bytes everywhere, no conflict copy made of our
+own interrupted work, no multipart upload left in S3, nothing completed sent again.
 Also: two syncs at once."""
 
 from __future__ import annotations
@@ -36,10 +39,22 @@ def _mutate(home: Path, rng: random.Random) -> None:
     new.write_bytes(rng.randbytes(1000))
 
 
-def _spawn(home: Path, action: str) -> subprocess.Popen:
+def _spawn(home: Path, action: str, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "hail_emr_lab", "sync", action, "--quiet", "--home", str(home),
-           "--bucket", BUCKET, "--prefix", PREFIX, "--wait", "30"]
+           "--bucket", BUCKET, "--prefix", PREFIX, "--wait", "30", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _incomplete_uploads(client) -> list[str]:
+    return [u["Key"] for u in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
+
+
+def _conflict_copies(home: Path) -> list[str]:
+    return sorted(r for r in local_files(home) if "(conflict " in r)
+
+
+def _part_puts(proxy, key: str) -> list[str]:
+    return [p for m, p in proxy.requests if m == "PUT" and p.startswith(f"/{BUCKET}/{key}?") and "partNumber" in p]
 
 
 @pytest.mark.slow
@@ -59,6 +74,7 @@ def test_kill9_backup_20_times_then_converges(s3, tmp_path):
     remote = remote_objects(s3.client)
     assert {f"{PREFIX}/{r}": sha(d) for r, d in local.items()} == {k: sha(d) for k, d in remote.items()}
     assert not [r for r in local if "(conflict" in r]  # our own interrupted uploads are no conflict
+    assert _incomplete_uploads(s3.client) == []  # the killed runs' parts were aborted
     s3.proxy.reset()
     assert cli(home, "backup").returncode == 0
     assert s3.proxy.requests == []  # converged: nothing left to do
@@ -110,3 +126,132 @@ def test_two_syncs_at_once_upload_each_file_once(s3, tmp_path):
     uploads = [p for m, p in s3.proxy.requests if m == "PUT" and "uploadId" not in p]
     assert len(uploads) == 200  # the second run waited for the first, then had nothing to do
     assert len(remote_objects(s3.client)) == 201
+
+
+@pytest.mark.slow
+def test_kill9_restore_then_remote_changes_converges_without_conflict_copies(s3, tmp_path):
+    """A restore killed after placing files, before its bookkeeping was committed; then another
+    machine changes every file; the next restore must bring the new versions, not take the
+    files the killed restore wrote for local edits."""
+    rng = random.Random(13)
+    src = tmp_path / "src"
+    _populate(src, rng, n=90)
+    (src / "big.bin").unlink()
+    assert backup(SyncTarget(src, BUCKET, PREFIX)).exit_code == 0
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    for round_ in range(4):
+        s3.proxy.delay = 0.01  # one connection at a time, ~10 ms a file: killed midway
+        proc = _spawn(dest, "restore", "--concurrency", "1")
+        deadline = time.monotonic() + 60
+        while len(local_files(dest)) < 20 + 15 * round_ and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL, "the restore finished before it could be killed"
+        s3.proxy.delay = 0.0
+        placed = local_files(dest)
+        assert placed, "nothing was placed before the kill"
+        # Another machine writes a new version of every file (and of those placed just now).
+        for key in remote_objects(s3.client):
+            s3.client.put_object(Bucket=BUCKET, Key=key, Body=f"round {round_} {key}".encode())
+    done = cli(dest, "restore")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conflict" not in done.stdout
+    remote = {k[len(PREFIX) + 1 :]: sha(d) for k, d in remote_objects(s3.client).items()}
+    assert {r: sha(d) for r, d in local_files(dest).items()} == remote
+    assert _conflict_copies(dest) == []
+    s3.proxy.reset()
+    assert cli(dest, "backup").returncode == 0  # and nothing restored is taken for an edit
+    assert [m for m, _ in s3.proxy.requests if m in ("PUT", "POST")] == []
+
+
+@pytest.mark.slow
+def test_kill9_restore_at_random_with_remote_changes_converges(s3, tmp_path):
+    rng = random.Random(77)
+    src = tmp_path / "src"
+    _populate(src, rng, n=60)
+    assert backup(SyncTarget(src, BUCKET, PREFIX)).exit_code == 0
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    keys = sorted(remote_objects(s3.client))
+    for _ in range(8):
+        s3.proxy.delay = 0.01  # ~10 ms a file, one at a time: kills land while files are placed
+        proc = _spawn(dest, "restore", "--concurrency", "1")
+        time.sleep(rng.uniform(0.3, 2.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        s3.proxy.delay = 0.0
+        for key in rng.sample(keys, 20):  # the other machine keeps working
+            s3.client.put_object(Bucket=BUCKET, Key=key, Body=rng.randbytes(rng.randint(0, 30_000)))
+    done = cli(dest, "restore")
+    assert done.returncode == 0, done.stdout + done.stderr
+    remote = {k[len(PREFIX) + 1 :]: sha(d) for k, d in remote_objects(s3.client).items()}
+    assert {r: sha(d) for r, d in local_files(dest).items()} == remote
+    assert _conflict_copies(dest) == []
+
+
+def test_backup_killed_after_s3_completed_an_upload(s3, tmp_path):
+    """Killed the moment S3 completed one multipart upload (before the process heard of it)
+    while another was half-way: the next backup sends neither again in full (a HEAD shows
+    the first is there), aborts the half-done one, and leaves no upload open in S3."""
+    home = tmp_path / "home"
+    home.mkdir()
+    rng = random.Random(3)
+    (home / "small.txt").write_bytes(b"small")
+    (home / "done.bin").write_bytes(rng.randbytes(12 * 1024 * 1024))  # 2 parts
+    (home / "half.bin").write_bytes(rng.randbytes(48 * 1024 * 1024))  # 6 parts
+    assert cli(home, "backup").returncode == 0
+    (home / "done.bin").write_bytes(rng.randbytes(12 * 1024 * 1024))
+    (home / "half.bin").write_bytes(rng.randbytes(48 * 1024 * 1024))
+    s3.proxy.reset()
+    victim: list[subprocess.Popen] = []
+    seen: set[str] = set()
+
+    def kill_when_done_completed_and_half_started(method: str, path: str, status: int) -> None:
+        if method == "POST" and path.startswith(f"/{BUCKET}/{PREFIX}/done.bin?uploadId=") and status == 200:
+            seen.add("done completed")
+        if method == "PUT" and path.startswith(f"/{BUCKET}/{PREFIX}/half.bin?") and status == 200:
+            seen.add("half has a part")
+        if len(seen) == 2:
+            victim[0].send_signal(signal.SIGKILL)
+
+    s3.proxy.on_answer = kill_when_done_completed_and_half_started
+    victim.append(_spawn(home, "backup", "--concurrency", "4"))
+    assert victim[0].wait(120) == -signal.SIGKILL
+    s3.proxy.on_answer = None
+    assert s3.client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/done.bin")["Body"].read() == (home / "done.bin").read_bytes()
+    deadline = time.monotonic() + 10  # the killed process's last requests may still be in moto
+    while f"{PREFIX}/half.bin" not in _incomplete_uploads(s3.client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert f"{PREFIX}/half.bin" in _incomplete_uploads(s3.client), "half.bin was not half-way at the kill"
+
+    s3.proxy.reset()
+    done = cli(home, "backup")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _part_puts(s3.proxy, f"{PREFIX}/done.bin") == []  # not sent again: one HEAD said it is there
+    assert ("HEAD", f"/{BUCKET}/{PREFIX}/done.bin") in s3.proxy.requests
+    assert len(_part_puts(s3.proxy, f"{PREFIX}/half.bin")) == 6  # sent once, in full
+    assert _incomplete_uploads(s3.client) == []
+    assert remote_objects(s3.client) == {f"{PREFIX}/{r}": d for r, d in local_files(home).items()}
+    assert _conflict_copies(home) == []
+    s3.proxy.reset()
+    assert cli(home, "backup").returncode == 0
+    assert s3.proxy.requests == []
+
+
+@pytest.mark.slow
+def test_kill9_backup_of_large_files_leaves_no_multipart_upload(s3, tmp_path):
+    rng = random.Random(11)
+    home = tmp_path / "home"
+    home.mkdir()
+    for _ in range(8):
+        for name in ("a.bin", "b.bin"):
+            (home / name).write_bytes(rng.randbytes(rng.choice((9, 17, 25)) * 1024 * 1024))
+        proc = _spawn(home, "backup", "--concurrency", "2")
+        time.sleep(rng.uniform(0.1, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = cli(home, "backup")
+    assert final.returncode == 0, final.stderr
+    assert _incomplete_uploads(s3.client) == []
+    assert remote_objects(s3.client) == {f"{PREFIX}/{r}": d for r, d in local_files(home).items()}

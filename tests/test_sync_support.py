@@ -1,4 +1,6 @@
-"""Shared helpers of the sync tests (no tests here): S3 through a request-counting proxy."""
+"""Shared helpers of the sync tests (no tests here): S3 is the moto server behind
+:class:`s3_proxy.S3Proxy` (request counting, and the conditional completion of multipart
+uploads that S3 does and moto does not)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+from s3_proxy import S3Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from latency_proxy import LatencyProxy  # noqa: E402
 
 BUCKET = "sync-test-bucket"
 PREFIX = "alice"
@@ -23,8 +23,8 @@ PREFIX = "alice"
 
 @pytest.fixture(name="s3")
 def s3_fixture(aws_env, monkeypatch):
-    """moto behind a counting proxy: the sync talks to ``proxy.url``; ``client`` goes direct."""
-    proxy = LatencyProxy(aws_env).start()
+    """moto behind :class:`S3Proxy`: the sync talks to ``proxy.url``; ``client`` goes direct."""
+    proxy = S3Proxy(aws_env).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     client = boto3.client("s3", endpoint_url=aws_env)
     client.create_bucket(Bucket=BUCKET)

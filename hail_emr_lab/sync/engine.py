@@ -11,12 +11,24 @@ Rules that keep data safe (issue 5):
   (no partial file at the real path, even after ``kill -9``), restores the original mtime,
   and never replaces a local file that changed since the last sync;
 * ``--delete`` copies an object to ``<prefix>/.hail-emr-lab-trash/<UTC time>/`` before deleting it.
+
+Crash safety (``kill -9`` at any moment, then any later run converges):
+
+* a restore commits a ``placed`` intent (bytes' md5, the object's ETag) before putting a file in
+  place, so a file whose bytes are what a killed restore wrote is not taken for a local edit;
+* a backup commits an ``upload`` intent before sending; a file whose interrupted upload had the
+  same bytes is checked with one HEAD (ETag, or our ``md5`` metadata) before being sent again;
+* multipart uploads of a killed run are aborted by the next run (see :mod:`.journal`);
+* one conflict copy per distinct content: an existing ``(conflict ...)`` copy with the same bytes
+  is reused, and once the remote version is kept beside the file, the file's row remembers that
+  ETag, so the next backup replaces it instead of making another copy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import stat as stat_mod
 import time
@@ -27,12 +39,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from . import markers
 from .excludes import environments_in, inside
+from .journal import UploadJournal, journal_path
 from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, unsafe_reason, within
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
 from .scan import gone_locally, hash_file, scan_home, skipped_text, stat_one
-from .state import FileState, State, signature
+from .state import FileState, Intent, State, signature
 from .target import SyncTarget, ensure_home
 
 if TYPE_CHECKING:  # boto3 is imported only when there is work to do
@@ -64,6 +77,40 @@ def conflict_name(rel: str, taken: Callable[[str], bool], source: str = "s3") ->
         n += 1
 
 
+def _copy_pattern(rel: str, source: str = "s3") -> tuple[str, re.Pattern[str]]:
+    """(directory, regex of the names :func:`conflict_name` gives ``rel``'s copies)."""
+    head, _, name = rel.rpartition("/")
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    pattern = (re.escape(stem) + r" \(conflict \d{4}-\d{2}-\d{2} \d{4} from " + re.escape(source)
+               + r"(?: \d+)?\)" + re.escape(suffix))
+    return head, re.compile(pattern)
+
+
+def existing_copy(target: SyncTarget, rel: str, size: int, md5: str | None = None,
+                  etag: str | None = None) -> str | None:
+    """An existing conflict copy of ``rel`` holding the same bytes (``size`` bytes with this
+    ``md5``, or whose S3 ETag would be ``etag``), so no second copy of one content is made."""
+    head, pattern = _copy_pattern(rel)
+    folder = target.home / head if head else target.home
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_size != size:
+                continue
+            cmd5, cetag = hash_file(entry.path, target.multipart_chunksize, target.multipart_threshold)
+        except OSError:
+            continue
+        if (md5 and cmd5 == md5) or (etag and cetag == etag):
+            return f"{head}/{entry.name}" if head else entry.name
+    return None
+
+
 @dataclass
 class _Upload:
     rel: str
@@ -92,8 +139,9 @@ class _Run:
             state.commit()  # before any upload carries it
         self.origin: str = origin
 
-    def upload_meta(self, st: Any) -> dict[str, str]:
-        return {"mtime-ns": str(st.st_mtime_ns), "origin": self.origin}
+    def upload_meta(self, st: Any, md5: str) -> dict[str, str]:
+        # md5: lets a HEAD recognise our bytes where the ETag is not their md5 (multipart, KMS)
+        return {"mtime-ns": str(st.st_mtime_ns), "origin": self.origin, "md5": md5}
 
     def record(self, rel: str, st: Any, md5: str, etag: str) -> None:
         self.state.put(rel, st, md5, etag)
@@ -101,6 +149,11 @@ class _Run:
         if self.pending_commits >= COMMIT_EVERY:
             self.state.commit()
             self.pending_commits = 0
+
+    def remote_kept(self, rel: str, etag: str) -> None:
+        """The remote version ``etag`` of ``rel`` is now kept beside it as a conflict copy, so
+        the local file is its successor: the next backup replaces it, no second copy."""
+        self.state.remote_kept(rel, etag)
 
     def progress(self, action: str, files: int, nbytes: int) -> Progress:
         if self.progress_factory is None:
@@ -129,11 +182,13 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
     """Upload what changed since the last sync (only ``paths`` if given).
 
     Makes no S3 request (and does not import boto3) when nothing changed. ``delete`` moves
-    remote objects whose local file was deleted into the remote trash.
+    remote objects whose local file was deleted into the remote trash. Raises
+    :class:`.remote.RemoteUnavailable` when S3 cannot be used at all (missing bucket,
+    unreachable endpoint, credentials refused): one message, not one error per file.
     """
     start = time.monotonic()
     report = SyncReport("backup", target.url)
-    with SyncLock(target.lock_path, wait), State(target.state_path) as state:
+    with SyncLock(target.lock_path, wait) as lock, State(target.state_path) as state:
         run = _Run(target, state, report, progress)
         known = state.all_files()
         if paths is None:
@@ -147,21 +202,47 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
         uploads = _changed(run, files, known)
         new_dirs = markers.new_markers(dirs, known)
         trash = [r for r in gone if os.path.lexists(target.home / r) is False] if delete else []
-        if uploads or trash or new_dirs:
+        interrupted = UploadJournal(journal_path(target)).path.exists()
+        if uploads or trash or new_dirs or interrupted:
             from .remote import Remote
 
             report.remote_calls = True
             with Remote(target) as remote:
-                _upload_all(run, remote, uploads)
-                markers.put_markers(run, remote, dirs, new_dirs)
-                if trash:
-                    _trash(run, remote, trash, known)
-                    _purge_trash(run, remote)
+                try:
+                    _abort_interrupted(run, remote, lock)
+                    _upload_all(run, remote, uploads)
+                    markers.put_markers(run, remote, dirs, new_dirs)
+                    if trash:
+                        _trash(run, remote, trash, known)
+                        _purge_trash(run, remote)
+                except Exception as exc:
+                    _raise_run_wide("backup", run, remote, exc)
+                    raise
         state.set_meta("last_backup", now_iso())
         state.set_meta("last_backup_result", {"errors": report.errors[:100], "notes": report.notes[:100],
                                                "uploaded": len(report.uploaded)})
     report.seconds = time.monotonic() - start
     return report
+
+
+def _raise_run_wide(action: str, run: _Run, remote: Remote, exc: BaseException) -> None:
+    """If ``exc`` means S3 cannot be used at all, record it and raise the one clear message."""
+    from .remote import remote_failure
+
+    failure = remote_failure(action, run.target, exc, remote.client.meta.endpoint_url,
+                             any_error=action == "restore")
+    if failure is None:
+        return
+    run.state.set_meta(f"last_{action}_result", {"errors": [{"path": run.target.url, "error": str(failure)}],
+                                                   "notes": run.report.notes[:100]})
+    raise failure from None
+
+
+def _abort_interrupted(run: _Run, remote: Remote, lock: SyncLock) -> None:
+    """Abort the multipart uploads killed runs of this home left in S3."""
+    aborted, problems = remote.abort_interrupted_uploads(lock.acquired_at or time.time())
+    run.report.aborted_uploads += aborted
+    run.report.notes += [{"path": run.target.url, "note": p} for p in problems]
 
 
 def _stat_paths(target: SyncTarget, paths: Iterable[Path | str],
@@ -191,6 +272,7 @@ def _stat_paths(target: SyncTarget, paths: Iterable[Path | str],
 def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> list[_Upload]:
     """Hash the files whose stat changed; those whose content changed need an upload."""
     t = run.target
+    placed = run.state.intents("placed")
     out: list[_Upload] = []
     for rel, st in files.items():
         k = known.get(rel)
@@ -202,6 +284,13 @@ def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> l
         except OSError as exc:
             run.error(rel, f"cannot read: {exc.strerror}")
             continue
+        came = placed.get(rel)
+        if came is not None and came.md5 == md5:
+            run.record(rel, st, md5, came.etag)  # put there by a killed restore: from S3, no edit
+            run.report.unchanged += 1
+            continue
+        if came is not None:
+            run.state.drop_intent(rel, "placed")  # never placed, or edited since
         if k is not None and k.md5 == md5:
             run.record(rel, st, md5, k.etag)  # touched, not changed
             run.report.unchanged += 1
@@ -211,24 +300,53 @@ def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> l
     return out
 
 
+def _same_bytes(head: dict[str, Any], md5: str, etag: str) -> bool:
+    """Does the object of this HEAD answer hold the bytes with ``md5`` (whose ETag is ``etag``)?"""
+    return head.get("ETag") == etag or (head.get("Metadata") or {}).get("md5") == md5
+
+
+def _already_sent(run: _Run, remote: Remote, uploads: list[_Upload]) -> list[_Upload]:
+    """Drop the uploads a killed run already completed (same bytes, bookkeeping lost): one HEAD
+    each, only for files with such an intent, instead of sending them again in full."""
+    earlier = run.state.intents("upload")
+    todo = []
+    for u in uploads:
+        before: Intent | None = earlier.get(u.rel)
+        if before is not None and before.md5 == u.md5:
+            head = remote.head(key_for(run.target.prefix, u.rel))
+            if head is not None and _same_bytes(head, u.md5, u.etag):
+                run.record(u.rel, u.st, u.md5, head["ETag"])
+                run.report.unchanged += 1
+                continue
+        todo.append(u)
+    return todo
+
+
 def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
-    from .remote import is_precondition_failed
+    from .remote import is_precondition_failed, remote_failure
 
     t = run.target
+    uploads = _already_sent(run, remote, uploads)
+    if not uploads:
+        return
+    run.state.put_intents("upload", [(u.rel, u.md5, u.etag, u.st.st_size) for u in uploads])
     bar = run.progress("backup", len(uploads), sum(u.st.st_size for u in uploads))
     futures = []
     for u in uploads:
         key = key_for(t.prefix, u.rel)
-        meta = run.upload_meta(u.st)
+        meta = run.upload_meta(u.st, u.md5)
         futures.append((u, remote.upload(str(t.home / u.rel), key, u.condition, meta, bar.add_bytes,
                                          md5=u.md5, expect_etag=u.etag)))
     lost: list[_Upload] = []
+    run_wide: BaseException | None = None
     for u, fut in futures:
         try:
             stored = fut.result()
         except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
             if is_precondition_failed(exc) or (u.condition[0] == "IfMatch" and _missing(exc)):
                 lost.append(u)
+            elif remote_failure("backup", t, exc) is not None:
+                run_wide = run_wide or exc
             else:
                 run.error(u.rel, f"upload failed: {exc}")
             continue
@@ -238,6 +356,8 @@ def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
         run.report.uploaded.append(u.rel)
         run.report.bytes += u.st.st_size
     bar.finish()
+    if run_wide is not None:
+        raise run_wide
     for u in lost:
         try:
             _resolve_backup_conflict(run, remote, u)
@@ -254,7 +374,8 @@ def _missing(exc: BaseException) -> bool:
 def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
                 condition: tuple[str, str]) -> None:
     key = key_for(run.target.prefix, rel)
-    stored = remote.upload(str(run.target.home / rel), key, condition, run.upload_meta(st),
+    run.state.put_intents("upload", [(rel, md5, etag, st.st_size)])
+    stored = remote.upload(str(run.target.home / rel), key, condition, run.upload_meta(st, md5),
                            md5=md5, expect_etag=etag).result()
     run.record(rel, st, md5, stored or etag)
     run.report.uploaded.append(rel)
@@ -269,7 +390,7 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
     if head is None:  # deleted remotely since our last sync: the local file is the only copy
         _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfNoneMatch", "*"))
         return
-    if head["ETag"] == u.etag:  # already there (e.g. a killed run uploaded it): converge
+    if _same_bytes(head, u.md5, u.etag):  # already there (e.g. a killed run uploaded it): converge
         run.record(u.rel, u.st, u.md5, head["ETag"])
         run.report.unchanged += 1
         return
@@ -277,17 +398,28 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
         # Our own upload whose bookkeeping a crash lost; the local file is its successor.
         _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfMatch", head["ETag"]))
         return
-    # Both changed: keep the remote version beside the local file, then upload both.
-    copy_rel = conflict_name(u.rel, lambda r: os.path.lexists(t.home / r) or bool(run.state.get(r)))
-    tmp = run.tmp_path()
-    t.tmp_dir.mkdir(parents=True, exist_ok=True)
-    remote.download(key, tmp, head["ContentLength"], head["ETag"]).result()
-    _apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
-    copy_path = run.guard.path(copy_rel)
-    _place_new(run, tmp, copy_path)
-    cst = os.stat(copy_path)
-    cmd5, cetag = hash_file(copy_path, t.multipart_chunksize, t.multipart_threshold)
-    _upload_now(run, remote, copy_rel, cst, cmd5, cetag, ("IfNoneMatch", "*"))
+    # Both changed: keep the remote version beside the local file (once per content), then
+    # upload both.
+    size = head["ContentLength"]
+    copy_rel = existing_copy(t, u.rel, size, (head.get("Metadata") or {}).get("md5"), head["ETag"])
+    if copy_rel is None:
+        tmp = run.tmp_path()
+        t.tmp_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            md5 = remote.download(key, tmp, size, head["ETag"]).result()
+            copy_rel = existing_copy(t, u.rel, size, md5)
+            if copy_rel is None:
+                _apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
+                copy_rel = conflict_name(u.rel, lambda r: os.path.lexists(t.home / r) or bool(run.state.get(r)))
+                copy_path = run.guard.path(copy_rel)
+                _place_new(run, tmp, copy_path)
+                cst = os.stat(copy_path)
+                cmd5, cetag = hash_file(copy_path, t.multipart_chunksize, t.multipart_threshold)
+                _upload_now(run, remote, copy_rel, cst, cmd5, cetag, ("IfNoneMatch", "*"))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    run.remote_kept(u.rel, head["ETag"])
     _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfMatch", head["ETag"]))
     _conflict(run, u.rel, copy_rel, "changed both locally and in S3 since the last sync")
 
@@ -370,6 +502,8 @@ def restore(target: SyncTarget, wait: float = 10.0,
 
     ``paths`` (files or directories, absolute or relative to the home) limits the restore to
     those; each is listed under its own key prefix, so restoring one file lists one key.
+    Raises :class:`.remote.RemoteUnavailable` when the listing fails (missing bucket,
+    unreachable endpoint, credentials refused): one message, nothing changed locally.
     """
     from .remote import Remote
 
@@ -378,16 +512,21 @@ def restore(target: SyncTarget, wait: float = 10.0,
     report.remote_calls = True
     if ensure_home(target):  # before the lock, which lives in the home by default
         report.notes.append({"path": str(target.home), "note": "created the home directory (it did not exist)"})
-    with SyncLock(target.lock_path, wait), State(target.state_path) as state, Remote(target) as remote:
+    with SyncLock(target.lock_path, wait) as lock, State(target.state_path) as state, Remote(target) as remote:
         _clean_tmp(target)
         run = _Run(target, state, report, progress)
-        if paths is None:
-            objects = remote.list(target.prefix + "/")
-        else:
-            objects = []
-            for rel in _restore_rels(target, paths, report):
-                key = f"{target.prefix}/{rel}"
-                objects += [o for o in remote.list(key) if o["Key"] == key or o["Key"].startswith(key + "/")]
+        try:
+            _abort_interrupted(run, remote, lock)
+            if paths is None:
+                objects = remote.list(target.prefix + "/")
+            else:
+                objects = []
+                for rel in _restore_rels(target, paths, report):
+                    key = f"{target.prefix}/{rel}"
+                    objects += [o for o in remote.list(key) if o["Key"] == key or o["Key"].startswith(key + "/")]
+        except Exception as exc:
+            _raise_run_wide("restore", run, remote, exc)
+            raise
         plan = _plan_restore(run, objects)
         if plan:
             _download_all(run, remote, plan)
@@ -416,6 +555,7 @@ def _restore_rels(target: SyncTarget, paths: Iterable[Path | str], report: SyncR
 def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
     t = run.target
     known = run.state.all_files()
+    placed = run.state.intents("placed")
     trash = f"{t.prefix}/{TRASH_DIRNAME}/"
     plan: list[_Download] = []
     cut = len(t.prefix) + 1
@@ -462,6 +602,13 @@ def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
         except OSError as exc:
             run.error(rel, f"cannot read the local file: {exc.strerror}")
             continue
+        came = placed.get(rel)
+        if came is not None and came.md5 == md5:
+            # A killed restore put these bytes here (S3's version came.etag): not a local edit.
+            k = FileState(rel, lst.st_size, lst.st_mtime_ns, lst.st_ino, md5, came.etag, lst.st_ctime_ns)
+            run.record(rel, lst, md5, came.etag)
+        elif came is not None:
+            run.state.drop_intent(rel, "placed")  # never placed, or replaced since: forget it
         if local_etag == etag or (k is not None and k.md5 == md5 and k.etag == etag):
             run.record(rel, lst, md5, etag)
             run.report.unchanged += 1
@@ -470,6 +617,11 @@ def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
         elif k is not None and k.etag == etag:
             run.report.notes.append({"path": rel, "note": "changed locally since the last backup: kept"})
         else:
+            copy_rel = existing_copy(t, rel, obj["Size"], etag=etag)
+            if copy_rel is not None:  # this remote version is already kept beside the file
+                run.remote_kept(rel, etag)
+                _conflict(run, rel, copy_rel, "changed locally and in S3 since the last sync")
+                continue
             dl.conflict = True
             plan.append(dl)
     return plan
@@ -489,9 +641,9 @@ def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
             _finish_download(run, remote, d, tmp, md5)
         except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
             run.error(d.rel, f"download failed: {exc}")
+        finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        finally:
             bar.file_done()
     bar.finish()
 
@@ -503,12 +655,18 @@ def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str, md5: str
     current = _lstat(path)
     changed_meanwhile = not _same(current, d.expect)
     if d.conflict or changed_meanwhile:
-        copy_rel = conflict_name(d.rel, lambda r: os.path.lexists(t.home / r))
-        _place_new(run, tmp, run.guard.path(copy_rel))
-        run.report.downloaded.append(copy_rel)
+        copy_rel = existing_copy(t, d.rel, d.size, md5)
+        if copy_rel is None:
+            copy_rel = conflict_name(d.rel, lambda r: os.path.lexists(t.home / r))
+            _place_new(run, tmp, run.guard.path(copy_rel))
+            run.report.downloaded.append(copy_rel)
+        run.remote_kept(d.rel, d.etag)
         why = "changed locally and in S3 since the last sync" if d.conflict else "changed locally during the restore"
         _conflict(run, d.rel, copy_rel, why)
         return
+    # Committed before the file is in place: if we die right after, the next run knows these
+    # bytes came from S3.
+    run.state.put_intents("placed", [(d.rel, md5, d.etag, d.size)])
     if d.expect is None:
         _place_new(run, tmp, path)
     else:

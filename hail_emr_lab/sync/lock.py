@@ -27,6 +27,9 @@ class SyncLock:
         self.path = Path(path)
         self.wait = wait
         self._fd: int | None = None
+        #: When this process got the lock (Unix time, seconds): whatever a sync of this home
+        #: left in S3 before then (an interrupted multipart upload) belongs to a dead run.
+        self.acquired_at: float | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,7 @@ class SyncLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        self.acquired_at = time.time()
 
     def release(self) -> None:
         if self._fd is not None:

@@ -14,6 +14,13 @@ ETag S3 returns must be the one those bytes give. A download is written through
 :class:`HashingSink`, which hashes the bytes as they arrive; the md5 must match the ETag
 (``DownloadCorrupt`` otherwise) before the caller renames the file into place. botocore's own
 CRC32 pass over every upload body is off (``when_required``): the md5 covers it.
+
+Interrupted multipart uploads: a process killed in the middle of one leaves parts that S3 keeps
+(and bills) until someone aborts the upload. Every multipart upload is written to an
+:class:`UploadJournal` beside the state as it starts and ends, so the next run (holding the
+lock, so no live upload of this home can be in it) aborts exactly the uploads of dead runs
+(:meth:`Remote.abort_interrupted_uploads`). The bucket's ``AbortIncompleteMultipartUpload``
+lifecycle rule (``hail-emr-lab lifecycle iam-policy`` prints it) is the safety net for the rest.
 """
 
 from __future__ import annotations
@@ -30,10 +37,21 @@ import boto3
 import botocore.session
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from botocore.utils import parse_timestamp
 from s3transfer.subscribers import BaseSubscriber
 
+from ..errors import HailEmrLabError
+from .journal import UploadJournal, journal_path
+from .report import shown
 from .target import SyncTarget
 
 _WRITES = ("PutObject", "CompleteMultipartUpload")
@@ -42,6 +60,11 @@ _KMS = ("aws:kms", "aws:kms:dsse")
 
 class IntegrityError(Exception):
     """The bytes S3 holds (or sent) are not the bytes we meant: nothing is recorded or placed."""
+
+
+class RemoteUnavailable(HailEmrLabError):
+    """S3 cannot be used at all for this run (bucket missing, endpoint unreachable, credentials
+    refused): one message for the whole run instead of one error per file."""
 
 
 def fast_timestamp(value: Any) -> dt.datetime:
@@ -90,6 +113,10 @@ class Remote:
         for op in (*_WRITES, "GetObject"):
             events.register(f"before-parameter-build.s3.{op}", self._add_condition)
             events.register(f"after-call.s3.{op}", self._record_response)
+        self.journal = UploadJournal(journal_path(target))
+        for op in ("CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload"):
+            events.register(f"before-parameter-build.s3.{op}", self._journal_request)
+            events.register(f"after-call.s3.{op}", self._journal_response)
         self.config = TransferConfig(
             multipart_threshold=target.multipart_threshold,
             multipart_chunksize=target.multipart_chunksize,
@@ -126,6 +153,66 @@ class Remote:
             elif model.name == "GetObject":
                 self.metadata[key] = parsed.get("Metadata") or {}
                 self.encryption[key] = parsed.get("SSECustomerAlgorithm") or parsed.get("ServerSideEncryption") or ""
+
+    def _journal_request(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        key = params.get("Key", "")
+        if model.name == "CreateMultipartUpload":
+            self.journal.creating(key)  # before S3 can create anything
+        context["hail_emr_lab_upload"] = (key, params.get("UploadId", ""))
+
+    def _journal_response(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        key, upload_id = context.get("hail_emr_lab_upload", ("", ""))
+        if model.name == "CreateMultipartUpload":
+            if parsed.get("UploadId"):
+                self.journal.started(key, parsed["UploadId"])
+            elif parsed.get("Error"):
+                self.journal.refused(key)
+        elif not parsed.get("Error") or parsed["Error"].get("Code") == "NoSuchUpload":
+            self.journal.ended(key, upload_id)  # completed, aborted, or already gone
+
+    def abort_interrupted_uploads(self, before: float) -> tuple[int, list[str]]:
+        """Abort the multipart uploads that runs of this home started and never finished.
+
+        Uploads in the journal are aborted by id. A key whose upload id never came back (the
+        process died while S3 answered) is looked up with ListMultipartUploads under that exact
+        key, and its uploads initiated before ``before`` (Unix seconds: when this run got the
+        lock) are aborted. Returns ``(uploads aborted, problems as text)``; a problem leaves
+        the entry in the journal for the next run."""
+        uploads, creating = self.journal.pending()
+        if not uploads and not creating:
+            return 0, []
+        aborted, problems = 0, []
+        left: list[tuple[str, str]] = []
+        for key, upload_id in uploads:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                aborted += 1
+            except ClientError as exc:
+                if error_code(exc) not in ("NoSuchUpload", "404"):
+                    problems.append(f"could not abort the interrupted upload of {shown(key)}: {shown(exc)}")
+                    left.append((key, upload_id))
+        left_creating: list[str] = []
+        for key in creating:
+            try:
+                pages = self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=key)
+                for page in pages:
+                    for up in page.get("Uploads", []):
+                        initiated = up.get("Initiated")
+                        if up.get("Key") != key or initiated is None or initiated.timestamp() >= before:
+                            continue
+                        try:
+                            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"])
+                            aborted += 1
+                        except ClientError as exc:
+                            if error_code(exc) not in ("NoSuchUpload", "404"):
+                                raise
+            except ClientError as exc:
+                problems.append(f"could not look for an interrupted upload of {shown(key)} ({shown(exc)}); "
+                                "the bucket's AbortIncompleteMultipartUpload rule removes it")
+                if error_code(exc) not in ("AccessDenied", "403"):
+                    left_creating.append(key)
+        self.journal.rewrite(left, left_creating)
+        return aborted, problems
 
     # transfers ---------------------------------------------------------------------------
     def upload(self, path: str, key: str, condition: tuple[str, str] | None, metadata: dict[str, str],
@@ -179,7 +266,8 @@ class Remote:
             raise
 
     def close(self) -> None:
-        self.manager.shutdown()
+        self.manager.shutdown()  # waits: every upload has completed or been aborted
+        self.journal.compact()
 
     def __enter__(self) -> Remote:
         return self
@@ -342,3 +430,57 @@ def is_precondition_failed(exc: BaseException) -> bool:
 
 def is_missing(exc: BaseException) -> bool:
     return error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+#: Answers that mean S3 cannot be used at all for this run (not a problem of one file).
+_RUN_WIDE_CODES = {
+    "NoSuchBucket": "bucket",
+    "InvalidAccessKeyId": "credentials",
+    "SignatureDoesNotMatch": "credentials",
+    "ExpiredToken": "credentials",
+    "InvalidToken": "credentials",
+    "AuthorizationHeaderMalformed": "region",
+    "PermanentRedirect": "region",
+    "AccessDenied": "denied",
+    "AllAccessDisabled": "denied",
+}
+
+
+def remote_failure(action: str, target: SyncTarget, exc: BaseException, endpoint: str | None = None,
+                   any_error: bool = False) -> RemoteUnavailable | None:
+    """The one message for a run that cannot use S3: what failed and what to do.
+
+    ``None`` if ``exc`` is a problem of one object (and ``any_error`` is false), so the caller
+    reports it per file. Kinds: missing bucket, endpoint unreachable, credentials missing or
+    refused, wrong region, access denied; anything else only with ``any_error``."""
+    if not isinstance(exc, (ClientError, BotoCoreError)):
+        return None  # not an S3 answer: a bug must keep its traceback
+    where = shown(f"s3://{target.bucket}/{target.prefix}/")
+    code = error_code(exc)
+    kind = _RUN_WIDE_CODES.get(code)
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)):
+        kind = "unreachable"
+    elif isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        kind = "credentials"
+    if kind is None and not any_error:
+        return None
+    what, todo = {
+        "bucket": (f"the bucket {target.bucket!r} does not exist",
+                   "check the bucket name (--bucket, HAIL_EMR_LAB_BUCKET or \"bucket\" in "
+                   "~/.hail-emr-lab/config.json) and the region"),
+        "unreachable": (f"S3 could not be reached at {endpoint or 'its endpoint'}",
+                        "check the network connection and the endpoint (AWS_ENDPOINT_URL, the region), "
+                        "then run it again"),
+        "credentials": ("S3 did not accept the AWS credentials (none found, or invalid or expired)",
+                        "on a notebook instance check its IAM role; elsewhere configure credentials "
+                        "(aws configure, AWS_PROFILE)"),
+        "region": ("the bucket is in another region than the one used",
+                   "set the region (AWS_DEFAULT_REGION or \"region\" in ~/.hail-emr-lab/config.json)"),
+        "denied": (f"access to {where} was denied",
+                   "the role needs the policy printed by 'hail-emr-lab lifecycle iam-policy'"),
+        None: ("S3 refused the request", "check the message above, then run it again"),
+    }[kind]
+    after = {"backup": "Files not backed up are sent by the next backup.",
+             "restore": "Files already restored are complete; the next restore brings the rest."}.get(action, "")
+    text = f"{action} of {where} failed: {what} ({shown(exc)}). To fix: {todo}."
+    return RemoteUnavailable(f"{text} {after}".strip())

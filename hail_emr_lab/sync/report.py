@@ -1,4 +1,9 @@
-"""The result of one sync run, for people (``summary``) and programs (``to_dict``)."""
+"""The result of one sync run, for people (``summary``) and programs (``to_dict``).
+
+Names in the text shown to people come from other machines (S3 keys anyone with write access to
+the prefix chose) or from the file system, so they pass through :func:`shown` first: a key
+holding ``\x1b[2J`` must not clear the terminal it is printed on. ``to_dict`` keeps them raw.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,36 @@ from typing import Any
 
 #: Exit code of a run that finished but could not sync everything (unreadable files, ...).
 EXIT_PARTIAL = 3
+
+
+def shown(value: Any) -> str:
+    """``value`` as text safe for a terminal: every character that is not printable (control
+    characters such as ESC, CR and newline, bidi overrides, undecodable bytes kept as lone
+    surrogates) is written as its Python escape (``\\x1b``, ``\\n``, ``\\u202e``, ``\\udcff``);
+    printable text, including non-ASCII letters, is unchanged."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{code:02x}")
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def shown_all(value: Any) -> Any:
+    """:func:`shown` applied to every string inside ``value`` (dicts, lists; other values as
+    they are): for printing a structure built for programs, such as ``status()``."""
+    if isinstance(value, str):
+        return shown(value)
+    if isinstance(value, dict):
+        return {k: shown_all(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shown_all(v) for v in value]
+    return value
 
 
 @dataclass
@@ -24,6 +59,8 @@ class SyncReport:
     notes: list[dict[str, str]] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
+    #: multipart uploads left by killed runs of this home and aborted by this one
+    aborted_uploads: int = 0
     remote_calls: bool = False
 
     @property
@@ -49,18 +86,20 @@ class SyncReport:
         if self.trashed:
             parts.append(f"{len(self.trashed)} moved to the remote trash")
         parts.append(f"{self.unchanged} unchanged")
+        if self.aborted_uploads:
+            parts.append(f"{self.aborted_uploads} interrupted uploads aborted")
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} conflicts")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
         mb = self.bytes / 1e6
-        lines = [f"{self.action} {self.target}: " + ", ".join(parts) + f" ({mb:.1f} MB, {self.seconds:.1f} s)"]
+        lines = [f"{self.action} {shown(self.target)}: " + ", ".join(parts) + f" ({mb:.1f} MB, {self.seconds:.1f} s)"]
         for c in self.conflicts:
-            lines.append(f"  conflict: {c['path']} -> other version kept as {c['conflict_copy']}")
+            lines.append(f"  conflict: {shown(c['path'])} -> other version kept as {shown(c['conflict_copy'])}")
         for e in self.errors:
-            lines.append(f"  error: {e['path']}: {e['error']}")
+            lines.append(f"  error: {shown(e['path'])}: {shown(e['error'])}")
         for n in self.notes:
-            lines.append(f"  note: {n['path']}: {n['note']}")
+            lines.append(f"  note: {shown(n['path'])}: {shown(n['note'])}")
         if self.errors:
             lines.append(f"  the {self.action} was partial: fix the errors above and run it again")
         return "\n".join(lines)

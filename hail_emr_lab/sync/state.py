@@ -4,6 +4,14 @@ A row per synced file: its stat signature (size, mtime_ns, inode, ctime_ns), md5
 of the object it matches. A backup compares ``os.stat`` against these rows and only hashes files
 whose signature changed, so a backup with nothing to do reads no file and sends no request.
 Also kept: run metadata (last backup/restore, last errors), conflicts, and seeded files.
+
+Crash safety: file rows are buffered and committed in batches, so a run killed with ``kill -9``
+loses the rows of its last files. What it was doing survives as *intents*, committed before the
+act: ``placed`` (a restore is about to put these bytes, S3's object ``etag``, at ``rel``) and
+``upload`` (a backup is sending these bytes to ``rel``'s key). The next run settles them: a file
+whose bytes are those of a ``placed`` intent came from S3 and is not a local edit; a file whose
+``upload`` intent has the same bytes may already be in S3 (one HEAD, not a second upload).
+Recording a file's row drops its intents in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ CREATE TABLE IF NOT EXISTS files (
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT, conflict_copy TEXT, time TEXT, reason TEXT);
+CREATE TABLE IF NOT EXISTS intents (
+    rel TEXT, kind TEXT, md5 TEXT, etag TEXT, size INTEGER, at REAL, PRIMARY KEY (rel, kind));
 CREATE TABLE IF NOT EXISTS seeded (
     rel TEXT PRIMARY KEY, source_key TEXT, etag TEXT, md5 TEXT, size INTEGER, mtime_ns INTEGER,
     ino INTEGER, offered_etag TEXT, ctime_ns INTEGER);
@@ -54,6 +64,21 @@ class FileState:
 
     def same_stat(self, st: Any) -> bool:
         return signature(st) == (self.size, self.mtime_ns, self.ino, self.ctime_ns)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a run was about to do to ``rel`` when it last ran (see the module docstring).
+
+    ``kind`` is ``"placed"`` or ``"upload"``; ``md5`` (hex) and ``size`` (bytes) describe the
+    bytes, ``etag`` the S3 object they are (or will be); ``at`` is a Unix time in seconds."""
+
+    rel: str
+    kind: str
+    md5: str
+    etag: str
+    size: int
+    at: float
 
 
 class State:
@@ -103,15 +128,48 @@ class State:
             self.db.executemany(
                 "INSERT OR REPLACE INTO files (rel, size, mtime_ns, ino, md5, etag, synced_at, ctime_ns) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
+            self.db.executemany("DELETE FROM intents WHERE rel = ?", [(r[0],) for r in self._rows])
             self._rows = []
 
     def forget(self, rel: str) -> None:
         self._flush()
         self.db.execute("DELETE FROM files WHERE rel = ?", (rel,))
+        self.db.execute("DELETE FROM intents WHERE rel = ?", (rel,))
+
+    def remote_kept(self, rel: str, etag: str) -> None:
+        """S3's version ``etag`` of ``rel`` is kept beside it (a conflict copy): remember it as
+        the version the local file follows, so the next backup replaces it (``If-Match``)
+        instead of finding a conflict again. A file never synced gets a row no stat matches."""
+        self._flush()
+        cur = self.db.execute("UPDATE files SET etag = ? WHERE rel = ?", (etag, rel))
+        if cur.rowcount == 0:
+            self.db.execute("INSERT INTO files (rel, size, mtime_ns, ino, md5, etag, synced_at, ctime_ns) "
+                            "VALUES (?, -1, 0, 0, '', ?, ?, 0)", (rel, etag, time.time()))
 
     def commit(self) -> None:
         self._flush()
         self.db.commit()
+
+    # intents ------------------------------------------------------------------------------
+    def put_intents(self, kind: str, items: Iterable[tuple[str, str, str, int]]) -> None:
+        """Record ``(rel, md5, etag, size)`` intents of ``kind`` and commit them at once: the
+        caller acts only after this returns."""
+        now = time.time()
+        self._flush()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO intents VALUES (?, ?, ?, ?, ?, ?)",
+            [(rel, kind, md5, etag, size, now) for rel, md5, etag, size in items],
+        )
+        self.db.commit()
+
+    def intents(self, kind: str) -> dict[str, Intent]:
+        """The intents of ``kind`` left by earlier runs (and this one), by ``rel``."""
+        self._flush()
+        rows = self.db.execute("SELECT rel, kind, md5, etag, size, at FROM intents WHERE kind = ?", (kind,))
+        return {r[0]: Intent(*r) for r in rows}
+
+    def drop_intent(self, rel: str, kind: str) -> None:
+        self.db.execute("DELETE FROM intents WHERE rel = ? AND kind = ?", (rel, kind))
 
     # meta --------------------------------------------------------------------------------
     def meta(self, key: str, default: Any = None) -> Any:
@@ -123,6 +181,9 @@ class State:
 
     # conflicts ---------------------------------------------------------------------------
     def add_conflict(self, path: str, copy: str, when: str, reason: str) -> None:
+        """Remember a conflict (once per file and copy)."""
+        if self.db.execute("SELECT 1 FROM conflicts WHERE path = ? AND conflict_copy = ?", (path, copy)).fetchone():
+            return
         self.db.execute(
             "INSERT INTO conflicts (path, conflict_copy, time, reason) VALUES (?, ?, ?, ?)",
             (path, copy, when, reason),
