@@ -47,6 +47,8 @@ KEYS: dict[str, tuple[Any, str]] = {
     "session_name": (None, "Livy session name (default: derived from instance/user)"),
     "proxy_user": (None, "Livy proxyUser for the session"),
     "heartbeat_timeout": (600, "seconds without a heartbeat before Livy reaps our session"),
+    "livy_retry_timeout": (None, "seconds a running cell rides out Livy not answering (502/503/504, resets) "
+                                 "before it stops waiting (default 120)"),
     "plots_dir": ("/plots", "plot directory on the cluster"),
     "plots_url": (None, "HTTP URL of the plot directory (Quick Start style clusters)"),
     "bucket": (None, "S3 bucket for backups, packages, notebooks and jobs"),
@@ -62,6 +64,9 @@ DEFAULT_CONFIG_PATH = Path("~/.hail-emr-lab/config.json")
 SPARKMAGIC_CONFIG_PATH = Path("~/.sparkmagic/config.json")
 METADATA_PATH = Path("/opt/ml/metadata/resource-metadata.json")
 SAGEMAKER_HOME = Path("/home/ec2-user/SageMaker")
+
+#: Keys holding a number of seconds that may have a fraction (their default may be None).
+_SECONDS_KEYS = frozenset({"livy_retry_timeout"})
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -148,6 +153,14 @@ def instance_metadata(env: Mapping[str, str] | None = None) -> dict[str, Any]:
 def _coerce(key: str, value: Any) -> Any:
     """Turn a string from the environment into the key's type."""
     default = KEYS[key][0]
+    if key in _SECONDS_KEYS:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number of seconds, got {value!r}") from None
+        if not seconds > 0:
+            raise ConfigError(f"{key} must be more than 0 seconds, got {value!r}")
+        return seconds
     if not isinstance(value, str):
         return value
     if key == "verify":

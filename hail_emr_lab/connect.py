@@ -301,6 +301,8 @@ def connect(
     session = LivySession.connect(
         client, name, new=opts.new, heartbeat_timeout=heartbeat, **session_fields(opts, target)
     )
+    if config.get("livy_retry_timeout") is not None:
+        session.retry_timeout = config.get("livy_retry_timeout")
     ctx = HailContext(config=config, client=client, session=session, endpoint=target.url, target=target.how)
     ctx.extras.update(reattached=session.reattached, local=target.local, options=opts, cluster=target.cluster)
     if opts.plots:
@@ -340,21 +342,8 @@ def own_session_ids(ctx: HailContext) -> list[int]:
 
 
 def dead_session_error(session: LivySession) -> Optional[SessionDead]:
-    """A :class:`SessionDead` (with the log tail) if the session is over, else None."""
-    state = session.state_or_dead()
-    if not (state.is_final or state is SessionState.SHUTTING_DOWN):
-        return None
-    try:
-        tail = session.log(40)
-    except LivyError:
-        tail = []
-    shown = "\n".join(tail[-15:])
-    return SessionDead(
-        f"Livy session {session.id} ({session.name}) is {state.value}: its remote variables are lost. "
-        "Start a new one with %hail connect." + (f"\nLast log lines:\n{shown}" if shown else ""),
-        session_id=session.id,
-        log_tail=tail,
-    )
+    """A :class:`SessionDead` (why it ended, what to do, the log tail) if the session is over, else None."""
+    return session.dead_error()
 
 
 def startup_of(ctx: HailContext) -> Optional[Startup]:

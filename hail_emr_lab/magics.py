@@ -25,7 +25,14 @@ from IPython.display import HTML, Image, display
 from . import connect as conn
 from .context import HailContext, current
 from .errors import HailEmrLabError
-from .livy import LivyHTTPError, SessionDead, StatementCancelled, StatementError
+from .livy import (
+    LivyHTTPError,
+    SessionDead,
+    StatementCancelled,
+    StatementError,
+    StatementInterrupted,
+    transient_reason,
+)
 from .progress import Progress
 from .redact import redact_url, split_userinfo
 
@@ -58,6 +65,10 @@ exact dtypes; -n limits the rows (a warning says when rows were cut). Ctrl-C (in
 kernel) cancels the statement on the cluster."""
 
 
+#: Seconds of Livy not answering before the progress line says so (shorter blips stay quiet).
+RETRY_NOTE_AFTER = 3.0
+
+
 class HailMagicError(Exception):
     """A failed ``%hail`` command or cell, shown as its message only (no local traceback)."""
 
@@ -67,6 +78,32 @@ class HailMagicError(Exception):
 
     def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of a traceback
         return ["\x1b[0;31m" + line + "\x1b[0m" if i == 0 else line for i, line in enumerate(self.lines)]
+
+
+class HailInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a ``%hail`` command: shown as its message only, still a KeyboardInterrupt."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__(lines[0])
+        self.lines = lines
+
+    _render_traceback_ = HailMagicError._render_traceback_
+
+
+def interrupted(exc: BaseException, what: str = "the cell") -> HailInterrupted:
+    """The one message shown after Ctrl-C: was the statement cancelled, or does it go on?"""
+    if not isinstance(exc, StatementInterrupted):
+        return HailInterrupted([f"Interrupted. If {what} had already reached the cluster it may still run there: "
+                                "%hail cancel stops it."])
+    where = f"statement {exc.statement_id} of session {exc.session_id}"
+    if exc.cancelled:
+        return HailInterrupted([f"Interrupted: {what} was cancelled on the cluster ({where}; remote variables "
+                                "are kept)."])
+    return HailInterrupted([
+        f"Interrupted, but {what} continues on the cluster ({where}): the cancel request failed.",
+        f"Cancel request: {exc.problem}",
+        "%hail cancel stops it once Livy answers; otherwise the next cell runs after it.",
+    ])
 
 
 # ---------------------------------------------------------------------- argument parsers
@@ -370,11 +407,13 @@ class HailMagics(Magics):
         """Turn our expected errors into one-paragraph cell errors."""
         try:
             return func(*args)
-        except (HailMagicError, UsageError, KeyboardInterrupt):
+        except (HailMagicError, UsageError, HailInterrupted):
             raise
+        except KeyboardInterrupt as exc:
+            raise interrupted(exc, "the command") from None
         except SessionDead as exc:
-            lines = str(exc).splitlines()
-            raise HailMagicError(lines[0], lines + ["Run %hail connect to start a new session."]) from None
+            lines = str(exc).splitlines()  # already says why and what to do
+            raise HailMagicError(lines[0], lines) from None
         except HailEmrLabError as exc:
             lines = str(exc).splitlines() or [type(exc).__name__]
             raise HailMagicError(lines[0], lines) from None
@@ -479,18 +518,22 @@ class HailMagics(Magics):
             if st.progress > 0 or time.monotonic() - t0 > 0.5:
                 bar.update(st.progress, f"statement {st.id}: {st.state.value}")
 
+        def on_retry(failures: int, error: Any, seconds: float) -> None:
+            # Quiet for a blip; after a few seconds say why the cell seems stuck.
+            if error is None or seconds >= RETRY_NOTE_AFTER:
+                bar.note(error and f"Livy {transient_reason(error)}, retrying ({failures})")
+
         try:
-            return ctx.session.run(code, kind=kind, timeout=timeout, on_progress=on_progress)
+            return ctx.session.run(code, kind=kind, timeout=timeout, on_progress=on_progress, on_retry=on_retry)
         except LivyHTTPError as exc:
             # Livy answers 400 "Session is in state error" to a statement for a dead session.
             dead = conn.dead_session_error(ctx.session)
             if dead is not None:
                 raise dead from None
             raise exc from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             bar.close()
-            _warn(f"Interrupted: {what} was cancelled on the cluster (remote variables are kept).")
-            raise
+            raise interrupted(exc, what) from None
         except StatementCancelled as exc:
             raise HailMagicError(f"{what.capitalize()} was cancelled on the cluster ({exc}).") from None
         finally:
@@ -599,6 +642,9 @@ class HailMagics(Magics):
         ctx = self._ctx()
         startup = conn.startup_of(ctx)
         info = ctx.session.info()
+        dead = ctx.session.dead_error(info.state)
+        if dead is not None:
+            raise dead
         versions = ctx.extras.get("versions") or {}
         rows = [
             ("endpoint", redact_url(ctx.endpoint)), ("found by", ctx.target), ("session id", info.id), ("name", info.name),

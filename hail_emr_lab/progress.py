@@ -42,6 +42,8 @@ class Progress:
         self._handle: Any = None
         self._shown = False
         self._last_text = ""
+        self._note: Optional[str] = None  # e.g. "Livy answered 502, retrying (3)", see note()
+        self._last_update: tuple[Optional[float], str] = (None, "")
 
     def _show(self) -> None:
         self._shown = True
@@ -71,6 +73,9 @@ class Progress:
         """Show ``fraction`` (0..1, or None if unknown) with ``label``."""
         if not self._shown:
             self._show()
+        self._last_update = (fraction, label)
+        if self._note:
+            label = f"{label} | {self._note}" if label else self._note
         elapsed = time.monotonic() - self.started
         text = f"{label}  ({elapsed:.0f} s)" if label else f"{elapsed:.0f} s"
         if self._bar is not None:
@@ -86,6 +91,14 @@ class Progress:
         else:
             sys.stderr.write("\r" + line)
             sys.stderr.flush()
+
+    def note(self, text: Optional[str]) -> None:
+        """Show ``text`` after the label until cleared with None (e.g. why nothing moves)."""
+        if text == self._note:
+            return
+        self._note = text
+        if text or self._shown:
+            self.update(*self._last_update)
 
     def close(self, keep: bool = False) -> None:
         """Remove the display (or leave it with its last state when ``keep``)."""

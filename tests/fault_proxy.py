@@ -9,7 +9,8 @@ It relays HTTP/1.1 requests to a target server (one request per connection: it f
 * ``502_after``: forward the request, then answer 502 Bad Gateway instead of the real answer;
 * ``502``: answer 502 without forwarding.
 
-Rules fire a given number of times, then the proxy relays normally. ``log`` records
+Rules fire a given number of times (or, with ``for_seconds``, on every match until that many
+seconds have passed since the rule was added), then the proxy relays normally. ``log`` records
 (method, path, action, forwarded) for every request: ``forwarded`` says whether the request
 reached the target server (so a test can compare a client's conclusion with what happened).
 """
@@ -20,6 +21,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
@@ -31,6 +33,8 @@ class Rule:
     path: str  # regex matched against the path (without query)
     action: str
     times: int = 1
+    until: Optional[float] = None  # time.monotonic() deadline; when set, ``times`` is not used
+    hits: int = 0
 
 
 def _read_http_message(sock: socket.socket) -> bytes:
@@ -101,16 +105,30 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def add(self, method: str, path: str, action: str, times: int = 1) -> None:
-        """Inject ``action`` into the next ``times`` requests matching method and path regex."""
+    def add(
+        self, method: str, path: str, action: str, times: int = 1, for_seconds: Optional[float] = None
+    ) -> Rule:
+        """Inject ``action`` into the next ``times`` requests matching method and path regex
+        (or into every one for the next ``for_seconds``); the rule counts its ``hits``."""
+        until = None if for_seconds is None else time.monotonic() + for_seconds
+        rule = Rule(method, path, action, times, until)
         with self._lock:
-            self.rules.append(Rule(method, path, action, times))
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        """Drop every rule: relay normally from now on."""
+        with self._lock:
+            self.rules.clear()
 
     def _match(self, method: str, path: str) -> str:
         with self._lock:
             for rule in self.rules:
-                if rule.times > 0 and rule.method == method and re.fullmatch(rule.path, path):
-                    rule.times -= 1
+                active = time.monotonic() < rule.until if rule.until is not None else rule.times > 0
+                if active and rule.method == method and re.fullmatch(rule.path, path):
+                    if rule.until is None:
+                        rule.times -= 1
+                    rule.hits += 1
                     return rule.action
         return "pass"
 

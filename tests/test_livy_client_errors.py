@@ -22,6 +22,7 @@ from hail_emr_lab.livy import (
     LivyHTTPError,
     LivyNotFound,
     LivyUnreachable,
+    SessionState,
     poll_intervals,
 )
 
@@ -180,3 +181,19 @@ def test_poll_intervals_start_fast_and_cap():
     assert first[0] <= 0.01
     assert all(b >= a for a, b in zip(first, first[1:]))
     assert max(first) == pytest.approx(0.5)
+
+
+def test_death_reasons_say_what_happened():
+    from hail_emr_lab.livy.session import death_reason
+
+    gone = dict(state=SessionState.DEAD, log_tail=[], gone=True)
+    assert death_reason(**gone, silent_for=700, heartbeat_timeout=600, idle_for=10).startswith("heartbeat lost")
+    assert death_reason(**gone, silent_for=5, heartbeat_timeout=600, idle_for=2 * 3600).startswith(
+        "idle timeout: no statement ran for 2.0 h")
+    assert death_reason(**gone, silent_for=5, heartbeat_timeout=600, idle_for=60).startswith("killed: it was deleted")
+    oom = ["...", "java.lang.OutOfMemoryError: Java heap space", "..."]
+    assert "ran out of memory" in death_reason(SessionState.DEAD, oom, gone=False)
+    assert death_reason(SessionState.DEAD, oom, gone=False, starting=True).startswith("failed to start: ")
+    assert death_reason(SessionState.ERROR, ["worker pid 7 exited with code 3"], gone=False) == (
+        "crashed: its interpreter exited (code 3)")
+    assert death_reason(SessionState.KILLED, ["bye"], gone=False).startswith("killed")

@@ -6,6 +6,7 @@ its interpreter runs last.
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import textwrap
@@ -24,7 +25,10 @@ from hail_emr_lab.livy import (
     SessionState,
     StatementCancelled,
     StatementError,
+    StatementInDoubt,
+    StatementInterrupted,
     StatementState,
+    transient_reason,
 )
 
 pytestmark = pytest.mark.slow
@@ -173,6 +177,115 @@ def test_faults_never_run_a_statement_twice(livy_server, session):
         assert livy_server.stats["statements_submitted"] - before == reached_posts + 1
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def proxied(livy_server, session):
+    """A second view of the module's session whose HTTP goes through a fault-injecting proxy."""
+    proxy = FaultProxy(livy_server.url).start()
+    try:
+        via_proxy = LivySession(LivyClient(proxy.url, backoff=0.01), session.id, name=NAME)
+        via_proxy.last_statement_id = session.last_statement_id
+        yield proxy, via_proxy
+    finally:
+        proxy.stop()
+
+
+def _wait_final(client, session_id, statement_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        st = client.get_statement(session_id, statement_id)
+        if st.state.is_final:
+            return st
+        assert time.monotonic() < deadline, st
+        time.sleep(0.2)
+
+
+def test_gateway_errors_while_a_statement_runs_are_ridden_out(livy_server, session, proxied):
+    proxy, via_proxy = proxied
+    session.run("gw_counter = 0")
+    via_proxy.last_statement_id = session.last_statement_id
+    before = livy_server.stats["statements_submitted"]
+    # Every poll of the running statement gets a 502 for 5 s, then three connection resets.
+    burst = proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "502", for_seconds=5)
+    resets = proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "drop_before", times=3)
+    retries = []
+    out = via_proxy.run(
+        "import time\ntime.sleep(8)\ngw_counter += 1\ngw_counter",
+        on_retry=lambda n, err, secs: retries.append((n, err and transient_reason(err), secs)),
+    )
+    assert out.ok and out.text.strip() == "1", out
+    assert burst.hits >= 4 and resets.hits == 3
+    assert any(reason == "answered 502" and secs >= 3 for _, reason, secs in retries), retries
+    assert retries[-1] == (0, None, 0.0), "the recovery is reported"
+    assert livy_server.stats["statements_submitted"] - before == 1, "the statement was submitted once"
+    assert session.run("gw_counter").text.strip() == "1"
+
+
+def test_sustained_outage_says_the_statement_may_still_run(client, session, proxied):
+    proxy, via_proxy = proxied
+    via_proxy.retry_timeout = 3
+    session.run("gw_long = 0")
+    via_proxy.last_statement_id = session.last_statement_id
+    proxy.add("GET", rf"/sessions/{session.id}/statements/\d+", "502", for_seconds=60)
+    started = time.monotonic()
+    with pytest.raises(StatementInDoubt) as err:
+        via_proxy.run("import time\ntime.sleep(6)\ngw_long += 1\ngw_long")
+    assert time.monotonic() - started < 15
+    sid = err.value.statement_id
+    msg = str(err.value)
+    assert f"statement {sid} of Livy session {session.id}" in msg and "may still be running" in msg
+    assert "%hail cancel" in msg and "502" in msg
+    assert "may point at a proxy" not in msg
+    proxy.clear()
+    assert _wait_final(client, session.id, sid).output.text.strip() == "1", "it went on and ran once"
+
+
+def test_ctrl_c_when_the_cancel_request_fails_says_it_goes_on(client, session, proxied):
+    proxy, via_proxy = proxied
+    proxy.add("POST", rf"/sessions/{session.id}/statements/\d+/cancel", "502", for_seconds=60)
+    timer = threading.Timer(3.0, _thread.interrupt_main)  # Ctrl-C, as a kernel interrupt delivers it
+    timer.start()
+    try:
+        with pytest.raises(StatementInterrupted) as err:
+            via_proxy.run("import time\ntime.sleep(30)")
+    finally:
+        timer.cancel()
+    assert isinstance(err.value, KeyboardInterrupt)
+    assert err.value.cancelled is False and "502" in err.value.problem
+    assert "continues on the cluster" in str(err.value)
+    sid = err.value.statement_id
+    assert client.get_statement(session.id, sid).state.is_running
+    proxy.clear()
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(StatementInterrupted) as err:
+            via_proxy.wait(client.get_statement(session.id, sid))
+    finally:
+        timer.cancel()
+    assert err.value.cancelled is True
+    assert _wait_final(client, session.id, sid).state is StatementState.CANCELLED
+
+
+def test_lost_post_after_reattach_is_not_matched_to_an_older_statement(livy_server, client, session):
+    code = "reattach_counter += 1\nreattach_counter"
+    session.run("reattach_counter = 0")
+    assert session.run(code).text.strip() == "1"  # an identical statement is among the last 50
+    proxy = FaultProxy(livy_server.url).start()
+    try:
+        again = LivySession.reattach(LivyClient(proxy.url, backoff=0.01), NAME)
+        assert again is not None
+        before = livy_server.stats["statements_submitted"]
+        proxy.add("POST", rf"/sessions/{session.id}/statements", "drop_before")  # lost before reaching Livy
+        with pytest.raises(LivyError) as err:
+            again.run(code)
+        assert "nothing was re-sent" in str(err.value)
+        assert livy_server.stats["statements_submitted"] == before
+        assert again.last_statement_id == session.last_statement_id  # the newest id seen at attach time
+    finally:
+        proxy.stop()
+    assert session.run("reattach_counter").text.strip() == "1"
 
 
 def test_batch_roundtrip(client, tmp_path):

@@ -12,6 +12,9 @@ from .errors import (
     SessionDead,
     StatementCancelled,
     StatementError,
+    StatementInDoubt,
+    StatementInterrupted,
+    transient_reason,
 )
 from .models import Batch, BatchState, Output, Session, SessionState, Statement, StatementState
 from .session import Heartbeat, LivySession, poll_intervals, pyspark_hail_conf
@@ -35,9 +38,12 @@ __all__ = [
     "Statement",
     "StatementCancelled",
     "StatementError",
+    "StatementInDoubt",
+    "StatementInterrupted",
     "StatementState",
     "make_auth",
     "normalize_url",
     "poll_intervals",
     "pyspark_hail_conf",
+    "transient_reason",
 ]

@@ -25,6 +25,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from ..redact import redact_url, split_userinfo
 from .errors import (
+    GATEWAY_STATUSES,
     LivyAuthError,
     LivyError,
     LivyHTTPError,
@@ -34,7 +35,7 @@ from .errors import (
 from .models import Batch, Session, SessionState, Statement
 from .protocol import BATCH_FIELDS, SESSION_FIELDS
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = GATEWAY_STATUSES
 AuthSpec = Union[None, str, tuple, AuthBase]
 
 
@@ -95,7 +96,6 @@ class LivyClient:
     (unless ``auth`` is given) and ``self.url`` is the URL without them, so no message, log
     line or ``repr`` built from it holds the password.
     """
-
 
     def __init__(
         self,
@@ -185,6 +185,13 @@ class LivyClient:
             )
         if status == 404:
             raise LivyNotFound(f"{what}: not found (HTTP 404){detail}", status, msg)
+        if status in GATEWAY_STATUSES and msg is None:
+            raise LivyHTTPError(
+                f"{what} failed with HTTP {status} ({response.reason}) from the proxy or gateway in front of "
+                f"Livy at {self.url}: Livy may be restarting or overloaded (or the URL points at a proxy "
+                "whose Livy is down)",
+                status,
+            )
         if msg is None and "json" not in response.headers.get("Content-Type", ""):
             raise LivyHTTPError(
                 f"{what} failed with HTTP {status} and a non-JSON answer ({response.reason}): the URL may "
