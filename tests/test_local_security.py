@@ -157,6 +157,41 @@ def test_each_check_can_be_relaxed(tmp_path):
     assert srv.stats["sessions_created"] == anything.stats["sessions_created"] == 0
 
 
+def test_an_allowed_origin_gets_cors_answers_a_foreign_one_does_not(tmp_path):
+    page = "http://127.0.0.1:8888"
+    srv = EmbeddedLivy(port=0, max_sessions=1, plots_dir=str(tmp_path / "p"), allowed_origins=(page,), token="c" * 20)
+    srv.start()
+    try:
+        preflight = requests.options(
+            srv.url + "/sessions",
+            headers={"Origin": page, "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "x-requested-by, authorization, content-type"},
+            timeout=10,
+        )
+        assert preflight.status_code == 200  # no token on a preflight: browsers never send one
+        assert preflight.headers["Access-Control-Allow-Origin"] == page
+        assert "X-Requested-By" in preflight.headers["Access-Control-Allow-Headers"]
+        real = requests.post(
+            srv.url + "/sessions", json=PASSES_CHECKS, timeout=10,
+            headers=dict(H, Origin=page, Authorization="Bearer " + "c" * 20),
+        )
+        assert _reaches_validation(real) and real.headers["Access-Control-Allow-Origin"] == page
+        own = requests.get(srv.url + "/sessions", headers={"Authorization": "Bearer " + "c" * 20}, timeout=10)
+        assert "Access-Control-Allow-Origin" not in own.headers
+        foreign = requests.options(srv.url + "/sessions", headers={"Origin": "http://127.0.0.1:8889"}, timeout=10)
+        assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
+    finally:
+        srv.stop()
+
+
+def test_two_host_headers_are_refused(server):
+    status, _, answer, _ = _raw(
+        server.port,
+        f"GET /sessions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nHost: evil.example\r\n\r\n".encode(),
+    )
+    assert status == 400 and "more than one Host" in json.loads(answer)["msg"]
+
+
 # -- malformed framing ---------------------------------------------------------------------------
 
 

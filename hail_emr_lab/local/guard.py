@@ -146,9 +146,12 @@ class AccessPolicy:
 
     def check(self, method: str, headers: Mapping[str, Any], body_length: int) -> None:
         """Raise :class:`ApiError` (403, 401, 400 or 415) unless the request may proceed."""
-        raw_host = headers.get("Host")
+        hosts = headers.get_all("Host") if hasattr(headers, "get_all") else [headers.get("Host")]
+        raw_host = (hosts or [None])[0]
         if raw_host is None:
             raise bad_request("the request has no Host header; HTTP/1.1 requires one")
+        if len(hosts) > 1:
+            raise bad_request("the request has more than one Host header")
         name = _split_host(str(raw_host))
         if name is None or not self.host_allowed(name):
             raise ApiError(
@@ -172,7 +175,8 @@ class AccessPolicy:
                 f"refused: a browser request from another site (Sec-Fetch-Site: {fetch_site}) may not use this "
                 "embedded Livy",
             )
-        if self.token is not None and not self._token_matches(headers.get("Authorization")):
+        # A CORS preflight (OPTIONS) never carries credentials, and runs nothing.
+        if self.token is not None and method != "OPTIONS" and not self._token_matches(headers.get("Authorization")):
             where = f" (it is in {self.token_hint})" if self.token_hint else ""
             raise ApiError(
                 401,
@@ -194,6 +198,19 @@ class AccessPolicy:
                     f"the request body must be JSON: send 'Content-Type: application/json', not "
                     f"{content_type[:100] or 'no Content-Type'!r}",
                 )
+
+    def cors_headers(self, method: str, headers: Mapping[str, Any]) -> dict[str, str]:
+        """CORS answer headers for a page whose origin was explicitly allowed (--allow-origin),
+        so that a browser lets it send Livy's headers and read the answers; ``{}`` otherwise."""
+        origin = headers.get("Origin")
+        if origin is None or not self.allowed_origins or not self.origin_allowed(str(origin)):
+            return {}
+        out = {"Access-Control-Allow-Origin": str(origin), "Vary": "Origin"}
+        if method == "OPTIONS":
+            out["Access-Control-Allow-Methods"] = "GET, HEAD, POST, DELETE, OPTIONS"
+            out["Access-Control-Allow-Headers"] = f"Content-Type, {CSRF_HEADER}, Authorization"
+            out["Access-Control-Max-Age"] = "600"
+        return out
 
     def _token_matches(self, authorization: Any) -> bool:
         assert self.token is not None

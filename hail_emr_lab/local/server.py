@@ -83,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
+        for name, value in {**extra, **self.livy.policy.cors_headers(method, self.headers)}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
