@@ -41,6 +41,7 @@ class S3Proxy:
         self.refused: list[tuple[str, str, int]] = []  # conditional completions refused here
         self.on_answer: Optional[Callable[[str, str, int], None]] = None
         self.delay = 0.0
+        self.conditional = True  # False: pass completions through to moto unchecked
         self._lock = threading.Lock()
         proxy = self
 
@@ -112,7 +113,7 @@ class S3Proxy:
                     headers["Content-Length"] = str(len(body))
                 query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
                 refused = None
-                if self.command == "POST" and "uploadId" in query:
+                if proxy.conditional and self.command == "POST" and "uploadId" in query:
                     refused = self._precondition(self.path, headers)
                 if refused is not None:
                     status, reason, resp_headers, data = refused[0], "Refused", [("Content-Type", "application/xml")], refused[1]

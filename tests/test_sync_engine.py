@@ -338,3 +338,59 @@ def test_missing_bucket_is_a_clear_error(home):
     assert proc.returncode == 2
     assert "--bucket" in proc.stderr and "HAIL_EMR_LAB_BUCKET" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _copies(files) -> list[str]:
+    return sorted(r for r in files if "(conflict " in r)
+
+
+def test_one_conflict_copy_per_content_however_often_it_runs(s3, home, tmp_path):
+    """A file never synced here that differs from S3: restores and backups in any order keep
+    S3's version beside it once (locally and in S3), then the local file wins."""
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/notes.txt", Body=b"theirs")
+    _write(home, "notes.txt", b"mine")
+    for action in ("restore", "backup", "restore", "backup", "restore", "backup"):
+        proc = cli(home, action)
+        assert proc.returncode == 0, action + proc.stdout + proc.stderr
+    [copy] = _copies(local_files(home))
+    assert local_files(home)[copy] == b"theirs" and (home / "notes.txt").read_bytes() == b"mine"
+    objects = remote_objects(s3.client)
+    assert objects[f"{PREFIX}/notes.txt"] == b"mine"
+    assert _copies(k[len(PREFIX) + 1 :] for k in objects) == [copy]
+
+
+def test_lost_bookkeeping_does_not_make_a_second_copy_of_one_content(s3, home, tmp_path):
+    """The same, when the state is lost between runs (a crash before it was committed, a new
+    state directory): an existing copy with the same bytes is reused."""
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/a.ipynb", Body=b"theirs")
+    _write(home, "a.ipynb", b"mine")
+    for i, action in enumerate(("restore", "restore", "backup", "restore")):
+        proc = cli(home, action, "--state-dir", str(tmp_path / f"state-{i}"))
+        assert proc.returncode == 0, action + proc.stdout + proc.stderr
+        assert len(_copies(local_files(home))) == 1, (action, _copies(local_files(home)))
+    assert remote_objects(s3.client)[f"{PREFIX}/a.ipynb"] == b"mine"
+    # A new remote version is new content: that one gets its own copy.
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/a.ipynb", Body=b"theirs, later")
+    (home / "a.ipynb").write_bytes(b"mine, later")
+    assert restore(_target(home)).conflicts
+    assert sorted(local_files(home)[c] for c in _copies(local_files(home))) == [b"theirs", b"theirs, later"]
+
+
+def test_large_file_changed_on_both_sides_keeps_both(s3, home):
+    """The conditional completion of a multipart upload (S3 honours If-Match on it; the proxy in
+    front of moto checks it as S3 does) is what stops the local version overwriting theirs."""
+    rng = os.urandom
+    _write(home, "big.bin", rng(9 * 1024 * 1024))
+    t = _target(home)
+    assert backup(t).exit_code == 0
+    theirs, mine = rng(10 * 1024 * 1024), rng(11 * 1024 * 1024)
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/big.bin", Body=theirs)  # another instance
+    (home / "big.bin").write_bytes(mine)
+    s3.proxy.reset()
+    report = backup(t)
+    assert [r for _, _, r in s3.proxy.refused] == [412]  # the If-Match completion lost
+    [conflict] = report.conflicts
+    assert (home / conflict["conflict_copy"]).read_bytes() == theirs
+    objects = remote_objects(s3.client)
+    assert objects[f"{PREFIX}/big.bin"] == mine and objects[f"{PREFIX}/{conflict['conflict_copy']}"] == theirs
+    assert s3.client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []

@@ -35,10 +35,10 @@ def s3_fixture(aws_env, monkeypatch):
 
 
 def cli(home: Path, *args: str, timeout: float = 180, env: dict | None = None,
-        wrap: list[str] | None = None, prefix: str = PREFIX) -> subprocess.CompletedProcess:
+        wrap: list[str] | None = None, prefix: str = PREFIX, bucket: str = BUCKET) -> subprocess.CompletedProcess:
     """Run ``hail-emr-lab sync ARGS --home HOME --bucket BUCKET --prefix PREFIX`` for real."""
     cmd = [*(wrap or []), sys.executable, "-m", "hail_emr_lab", "sync", *args,
-           "--home", str(home), "--bucket", BUCKET, "--prefix", prefix]
+           "--home", str(home), "--bucket", bucket, "--prefix", prefix]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ))
 
 
