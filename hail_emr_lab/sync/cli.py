@@ -103,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info, indent=2))
         else:
-            print(_status_text(info))
+            from .report import shown_all
+
+            print(_status_text(shown_all(info)))  # names come from S3 and the disk: no raw control characters
         return 0
     if args.action == "backup":
         from .engine import backup
@@ -123,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         from .watch import watch
 
         if not args.quiet:
-            print(f"watching {target.home} -> {target.url} (Ctrl-C to stop)", flush=True)
+            from .report import shown
+
+            print(f"watching {shown(target.home)} -> {shown(target.url)} (Ctrl-C to stop)", flush=True)
 
         def show(report: Any) -> None:
             if report.uploaded or report.errors or report.conflicts:

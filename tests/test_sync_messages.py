@@ -1,0 +1,75 @@
+"""What the sync prints: one clear message when S3 cannot be used at all (backup and restore
+alike), and names from S3 or the disk never reach the terminal as raw control characters
+(real ``hail-emr-lab sync`` processes, moto over HTTP)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from test_sync_support import BUCKET, PREFIX, cli, s3_fixture  # noqa: F401
+
+from hail_emr_lab.sync.report import shown
+
+CONTROL = ("\x1b", "\x07", "\r", "\x9b")
+
+
+def _home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "a.txt").write_text("a")
+    return home
+
+
+@pytest.mark.parametrize("action", ["restore", "backup"])
+def test_missing_bucket_is_one_clear_message(s3, tmp_path, action):
+    proc = cli(_home(tmp_path), action, bucket="no-such-bucket-here")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"{action} of s3://no-such-bucket-here/{PREFIX}/ failed: the bucket 'no-such-bucket-here' does not exist" in line
+    assert "--bucket" in line and "HAIL_EMR_LAB_BUCKET" in line  # what to do
+
+
+@pytest.mark.parametrize("action", ["restore", "backup"])
+def test_unreachable_endpoint_is_one_clear_message(tmp_path, monkeypatch, action):
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    proc = cli(_home(tmp_path), action, env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"{action} of s3://{BUCKET}/{PREFIX}/ failed: S3 could not be reached at {endpoint}" in line
+    assert "check the network connection" in line
+
+
+def test_shown_escapes_only_what_is_not_printable():
+    assert shown("ünïcödé/ñame — 日本語.ipynb") == "ünïcödé/ñame — 日本語.ipynb"
+    assert shown("a\x1b[2J\x07\r\n\tb\u202e\x9b") == "a\\x1b[2J\\x07\\r\\n\\tb\\u202e\\x9b"
+    assert shown("bad-\udcff-bytes") == "bad-\\udcff-bytes"  # an undecodable file name
+
+
+def test_control_characters_in_names_are_shown_escaped(s3, tmp_path):
+    """A key holding terminal escapes (clear screen, set title, bell, carriage return) and a
+    local file named alike: restore, backup and status print them escaped."""
+    home = tmp_path / "home"
+    home.mkdir()
+    evil = "evil\x1b[2J\x1b]0;owned\x07\r\x9bname.txt"
+    s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{evil}", Body=b"theirs")
+    (home / evil).write_bytes(b"mine")  # both sides differ: a conflict names both files
+    os.mkfifo(home / "pipe\x1b[31mred")  # a note names it
+    restored = cli(home, "restore")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "conflict: evil\\x1b[2J\\x1b]0;owned\\x07\\r\\x9bname.txt -> other version kept as evil\\x1b" in restored.stdout
+    (home / "new\x1b[2J.txt").write_text("pending")
+    status = cli(home, "status")
+    backed = cli(home, "backup")
+    assert backed.returncode == 0, backed.stdout + backed.stderr
+    assert "pipe\\x1b[31mred" in backed.stdout and "new\\x1b[2J.txt" in status.stdout
+    assert "conflict:    evil\\x1b[2J" in status.stdout
+    for proc in (restored, status, backed):
+        text = proc.stdout + proc.stderr
+        assert not [c for c in CONTROL if c in text], repr(text)
