@@ -163,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "iam-policy":
         policy = lifecycle.iam_policy(args.bucket, args.user, args.instance_name, args.kms_key_arn)
         print(json.dumps(policy, indent=2))
+        from .lifecycle.iam import abort_rule_advice
+
+        print(abort_rule_advice(args.bucket), file=sys.stderr)  # stdout stays the policy JSON
         return 0
 
     if args.action == "emr-steps":

@@ -158,3 +158,30 @@ def test_kms_key_and_bad_users():
             iam_policy(BUCKET, user)
     with pytest.raises(LifecycleError, match="bucket"):
         iam_policy("Bad_Bucket", "alice")
+
+
+def test_iam_policy_recommends_the_abort_incomplete_uploads_rule(aws_env):
+    """The rule printed beside the policy is one S3 accepts (moto over HTTP validates the shape)
+    and the command line says why and how to apply it without replacing other rules."""
+    import boto3
+
+    from hail_emr_lab.lifecycle.iam import abort_incomplete_uploads_rule
+
+    done = subprocess.run(
+        [sys.executable, "-m", "hail_emr_lab", "lifecycle", "iam-policy", "--bucket", BUCKET, "--user", "alice"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == POLICY_A  # the policy alone on stdout
+    assert "AbortIncompleteMultipartUpload" in done.stderr and "REPLACES" in done.stderr
+    assert f"get-bucket-lifecycle-configuration --bucket {BUCKET}" in done.stderr
+    rule = abort_incomplete_uploads_rule()
+    assert json.dumps(rule) in done.stderr
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=rule)
+    [stored] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert stored["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert stored["Status"] == "Enabled"
+    # The role cannot list other users' uploads: no bucket-wide multipart listing is granted.
+    assert not evaluate(POLICY_A, "s3:ListBucketMultipartUploads", B)

@@ -2,10 +2,18 @@
 
 Compared with the Quick Start, ``s3:ListBucket`` is granted only with an ``s3:prefix``
 condition (never on the whole bucket), and the shared prefixes are read-only.
+
+Also the bucket rule that goes with it: :func:`abort_incomplete_uploads_rule`. A multipart upload
+that never completes (a backup killed half-way, or any other client) keeps its parts, billed and
+invisible in listings, until it is aborted. The sync aborts its own interrupted uploads on its
+next run; the rule removes every other one after a few days. The role policy does not grant
+``s3:ListBucketMultipartUploads``: it is a bucket-wide listing (its keys would show other
+users' file names) and the sync does not need it for uploads whose id it journaled.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .params import SHARED_PREFIXES, check_bucket, check_prefix
@@ -18,6 +26,46 @@ EMR_DISCOVERY_ACTIONS = (
     "elasticmapreduce:ListInstanceFleets",
     "elasticmapreduce:ListInstances",
 )
+
+
+#: Days after which the recommended rule aborts an incomplete multipart upload.
+ABORT_INCOMPLETE_UPLOADS_DAYS = 7
+ABORT_RULE_ID = "hail-emr-lab-abort-incomplete-multipart-uploads"
+
+
+def abort_incomplete_uploads_rule(days: int = ABORT_INCOMPLETE_UPLOADS_DAYS) -> dict[str, Any]:
+    """The S3 lifecycle configuration (``put-bucket-lifecycle-configuration`` JSON) with one rule:
+    abort multipart uploads still incomplete ``days`` days after they started, bucket-wide.
+
+    Source of the shape: Amazon S3 API reference, ``PutBucketLifecycleConfiguration``
+    (``AbortIncompleteMultipartUpload.DaysAfterInitiation``)."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    return {
+        "Rules": [
+            {
+                "ID": ABORT_RULE_ID,
+                "Filter": {"Prefix": ""},
+                "Status": "Enabled",
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+            }
+        ]
+    }
+
+
+def abort_rule_advice(bucket: str) -> str:
+    """What to tell the person installing the policy about the rule (a few lines of text)."""
+    check_bucket(bucket)
+    return (
+        f"Recommended for s3://{bucket}: an AbortIncompleteMultipartUpload lifecycle rule, so parts of "
+        "uploads that never completed (a backup killed half-way) stop costing storage after "
+        f"{ABORT_INCOMPLETE_UPLOADS_DAYS} days. put-bucket-lifecycle-configuration REPLACES the bucket's "
+        "rules: check the current ones first, e.g.\n"
+        f"  aws s3api get-bucket-lifecycle-configuration --bucket {bucket}\n"
+        "and add this rule to them (or, with no rules yet, put it as is):\n"
+        f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} --lifecycle-configuration "
+        f"'{json.dumps(abort_incomplete_uploads_rule())}'"
+    )
 
 
 def iam_policy(
