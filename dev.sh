@@ -50,11 +50,13 @@ up_to_date() {  # $@: extras, any of which would do
   return 1
 }
 
-# pip's output, shortened to one line per package and per long build step.
+# pip's output, shortened to one line per package and per long step (build dependencies,
+# metadata, wheels: pip prints ": started" and then ": still running..." while one lasts).
 show_progress() {
   awk '
     /^Collecting / { n++; printf "    %4d  %s\n", n, $2; fflush(); next }
-    /Building wheel for .*(started|still running)/ { print "    " $0; fflush(); next }
+    /: (started|still running)/ { sub(/^ +/, ""); print "    " $0; fflush(); next }
+    /^Installing collected packages:/ { printf "    installing %d packages\n", NF - 3; fflush(); next }
     /^Successfully installed/ { printf "    installed %d packages\n", NF - 2; fflush() }
   '
 }
