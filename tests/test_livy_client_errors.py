@@ -153,6 +153,22 @@ def test_get_is_retried_on_502_but_statement_post_is_not(scripted):
     assert methods == [("POST", "/sessions/0/statements"), ("GET", "/sessions/0/statements")]
 
 
+def test_lost_answer_and_silent_livy_never_claims_the_statement_did_not_run(scripted):
+    handler, url = scripted
+    # The POST's answer is a 502 (the statement may have been accepted), then every attempt
+    # to list the statements gets a 502 too: the client cannot know, and must say so.
+    handler.script += [(502, "text/html", "bad gateway")] * 40
+    client = LivyClient(url, retries=0, backoff=0.01)
+    client.reconcile_timeout = 1.0
+    with pytest.raises(LivyError) as err:
+        client.submit_statement(0, "x = 1", known_last_id=3)
+    msg = str(err.value)
+    assert "may be running on the cluster" in msg and "%hail cancel" in msg
+    assert "did not run" not in msg
+    assert sum(1 for s in handler.seen if s[0] == "POST") == 1
+    assert sum(1 for s in handler.seen if s[0] == "GET") >= 2, "it kept asking"
+
+
 def test_lost_answer_to_statement_post_is_reconciled(scripted):
     handler, url = scripted
     accepted = {"id": 4, "code": "x = 1", "state": "waiting", "output": None, "progress": 0.0}

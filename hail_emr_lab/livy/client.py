@@ -31,6 +31,7 @@ from .errors import (
     LivyHTTPError,
     LivyNotFound,
     LivyUnreachable,
+    transient_reason,
 )
 from .models import Batch, Session, SessionState, Statement
 from .protocol import BATCH_FIELDS, SESSION_FIELDS
@@ -131,6 +132,8 @@ class LivyClient:
             auth = make_auth(auth)
         self.http.auth = auth
         self.http.verify = verify
+        #: Seconds to keep asking whether Livy accepted a statement whose answer was lost.
+        self.reconcile_timeout = 30.0
         # Counted for tests and benchmarks: every HTTP request this client made.
         self.request_count = 0
 
@@ -355,14 +358,30 @@ class LivyClient:
         return Statement.from_json(data, session_id)
 
     def _reconcile_statement(self, session_id: int, code: str, known_last_id: Optional[int]) -> Optional[Statement]:
-        deadline = time.monotonic() + 10
+        """Our statement if Livy recorded it, None if it did not; raises LivyError if Livy will not say.
+
+        While Livy does not answer (see ``transient_reason``) we keep asking for up to
+        ``reconcile_timeout`` seconds: concluding "it did not run" without an answer could make
+        the user run it twice.
+        """
+        deadline = time.monotonic() + self.reconcile_timeout
+        delay = 0.2
         while True:
             try:
                 recent = self.list_statements(session_id, size=50, order="desc")
-            except LivyUnreachable:
+            except LivyError as exc:
+                reason = transient_reason(exc)
+                if reason is None:
+                    raise
                 if time.monotonic() > deadline:
-                    return None
-                time.sleep(0.2)
+                    raise LivyError(
+                        f"submitting a statement to session {session_id}: the answer was lost, and Livy {reason} "
+                        f"for {self.reconcile_timeout:g} s when asked whether it accepted the statement, so it may "
+                        "be running on the cluster. Nothing was re-sent: %hail cancel stops it if it runs; only "
+                        "then run the cell again."
+                    ) from None
+                time.sleep(delay)
+                delay = min(2.0, delay * 2)
                 continue
             for st in recent:
                 if st.code == code and (known_last_id is None or st.id > known_last_id):
