@@ -27,6 +27,7 @@ from .errors import HailEmrLabError
 from .livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, make_auth, normalize_url
 from .remote import bootstrap_code
 from .remote.dataframe import MARKER
+from .session_names import default_session_name
 
 #: Where EMR's Hail (Quick Start / hail-emr-lab bootstrap) keeps its jar.
 EMR_HAIL_JAR = "/opt/hail/hail-all-spark.jar"
@@ -296,7 +297,8 @@ def connect(
     except LivyError:
         client.close()
         raise
-    name = opts.name or config.get("session_name")
+    # One session per notebook unless --name shares one deliberately.
+    name = opts.name or default_session_name(config.get("session_name"))
     heartbeat = opts.heartbeat_timeout or int(config.get("heartbeat_timeout", 600))
     session = LivySession.connect(
         client, name, new=opts.new, heartbeat_timeout=heartbeat, **session_fields(opts, target)

@@ -16,6 +16,7 @@ import requests
 
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
+from ..session_names import is_own
 from .status import make_client, safe_url
 
 SPARK_TIMEOUT = (2.0, 5.0)
@@ -161,7 +162,7 @@ def running_progress(cfg: Optional[Config] = None, client: Any = None, include_a
     http = requests.Session()
     try:
         for session in sorted(sessions, key=lambda s: s.id):
-            own = bool(own_name) and session.name == own_name
+            own = is_own(session.name, own_name)
             if not (own or include_all) or not session.state.is_alive or session.state.is_starting:
                 continue
             out["sessions"].append(_session_progress(client, http, session, own))

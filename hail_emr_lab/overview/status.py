@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
 from ..redact import redact_text
+from ..session_names import is_own, notebook_label, notebook_names
 from .jsonable import is_secret_key, jsonable
 
 #: The sidebar must stay responsive: a dead endpoint costs at most this long per poll.
@@ -139,8 +140,8 @@ def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> d
     return out
 
 
-def session_info(session: Any, own_name: Optional[str]) -> dict[str, Any]:
-    """One row of the Sessions section."""
+def session_info(session: Any, own_name: Optional[str], notebooks: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """One row of the Sessions section; ``notebooks`` maps session names to open notebooks."""
     state = session.state
     return {
         "id": session.id,
@@ -155,12 +156,17 @@ def session_info(session: Any, own_name: Optional[str]) -> dict[str, Any]:
         "proxy_user": session.proxy_user,
         "spark_ui_url": safe_url(session.spark_ui_url),
         "driver_log_url": safe_url(session.driver_log_url),
-        "own": bool(own_name) and session.name == own_name,
+        "own": is_own(session.name, own_name),
+        "notebook": notebook_label(session.name, own_name, notebooks or {}) if is_own(session.name, own_name) else None,
     }
 
 
-def list_sessions(cfg: Optional[Config] = None, client: Any = None) -> dict[str, Any]:
-    """The Sessions section: every session on the endpoint, own ones (name = session_name) marked."""
+def list_sessions(
+    cfg: Optional[Config] = None, client: Any = None, notebooks: Optional[list[tuple[str, str]]] = None
+) -> dict[str, Any]:
+    """The Sessions section: every session on the endpoint, own ones marked (named ``session_name``
+    or ``session_name@<notebook>``) with the notebook that owns each. ``notebooks``: ``(path, shown
+    path)`` of the notebooks Jupyter has open (the path as their kernels see it)."""
     cfg = cfg or load_config()
     own_name = cfg.get("session_name")
     out: dict[str, Any] = {"session_name": own_name, "sessions": [], "error": None}
@@ -174,7 +180,8 @@ def list_sessions(cfg: Optional[Config] = None, client: Any = None) -> dict[str,
     finally:
         if close and client is not None:
             client.close()
-    out["sessions"] = [session_info(s, own_name) for s in sorted(sessions, key=lambda s: -s.id)]
+    known = notebook_names(own_name, notebooks or []) if own_name else {}
+    out["sessions"] = [session_info(s, own_name, known) for s in sorted(sessions, key=lambda s: -s.id)]
     return out
 
 
@@ -191,10 +198,11 @@ def delete_own_session(session_id: int, cfg: Optional[Config] = None, client: An
             session = client.get_session(session_id)
         except LivyNotFound:
             raise SessionNotFound(f"session {session_id} does not exist on {client.url} (already deleted?)") from None
-        if not own_name or session.name != own_name:
+        if not is_own(session.name, own_name):
             raise NotOwnSession(
                 f"session {session_id} ({session.name or 'unnamed'}) is not yours: only sessions named "
-                f"{own_name!r} (your session_name) can be deleted from here; its owner can delete it "
+                f"{own_name!r} or {own_name}@<notebook> (your session_name) can be deleted from here; its owner "
+                "can delete it "
                 "with `%hail delete`."
             )
         client.delete_session(session_id)
