@@ -23,6 +23,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import HTML, Image, display
 
 from . import connect as conn
+from .cell_progress import StatementProgress
 from .context import HailContext, current
 from .errors import HailEmrLabError
 from .livy import (
@@ -134,7 +135,7 @@ def _identifier(text: str) -> str:
 @magic_arguments.argument("--password-prompt", action="store_true", help="ask for the basic-auth password (not stored)")
 @magic_arguments.argument("--password-file", help="read the basic-auth password from the first line of this file")
 @magic_arguments.argument("--password-env", help="read the basic-auth password from this environment variable")
-@magic_arguments.argument("--name", help="session name (default: from the notebook instance or user)")
+@magic_arguments.argument("--name", help="session name to share (default: one per notebook, from user and path)")
 @magic_arguments.argument("--conf", action="append", default=[], type=_kv, help="Spark conf key=value (repeatable)")
 @magic_arguments.argument("--driver-memory")
 @magic_arguments.argument("--driver-cores", type=int)
@@ -509,22 +510,19 @@ class HailMagics(Magics):
             self._after_cell(ctx, pull=not args.no_plots)
 
     def _run_code(self, ctx: HailContext, code: str, timeout: Optional[float], what: str, kind: Optional[str] = None):
-        bar = Progress("hail")
-        t0 = time.monotonic()
-
-        def on_progress(st: Any) -> None:
-            if st.state.is_final:
-                return
-            if st.progress > 0 or time.monotonic() - t0 > 0.5:
-                bar.update(st.progress, f"statement {st.id}: {st.state.value}")
+        watch = StatementProgress(ctx.session)  # state and elapsed from the first second
+        outcome = "error"
 
         def on_retry(failures: int, error: Any, seconds: float) -> None:
             # Quiet for a blip; after a few seconds say why the cell seems stuck.
             if error is None or seconds >= RETRY_NOTE_AFTER:
-                bar.note(error and f"Livy {transient_reason(error)}, retrying ({failures})")
+                watch.bar.note(error and f"Livy {transient_reason(error)}, retrying ({failures})")
 
         try:
-            return ctx.session.run(code, kind=kind, timeout=timeout, on_progress=on_progress, on_retry=on_retry)
+            output = ctx.session.run(code, kind=kind, timeout=timeout, on_progress=watch.on_progress,
+                                     on_retry=on_retry)
+            outcome = "ok" if output.ok else "error"
+            return output
         except LivyHTTPError as exc:
             # Livy answers 400 "Session is in state error" to a statement for a dead session.
             dead = conn.dead_session_error(ctx.session)
@@ -532,12 +530,14 @@ class HailMagics(Magics):
                 raise dead from None
             raise exc from None
         except KeyboardInterrupt as exc:
-            bar.close()
+            outcome = "interrupted"
+            watch.finish(outcome)
             raise interrupted(exc, what) from None
         except StatementCancelled as exc:
+            outcome = "cancelled"
             raise HailMagicError(f"{what.capitalize()} was cancelled on the cluster ({exc}).") from None
         finally:
-            bar.close()
+            watch.finish(outcome)  # a plain record of how it ended, no live widget left behind
 
     def _after_cell(self, ctx: HailContext, pull: bool) -> None:
         try:

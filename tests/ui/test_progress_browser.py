@@ -1,0 +1,179 @@
+"""A ``%%hail`` cell's progress in a real JupyterLab, driven by headless Chromium.
+
+JupyterLab runs as a subprocess on the embedded Livy server. A notebook connects, runs a slow
+statement (``time.sleep``, which Livy reports at 0 % throughout) and a ``%hail push``. The test
+sees the statement's state and elapsed time within about two seconds of the cell starting,
+then the time moving, then the final record; it saves the notebook, shuts its kernel down,
+reloads the page and reopens the notebook as a user coming back the next day would: the records
+are there as text and no "Error displaying widget" appears. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import free_port, wait_http
+from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TOKEN = "progress-test-token"
+SESSION_NAME = "hail-ui-progress"
+SLOW_SECONDS = 12
+CELLS = [
+    "%load_ext hail_emr_lab",
+    "%hail connect",
+    "%%hail\nprint('session ready')",
+    f"%%hail\nimport time\ntime.sleep({SLOW_SECONDS})\nprint('slept')",
+    "import pandas as pd\nframe = pd.DataFrame({'a': list(range(200_000)), 'b': ['x'] * 200_000})",
+    "%hail push frame",
+]
+SLOW = 3  # index of the slow cell
+PUSH = 5
+
+
+@pytest.fixture
+def lab(livy_server, tmp_path, isolated_config, artifacts_dir):
+    """JupyterLab with the extension on the embedded Livy; yields (url, root)."""
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "progress.ipynb").write_text(json.dumps(_notebook(CELLS)))
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+            "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
+            "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    log = open(artifacts_dir / "progress-jupyterlab.log", "wb")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.open_browser=False", "--allow-root",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/status", timeout=120)
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        from hail_emr_lab.livy import LivyClient
+
+        with LivyClient(livy_server.url) as client:
+            for s in client.list_sessions():
+                if (s.name or "").startswith(SESSION_NAME):
+                    client.delete_session(s.id)
+
+
+def test_progress_from_the_first_second_and_records_after_reopen(lab, artifacts_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, root = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            _run(page, expect, url, root, artifacts_dir)
+        except Exception:
+            page.screenshot(path=str(artifacts_dir / "progress-failure.png"))
+            print("---- jupyter lab log (tail) ----\n"
+                  + (artifacts_dir / "progress-jupyterlab.log").read_text(errors="replace")[-4000:])
+            raise
+        finally:
+            browser.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(f"{url}/lab/tree/progress.ipynb?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    # JupyterLab may still ask which kernel to use (its default answer is the notebook's own).
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    try:
+        dialog.wait_for(timeout=3_000)
+    except Exception:  # no dialog: the kernel started on its own  # noqa: BLE001
+        return
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def _done(cell) -> bool:
+    """True once the cell has run: its prompt shows an execution count, not '*'."""
+    return bool(re.search(r"\[\d+\]", cell.locator(".jp-InputPrompt").inner_text()))
+
+
+def _run(page, expect, url: str, root: Path, shots: Path) -> None:
+    _open(page, url)
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    _command(page, "notebook:run-all-cells")
+
+    # The slow cell starts when the one before it is done; from then on, its state and elapsed
+    # time show within about two seconds (no widget, no wait for Livy to report progress).
+    before, slow = cells.nth(SLOW - 1), cells.nth(SLOW)
+    deadline = time.monotonic() + 300
+    while not _done(before):
+        assert time.monotonic() < deadline, "the session never got ready: " + before.inner_text()
+        expect(before.locator(".jp-OutputArea-output.jp-mod-error")).to_have_count(0)
+        time.sleep(0.05)
+    started = time.monotonic()
+    line = slow.locator(".jp-OutputArea-output", has_text=re.compile(r"statement \d+ (waiting|running), \d+ s"))
+    expect(line).to_be_visible(timeout=4_000)
+    shown_after = time.monotonic() - started
+    assert shown_after < 2.5, f"the first progress line took {shown_after:.1f} s"
+    page.screenshot(path=str(shots / "progress-1-first-second.png"))
+    # The elapsed time moves in place while the statement reports 0 %.
+    expect(slow.locator(".jp-OutputArea-output", has_text=re.compile(r"running, [4-9] s"))).to_be_visible(
+        timeout=10_000
+    )
+    expect(slow.locator(".jp-OutputArea-output", has_text=re.compile(r"statement \d+ (waiting|running)"))).to_have_count(1)
+    record = slow.locator(".jp-OutputArea-output", has_text=re.compile(r"hail: statement \d+ finished in \d+\.\d s"))
+    expect(record).to_be_visible(timeout=(SLOW_SECONDS + 60) * 1000)
+    expect(slow).to_contain_text("slept")
+    push = cells.nth(PUSH)
+    expect(push).to_contain_text("frame: pushed", timeout=300_000)
+    page.screenshot(path=str(shots / "progress-2-finished.png"))
+
+    # Save, shut the kernel down, reload, reopen: the records stay, as plain output.
+    _command(page, "docmanager:save")
+    page.wait_for_function(
+        "!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+    )
+    saved = json.loads((root / "progress.ipynb").read_text())
+    outputs = [o for c in saved["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})], outputs
+    for kernel in requests.get(f"{url}/api/kernels", params={"token": TOKEN}, timeout=10).json():
+        requests.delete(f"{url}/api/kernels/{kernel['id']}", params={"token": TOKEN}, timeout=30)
+    page.reload()
+    _open(page, url)
+    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    slow = cells.nth(SLOW)
+    expect(slow.locator(".jp-OutputArea-output", has_text=re.compile(r"finished in \d+\.\d s"))).to_be_visible(
+        timeout=30_000
+    )
+    expect(cells.nth(PUSH)).to_contain_text("frame: pushed")
+    page.wait_for_timeout(2_000)  # widget outputs render asynchronously: give them the time to fail
+    expect(page.locator(".jp-Notebook")).not_to_contain_text("Error displaying widget")
+    page.screenshot(path=str(shots / "progress-3-reopened.png"))
