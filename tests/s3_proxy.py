@@ -8,6 +8,7 @@ check moto lacks, and lets a test act at an exact moment of a transfer.
   as S3 does: 412 ``PreconditionFailed``, or 404 ``NoSuchKey`` for ``If-Match`` on a missing key.
   What this stand-in does not cover: S3 checks and writes atomically; here another writer could
   slip in between the HEAD and the write (the tests never race a writer against a completion);
+* ``down``: while true, every connection is closed without an answer (S3 unreachable);
 * ``delay``: seconds added to every request (slows a run down so a test can stop it midway);
 * ``on_answer``: called as ``f(method, path, status)`` after moto answered a request and before
   the client gets the answer (a test can ``kill -9`` the client there: the request took
@@ -41,6 +42,7 @@ class S3Proxy:
         self.refused: list[tuple[str, str, int]] = []  # conditional completions refused here
         self.on_answer: Optional[Callable[[str, str, int], None]] = None
         self.delay = 0.0
+        self.down = False
         self.conditional = True  # False: pass completions through to moto unchecked
         self._lock = threading.Lock()
         proxy = self
@@ -103,6 +105,10 @@ class S3Proxy:
                 return None
 
             def _forward(self) -> None:
+                if proxy.down:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
                 body = self._body()
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))

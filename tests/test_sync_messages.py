@@ -73,3 +73,44 @@ def test_control_characters_in_names_are_shown_escaped(s3, tmp_path):
     for proc in (restored, status, backed):
         text = proc.stdout + proc.stderr
         assert not [c for c in CONTROL if c in text], repr(text)
+
+
+def test_watch_keeps_going_while_s3_is_unreachable(s3, tmp_path):
+    """A file saved while S3 cannot be reached is reported once per try and backed up as soon
+    as S3 answers again; the watch process does not exit."""
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "before.txt").write_text("before")
+    cmd = [sys.executable, "-m", "hail_emr_lab", "sync", "watch", "--debounce", "0.2",
+           "--home", str(home), "--bucket", BUCKET, "--prefix", PREFIX]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def wait_until(check, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, f"{what}: " + "".join(lines)
+            time.sleep(0.1)
+
+    def in_s3(name: str) -> bool:
+        return s3.client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{name}")["KeyCount"] == 1
+
+    try:
+        wait_until(lambda: in_s3("before.txt"), 30, "initial backup")
+        s3.proxy.down = True
+        (home / "during.txt").write_text("written while S3 was down")
+        wait_until(lambda: any("could not be reached" in line for line in lines), 60, "the outage is reported")
+        s3.proxy.down = False
+        wait_until(lambda: in_s3("during.txt"), 90, "backed up once S3 is back")
+        assert proc.poll() is None
+        assert "Traceback" not in "".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(10)

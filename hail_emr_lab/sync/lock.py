@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import HailEmrLabError
+from .report import shown
 
 
 class SyncBusy(HailEmrLabError):
@@ -45,7 +46,7 @@ class SyncLock:
                     os.close(fd)
                     raise SyncBusy(
                         f"another sync is running for this home (pid {holder or 'unknown'}, lock "
-                        f"{self.path}); it was still running after {self.wait:g} s. Try again when it "
+                        f"{shown(self.path)}); it was still running after {self.wait:g} s. Try again when it "
                         "finishes, or pass --wait SECONDS to wait longer."
                     ) from None
                 time.sleep(0.05)

@@ -49,9 +49,8 @@ from botocore.exceptions import (
 from botocore.utils import parse_timestamp
 from s3transfer.subscribers import BaseSubscriber
 
-from ..errors import HailEmrLabError
 from .journal import UploadJournal, journal_path
-from .report import shown
+from .report import RemoteUnavailable, shown
 from .target import SyncTarget
 
 _WRITES = ("PutObject", "CompleteMultipartUpload")
@@ -60,11 +59,6 @@ _KMS = ("aws:kms", "aws:kms:dsse")
 
 class IntegrityError(Exception):
     """The bytes S3 holds (or sent) are not the bytes we meant: nothing is recorded or placed."""
-
-
-class RemoteUnavailable(HailEmrLabError):
-    """S3 cannot be used at all for this run (bucket missing, endpoint unreachable, credentials
-    refused): one message for the whole run instead of one error per file."""
 
 
 def fast_timestamp(value: Any) -> dt.datetime:

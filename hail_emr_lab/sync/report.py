@@ -10,8 +10,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import HailEmrLabError
+
 #: Exit code of a run that finished but could not sync everything (unreadable files, ...).
 EXIT_PARTIAL = 3
+
+
+class RemoteUnavailable(HailEmrLabError):
+    """S3 cannot be used at all for this run (bucket missing, endpoint unreachable, credentials
+    refused): one message for the whole run instead of one error per file. Raised by
+    ``backup`` and ``restore``; built by :func:`.remote.remote_failure`."""
+
+
+def failed_report(action: str, target: str, exc: BaseException) -> SyncReport:
+    """A report for a run that could not use S3 at all (for callers that keep going)."""
+    return SyncReport(action, target, errors=[{"path": target, "error": str(exc)}])
 
 
 def shown(value: Any) -> str:

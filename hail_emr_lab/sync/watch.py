@@ -25,10 +25,12 @@ from typing import Callable
 
 from .keys import STATE_DIRNAME, UnsafeKey, rel_of_path
 from .lock import SyncBusy
-from .report import SyncReport
+from .report import RemoteUnavailable, SyncReport, failed_report
 from .target import SyncTarget
 
 log = logging.getLogger("hail_emr_lab.sync.watch")
+#: Seconds before a backup that could not reach S3 is tried again (doubling up to the last).
+RETRY_SECONDS = (2.0, 60.0)
 
 
 def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | None = None,
@@ -49,8 +51,12 @@ def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | Non
     # Watch first, then the full backup: a file written while (or just after) it runs is seen by
     # the watcher and backed up next, instead of falling between the scan and the watch.
     watcher = start_watcher(target, changed)
+    retry = RETRY_SECONDS[0]
     try:
-        report = backup(target, wait=60)
+        try:
+            report = backup(target, wait=60)
+        except RemoteUnavailable as exc:  # S3 down now: say so and keep watching
+            report = failed_report("backup", target.url, exc)
         if on_report:
             on_report(report)
         while not stop.is_set():
@@ -70,6 +76,16 @@ def watch(target: SyncTarget, debounce: float = 1.0, stop: threading.Event | Non
                     pending.update(batch)
                 wake.set()
                 continue
+            except RemoteUnavailable as exc:  # keep the files, say why, try again later
+                with lock:
+                    pending.update(batch)
+                if on_report:
+                    on_report(failed_report("backup", target.url, exc))
+                stop.wait(retry)
+                retry = min(retry * 2, RETRY_SECONDS[1])
+                wake.set()
+                continue
+            retry = RETRY_SECONDS[0]
             if on_report:
                 on_report(report)
     finally:
