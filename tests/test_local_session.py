@@ -190,6 +190,16 @@ def test_shipped_files_are_in_the_working_directory(livy, shipped):
         "print(os.path.samefile(os.getcwd(), SparkFiles.getRootDirectory()))"
     )
     assert text == "shipped with the session\nTrue"
+    # Python, Spark and Hail agree on what a relative path names.
+    text = livy.ok_text(
+        "open('py_written.csv', 'w').write('a,b\\n1,2\\n')\n"
+        "spark.range(3).write.mode('overwrite').parquet('spark_written.parquet')\n"
+        "import hail as hl\nhl.init(sc, quiet=True, idempotent=True)\n"
+        "(spark.read.csv('py_written.csv').count(), os.path.isdir('spark_written.parquet'),\n"
+        " hl.import_table('py_written.csv', no_header=True, delimiter=',').count())",
+        timeout=300,
+    )
+    assert text.splitlines()[-1] == "(2, True, 2)"
 
 
 def test_livy_settings_are_not_spark_settings(livy):

@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 import warnings
+from pathlib import Path
 from typing import Any
 
 from ..livy.protocol import RSC_DEFAULTS
@@ -109,11 +110,22 @@ class Worker:
             sql_context = SQLContext(self.sc, self.spark)
         self.repl.namespace.update({"spark": self.spark, "sc": self.sc, "sqlContext": sql_context})
         # Livy runs the interpreter where Spark puts the session's files (and pyFiles, archives).
-        os.chdir(SparkFiles.getRootDirectory())
+        self._work_in(SparkFiles.getRootDirectory())
         # hl.init(sc) warns that Hail needs its jar and Kryo settings: this session has them.
         warnings.filterwarnings("ignore", message="Hail requires additional configuration options in Spark")
         # Replace pyspark's SIGINT handler (which cancels *all* jobs) with ours.
         signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _work_in(self, root: str) -> None:
+        """Make ``root`` the working directory of Python and of the JVM's local file system, so
+        a relative path names the same file in ``open()``, Spark and Hail."""
+        os.chdir(root)
+        jvm = self.sc._jvm
+        try:
+            local_fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(self.sc._jsc.hadoopConfiguration())
+            local_fs.setWorkingDirectory(jvm.org.apache.hadoop.fs.Path(Path(root).as_uri()))
+        except Exception as exc:  # Python's cwd moved anyway; say that Spark's did not
+            print(f"hail-emr-lab worker: Spark keeps its own working directory ({exc})", file=_LOG)
 
     # -- commands (reader thread) -------------------------------------------------------------
 
