@@ -111,8 +111,8 @@ def test_info_and_repr_hide_the_password(connected):
 
 def test_a_gateway_burst_does_not_abort_the_cell(connected, proxy, livy_server):
     before = livy_server.stats["statements_submitted"]
-    burst = proxy.add("GET", _statement_path(connected), "502", for_seconds=8)
-    cell = "import time\ntime.sleep(12)\nburst = x + 1\nprint('burst', burst)"
+    burst = proxy.add("GET", _statement_path(connected), "502", for_seconds=10)
+    cell = "import time\ntime.sleep(14)\nburst = x + 1\nprint('burst', burst)"
     res = connected.run("%%hail\n" + cell, timeout=120)
     assert res.status == "ok", res.text
     assert "burst 22" in res.stdout

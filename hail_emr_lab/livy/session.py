@@ -68,8 +68,8 @@ RetryCallback = Callable[[int, Optional[LivyError], float], None]
 class _Outage:
     """Consecutive transient failures while polling: counts them, paces retries, says when to stop."""
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
+    def __init__(self, started: float) -> None:
+        self.started = started  # when the first failed attempt was sent (time.monotonic())
         self.failures = 0
         self.reason = ""
         self._delays = poll_intervals(*OUTAGE_BACKOFF)
@@ -372,6 +372,7 @@ class LivySession:
         outage: Optional[_Outage] = None
         was_starting = False
         for delay in poll_intervals(0.05, 1.5, 1.0):
+            attempt = time.monotonic()
             try:
                 state = self.state()
             except LivyNotFound:
@@ -380,7 +381,7 @@ class LivySession:
                 reason = transient_reason(exc)
                 if reason is None:
                     raise
-                outage = outage or _Outage()
+                outage = outage or _Outage(attempt)
                 pause = outage.failed(reason)
                 if outage.seconds > self.retry_timeout:
                     raise LivyUnreachable(
@@ -454,6 +455,7 @@ class LivySession:
                     self.last_activity = time.time()
                     return statement
                 time.sleep(delay if outage is None else pause)
+                attempt = time.monotonic()
                 try:
                     statement = self.client.get_statement(self.id, statement.id)
                 except LivyNotFound:
@@ -462,7 +464,7 @@ class LivySession:
                     reason = transient_reason(exc)
                     if reason is None:
                         raise
-                    outage = outage or _Outage()
+                    outage = outage or _Outage(attempt)
                     pause = outage.failed(reason)
                     if on_retry:
                         on_retry(outage.failures, exc, outage.seconds)
