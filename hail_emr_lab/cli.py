@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sync": ("hail_emr_lab.sync.cli", "back up / restore the home directory to S3"),
     "lifecycle": ("hail_emr_lab.lifecycle_cli", "render, validate and install SageMaker lifecycle scripts"),
     "jobs": ("hail_emr_lab.jobs.cli", "submit and follow batch jobs (Livy, EMR Serverless, EMR on EKS, AWS Batch)"),
+    "ssm": ("hail_emr_lab.ssm_cli", "a shell or one command on the cluster's nodes through AWS Systems Manager"),
 }
 
 

@@ -3,10 +3,10 @@
 ::
 
     hail-emr-lab lifecycle render --bucket B [--cluster-id ID | --cluster-name N | --livy-url URL]
-                                  [--region R] [--package-source s3|pypi] [--prefix P] --out DIR
+                                  [--region R] [--package-source s3|pypi] [--prefix P] [--ssm] --out DIR
     hail-emr-lab lifecycle validate DIR
     hail-emr-lab lifecycle install --name NAME [render options | --from DIR] [--region R]
-    hail-emr-lab lifecycle iam-policy --bucket B --user U
+    hail-emr-lab lifecycle iam-policy --bucket B --user U [--ssm [--cluster-id ID]]
     hail-emr-lab lifecycle emr-steps [--bucket B] [--plots-dir /plots] [--web] [--upload]
 """
 
@@ -45,6 +45,12 @@ def _add_render_options(parser: argparse.ArgumentParser, bucket_required: bool) 
         action="store_false",
         help="do not let the instance's hail-emr-lab:* tags override these values at start",
     )
+    parser.add_argument(
+        "--ssm",
+        action="store_true",
+        help="install the Session Manager plugin for `hail-emr-lab ssm` (s3: from s3://BUCKET/packages/"
+        "session-manager-plugin.rpm; pypi: from its AWS download URL)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     policy.add_argument("--user", required=True, help="user name = S3 prefix (the Quick Start's instance name)")
     policy.add_argument("--instance-name", help="notebook instance name, if not the user name")
     policy.add_argument("--kms-key-arn", help="KMS key of the bucket's default encryption, if any")
+    policy.add_argument("--ssm", action="store_true", help="add what `hail-emr-lab ssm` needs (a shell on EMR nodes only)")
+    policy.add_argument("--cluster-id", help="with --ssm: only the nodes of this cluster (default: any EMR cluster's)")
 
     steps = sub.add_parser("emr-steps", help="print the EMR plot-directory step and the Livy settings")
     steps.add_argument("--bucket", help="use s3://BUCKET/scripts/emr/create-plots-dir.sh (else an inline command)")
@@ -99,6 +107,7 @@ def _params(args: argparse.Namespace):
             "package_source": args.package_source,
             "wheel": args.wheel,
             "read_tags": args.read_tags,
+            "ssm": args.ssm,
         }
     )
 
@@ -161,7 +170,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     if args.action == "iam-policy":
-        policy = lifecycle.iam_policy(args.bucket, args.user, args.instance_name, args.kms_key_arn)
+        if args.cluster_id and not args.ssm:
+            raise HailEmrLabError("--cluster-id only limits the --ssm statements: add --ssm")
+        policy = lifecycle.iam_policy(
+            args.bucket, args.user, args.instance_name, args.kms_key_arn, ssm=args.ssm, cluster_id=args.cluster_id
+        )
         print(json.dumps(policy, indent=2))
         from .lifecycle.iam import abort_rule_advice
 

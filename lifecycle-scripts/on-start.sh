@@ -195,6 +195,28 @@ install_pkg() {
   touch "$LOG_DIR/.installed"
 }
 
+#@if ssm=1
+# The Session Manager plugin, which `aws ssm start-session` (and so `hail-emr-lab ssm`) needs for a
+# shell on the cluster's nodes. Installed on every start: the root volume is reset on stop/start.
+install_ssm_plugin() {
+  local rpm="$CACHE/session-manager-plugin.rpm"
+  if [ -x "$R/usr/local/bin/session-manager-plugin" ]; then log "session-manager-plugin already installed"; return 0; fi
+  mkdir -p "$CACHE"
+  #@if package_source=s3
+  # No internet needed: an admin uploads the plugin's rpm (from its documented download URL, see
+  # lifecycle-scripts/README.md) to s3://BUCKET/packages/session-manager-plugin.rpm.
+  "$AWS" s3 cp "s3://$BUCKET/packages/session-manager-plugin.rpm" "$rpm" --only-show-errors
+  #@endif
+  #@if package_source=pypi
+  # Its documented source (Session Manager user guide, "Install the Session Manager plugin on Linux").
+  local arch=linux_64bit
+  if [ "$(uname -m)" = aarch64 ]; then arch=linux_arm64; fi
+  curl -fsSL --retry 2 -o "$rpm" "https://s3.amazonaws.com/session-manager-downloads/plugin/latest/$arch/session-manager-plugin.rpm"
+  #@endif
+  yum install -y "$rpm"
+}
+#@endif
+
 enable_ext() {
   "$CONDA_ENV/bin/jupyter" server extension enable --sys-prefix hail_emr_lab
   "$CONDA_ENV/bin/jupyter" labextension enable hail-emr-lab
@@ -242,6 +264,9 @@ bg_main() {
   rm -f "$LOG_DIR/.installed"
   step "install hail-emr-lab ($PACKAGE_SOURCE)" install_pkg
   step "enable the Jupyter extensions" enable_ext
+  #@if ssm=1
+  step "install the Session Manager plugin" install_ssm_plugin
+  #@endif
   if [ -e "$LOG_DIR/.installed" ]; then step "restart Jupyter" restart_jupyter; fi
   if [ -z "$LIVY_URL" ] && [ -n "$CLUSTER_ID$CLUSTER_NAME" ]; then step "sparkmagic config" discover_livy; fi
   if [ -n "$BUCKET" ] && [ -n "$PREFIX" ]; then

@@ -1,11 +1,13 @@
 """The per-user IAM policy, checked with a small IAM evaluator written here: explicit Deny wins,
 then any Allow; actions and resources match with * and ? wildcards; StringEquals/StringLike
-conditions match when the request has the key and any listed value matches."""
+conditions match when the request has the key and any listed value matches; policy variables
+``${key}`` in condition values are replaced by the request's value of ``key``."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import subprocess
 import sys
 
@@ -29,12 +31,18 @@ def _wild(pattern: str, value: str, case: bool = True) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def _substitute(value: str, context: dict) -> str:
+    # IAM policy variables: ${aws:userid} etc.; an absent key makes the value match nothing.
+    return re.sub(r"\$\{([^}]+)\}", lambda m: context.get(m.group(1), "\0absent\0"), value)
+
+
 def _conditions_hold(conditions: dict, context: dict) -> bool:
     for operator, tests in conditions.items():
         for key, wanted in tests.items():
             if key not in context:
                 return False
             actual = context[key]
+            wanted = [_substitute(w, context) for w in _listify(wanted)]
             if operator == "StringEquals":
                 ok = any(actual == w for w in _listify(wanted))
             elif operator == "StringLike":
@@ -185,3 +193,57 @@ def test_iam_policy_recommends_the_abort_incomplete_uploads_rule(aws_env):
     assert stored["Status"] == "Enabled"
     # The role cannot list other users' uploads: no bucket-wide multipart listing is granted.
     assert not evaluate(POLICY_A, "s3:ListBucketMultipartUploads", B)
+
+
+EC2 = "arn:aws:ec2:us-east-1:123456789012:instance"
+JOB_FLOW = "ssm:resourceTag/aws:elasticmapreduce:job-flow-id"
+SESSION_TAG = "ssm:resourceTag/aws:ssmmessages:session-id"
+ME = {"aws:userid": "AROAEXAMPLE:alice"}
+POLICY_SSM = iam_policy(BUCKET, "alice", ssm=True, cluster_id="j-ABC")
+POLICY_SSM_ANY = iam_policy(BUCKET, "alice", ssm=True)
+
+SSM_TABLE = [
+    # the cluster's nodes: a shell and Run Command
+    ("ssm:StartSession", f"{EC2}/i-0master", {JOB_FLOW: "j-ABC"}, True),
+    ("ssm:SendCommand", f"{EC2}/i-0core", {JOB_FLOW: "j-ABC"}, True),
+    ("ssm:StartSession", "arn:aws:ssm:us-east-1:123456789012:document/SSM-SessionManagerRunShell", {}, True),
+    ("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunShellScript", {}, True),
+    ("ssm:GetCommandInvocation", "*", {}, True),
+    ("ssm:DescribeInstanceInformation", "*", {}, True),
+    # own sessions only
+    ("ssm:TerminateSession", "arn:aws:ssm:us-east-1:123456789012:session/alice-0abc", {**ME, SESSION_TAG: "AROAEXAMPLE:alice"}, True),
+    ("ssm:ResumeSession", "arn:aws:ssm:us-east-1:123456789012:session/alice-0abc", {**ME, SESSION_TAG: "AROAEXAMPLE:alice"}, True),
+    ("ssm:TerminateSession", "arn:aws:ssm:us-east-1:123456789012:session/bob-0abc", {**ME, SESSION_TAG: "AROAOTHER:bob"}, False),
+    ("ssm:TerminateSession", "arn:aws:ssm:us-east-1:123456789012:session/x", ME, False),
+    # other clusters' nodes and instances that are no EMR node
+    ("ssm:StartSession", f"{EC2}/i-0other", {JOB_FLOW: "j-OTHER"}, False),
+    ("ssm:SendCommand", f"{EC2}/i-0other", {JOB_FLOW: "j-OTHER"}, False),
+    ("ssm:StartSession", f"{EC2}/i-0webserver", {}, False),
+    ("ssm:SendCommand", f"{EC2}/i-0webserver", {}, False),
+    # other documents (e.g. one that runs as another user or forwards ports) and other SSM actions
+    ("ssm:SendCommand", "arn:aws:ssm:us-east-1::document/AWS-RunPowerShellScript", {}, False),
+    ("ssm:StartSession", "arn:aws:ssm:us-east-1::document/AWS-StartPortForwardingSessionToRemoteHost", {}, False),
+    ("ssm:GetParameter", "arn:aws:ssm:us-east-1:123456789012:parameter/secret", {}, False),
+    ("ssm:UpdateInstanceInformation", "*", {}, False),
+]
+
+
+@pytest.mark.parametrize("action,resource,context,allowed", SSM_TABLE)
+def test_ssm_statements(action, resource, context, allowed):
+    assert evaluate(POLICY_SSM, action, resource, context) is allowed
+
+
+def test_ssm_without_a_cluster_id_covers_emr_nodes_only_and_is_off_by_default():
+    assert evaluate(POLICY_SSM_ANY, "ssm:StartSession", f"{EC2}/i-0other", {JOB_FLOW: "j-OTHER"})
+    assert not evaluate(POLICY_SSM_ANY, "ssm:StartSession", f"{EC2}/i-0webserver", {})
+    assert not evaluate(POLICY_A, "ssm:StartSession", f"{EC2}/i-0master", {JOB_FLOW: "j-ABC"})
+    assert not any(a.startswith("ssm:") for st in POLICY_A["Statement"] for a in _listify(st["Action"]))
+    with pytest.raises(LifecycleError, match="cluster id"):
+        iam_policy(BUCKET, "alice", ssm=True, cluster_id="j-*")
+    done = subprocess.run(
+        [sys.executable, "-m", "hail_emr_lab", "lifecycle", "iam-policy", "--bucket", BUCKET, "--user", "alice",
+         "--ssm", "--cluster-id", "j-ABC"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == POLICY_SSM

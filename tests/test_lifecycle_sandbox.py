@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,7 +28,8 @@ from hail_emr_lab.lifecycle import LifecycleParams
 
 pytestmark = pytest.mark.slow
 
-VENV_BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+# The venv running the tests (a git worktree has no .venv of its own).
+VENV_BIN = Path(sys.executable).parent
 BUCKET = "hel-bucket"
 AL2 = 'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nVERSION_ID="2"\nPRETTY_NAME="Amazon Linux 2"\n'
 AL1 = (
@@ -49,6 +52,14 @@ for a in "$@"; do case $a in -*) ;; *) [ -n "${owner:-}" ] || owner=$a ;; esac; 
 [[ $owner =~ ^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$ ]] || { echo "chown: bad owner $owner" >&2; exit 1; }
 """,
     "systemctl": 'echo "systemctl $*" >>"$HEL_RECORD"\n',
+    # yum install -y RPM: record; "installs" the Session Manager plugin when given its rpm.
+    "yum": """
+echo "yum $*" >>"$HEL_RECORD"
+for a in "$@"; do case $a in *.rpm) [ -f "$a" ] || { echo "yum: no such file $a" >&2; exit 1; } ;; esac; done
+mkdir -p "$HEL_ROOT/usr/local/bin"
+printf '#!/bin/sh\necho 1.2.0\n' >"$HEL_ROOT/usr/local/bin/session-manager-plugin"
+chmod +x "$HEL_ROOT/usr/local/bin/session-manager-plugin"
+""",
     "initctl": 'echo "initctl $*" >>"$HEL_RECORD"\n',
     "crontab": """
 echo "crontab $*" >>"$HEL_RECORD"
@@ -117,6 +128,8 @@ class Instance:
             "AWS_SECRET_ACCESS_KEY": "testing",
             # On a real instance the metadata file is at its default path.
             "HAIL_EMR_LAB_METADATA": str(self.meta),
+            # The checkout under test, also for the hail-emr-lab the stand-in pip "installs".
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         }
 
     def run(self, script: Path) -> tuple[subprocess.CompletedProcess, float]:
@@ -348,3 +361,37 @@ def test_no_route_to_aws_still_starts_quickly(tmp_path):
     config = json.loads((box.home / ".hail-emr-lab/config.json").read_text())
     assert config == {"bucket": BUCKET, "prefix": "erin", "region": "eu-west-1", "livy_url": "http://10.1.2.3:8998"}
     assert "[install hail-emr-lab (s3)]" in box.wait_background()
+
+
+def test_ssm_plugin_from_the_bucket_once(tmp_path, bucket, aws_env):
+    """render --ssm (offline): the Session Manager plugin's rpm comes from s3://BUCKET/packages/."""
+    _put(boto3.client("s3"), "packages/session-manager-plugin.rpm", b"\xed\xab\xee\xdb stand-in rpm")
+    arn = _notebook_instance("dave", {})
+    scripts = _render(tmp_path, livy_url="http://10.1.2.3:8998", ssm=True)
+    text = (scripts / "on-start.sh").read_text()
+    assert "session-manager-plugin.rpm" in text and "curl" not in text, "offline scripts download nothing"
+    box = Instance(tmp_path, aws_env, arn, "dave", AL2)
+    started, _ = box.run(scripts / "on-start.sh")
+    assert started.returncode == 0, started.stderr
+    assert box.wait_background().strip() == "done failed=none", box.log()
+    rpm = box.root / "var/cache/hail-emr-lab/session-manager-plugin.rpm"
+    assert f"yum install -y {rpm}" in box.records()
+    assert (box.root / "usr/local/bin/session-manager-plugin").is_file()
+    # The next start finds it and installs nothing.
+    seen = len(box.records())
+    started, _ = box.run(scripts / "on-start.sh")
+    assert box.wait_background().strip() == "done failed=none", box.log()
+    assert not any(r.startswith("yum") for r in box.records()[seen:])
+    assert "session-manager-plugin already installed" in box.log()
+
+
+def test_ssm_plugin_source_by_package_source(tmp_path):
+    """Without --ssm nothing about the plugin; with pypi (internet) its documented download URL."""
+    plain = _render(tmp_path / "plain")
+    assert "session-manager-plugin" not in (plain / "on-start.sh").read_text()
+    online = tmp_path / "online"
+    lifecycle.render(LifecycleParams(bucket=BUCKET, package_source="pypi", ssm=True), online)
+    assert lifecycle.validate_dir(online) == {"on-create.sh": [], "on-start.sh": []}
+    text = (online / "on-start.sh").read_text()
+    assert "https://s3.amazonaws.com/session-manager-downloads/plugin/latest/$arch/session-manager-plugin.rpm" in text
+    assert "s3://$BUCKET/packages/session-manager-plugin.rpm" not in text

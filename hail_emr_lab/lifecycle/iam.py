@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .params import SHARED_PREFIXES, check_bucket, check_prefix
+from .params import SHARED_PREFIXES, check_bucket, check_cluster_id, check_prefix
 
 #: What cluster discovery (id/name -> master -> Livy URL) needs; these have no resource scoping.
 EMR_DISCOVERY_ACTIONS = (
@@ -73,8 +73,14 @@ def iam_policy(
     user: str,
     instance_name: str | None = None,
     kms_key_arn: str | None = None,
+    ssm: bool = False,
+    cluster_id: str | None = None,
 ) -> dict[str, Any]:
-    """The policy document for ``user`` (whose S3 prefix is ``<user>/``) in ``bucket``."""
+    """The policy document for ``user`` (whose S3 prefix is ``<user>/``) in ``bucket``.
+
+    ``ssm`` adds :func:`ssm_statements` (for ``hail-emr-lab ssm``), limited to the nodes of
+    ``cluster_id`` when given, else to nodes of any EMR cluster.
+    """
     check_bucket(bucket)
     check_prefix(user, "user")
     instance = check_prefix(instance_name, "instance name") if instance_name else user
@@ -127,4 +133,57 @@ def iam_policy(
                 "Resource": kms_key_arn,
             }
         )
+    if ssm:
+        statements += ssm_statements(cluster_id)
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+#: EMR tags every cluster node with its cluster id (EMR management guide, "Tag clusters").
+EMR_CLUSTER_TAG = "aws:elasticmapreduce:job-flow-id"
+
+
+def ssm_statements(cluster_id: str | None = None) -> list[dict[str, Any]]:
+    """Systems Manager statements for a shell and Run Command on EMR nodes only.
+
+    Shapes follow the Session Manager user guide's sample policies: StartSession and
+    SendCommand on EC2 instances whose ``aws:elasticmapreduce:job-flow-id`` tag is the cluster
+    (``ssm:resourceTag/...``), plus the two documents they use; TerminateSession/ResumeSession
+    only on the caller's own sessions (the ``aws:ssmmessages:session-id`` tag is the caller's
+    ``aws:userid``, the form that works for roles). GetCommandInvocation and
+    DescribeInstanceInformation support no resource-level scoping (Service Authorization
+    Reference), hence ``*``; they reveal command results and agent status, not a shell.
+    """
+    if cluster_id:
+        check_cluster_id(cluster_id)
+    tag = {"StringLike": {f"ssm:resourceTag/{EMR_CLUSTER_TAG}": [cluster_id or "j-*"]}}
+    return [
+        {
+            "Sid": "SsmShellOnEmrNodes",
+            "Effect": "Allow",
+            "Action": ["ssm:StartSession", "ssm:SendCommand"],
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": tag,
+        },
+        {
+            "Sid": "SsmShellDocuments",
+            "Effect": "Allow",
+            "Action": ["ssm:StartSession", "ssm:SendCommand"],
+            "Resource": [
+                "arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell",
+                "arn:aws:ssm:*::document/AWS-RunShellScript",
+            ],
+        },
+        {
+            "Sid": "SsmOwnSessionsOnly",
+            "Effect": "Allow",
+            "Action": ["ssm:TerminateSession", "ssm:ResumeSession"],
+            "Resource": "arn:aws:ssm:*:*:session/*",
+            "Condition": {"StringLike": {"ssm:resourceTag/aws:ssmmessages:session-id": ["${aws:userid}"]}},
+        },
+        {
+            "Sid": "SsmReadCommandResultsAndAgentStatus",
+            "Effect": "Allow",
+            "Action": ["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
+            "Resource": "*",
+        },
+    ]

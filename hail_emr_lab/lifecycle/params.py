@@ -148,6 +148,7 @@ class LifecycleParams:
     package_source: str = "s3"
     wheel: str = ""
     read_tags: bool = True
+    ssm: bool = False  # install the Session Manager plugin (for `hail-emr-lab ssm`)
 
     def validate(self, require_bucket: bool = True) -> LifecycleParams:
         """Check every field; raise LifecycleError naming the first bad one."""
