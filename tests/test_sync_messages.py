@@ -114,3 +114,32 @@ def test_watch_keeps_going_while_s3_is_unreachable(s3, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_on_save_backup_logs_one_line_when_s3_cannot_be_used(s3, tmp_path):
+    """The Jupyter server's on-save uploader: a missing bucket is one warning line in the
+    server log, not a traceback."""
+    import logging
+    import time
+
+    from hail_emr_lab.sync import SyncTarget
+    from hail_emr_lab.sync.onsave import BackgroundUploader
+
+    home = _home(tmp_path)
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger("test-onsave")
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    uploader = BackgroundUploader(SyncTarget(home, "no-such-bucket-here", PREFIX), logger)
+    try:
+        uploader.enqueue(str(home / "a.txt"))
+        deadline = time.monotonic() + 30
+        while not records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        uploader.stop()
+        logger.removeHandler(handler)
+    [record] = records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "does not exist" in record.getMessage()

@@ -70,6 +70,9 @@ class BackgroundUploader:
                     self._pending.update(batch)
                 time.sleep(1)
                 continue
+            except HailEmrLabError as exc:  # S3 unreachable, bucket missing...: said in one line
+                self.log.warning("hail-emr-lab: on-save backup of %d file(s) failed: %s", len(batch), exc)
+                continue
             except Exception:  # noqa: BLE001 - a failed upload must never break Jupyter
                 self.log.exception("hail-emr-lab: on-save backup of %d file(s) failed", len(batch))
                 continue
