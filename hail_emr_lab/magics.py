@@ -137,11 +137,11 @@ def _identifier(text: str) -> str:
 @magic_arguments.argument("--password-env", help="read the basic-auth password from this environment variable")
 @magic_arguments.argument("--name", help="session name to share (default: one per notebook, from user and path)")
 @magic_arguments.argument("--conf", action="append", default=[], type=_kv, help="Spark conf key=value (repeatable)")
-@magic_arguments.argument("--driver-memory")
-@magic_arguments.argument("--driver-cores", type=int)
-@magic_arguments.argument("--executor-memory")
-@magic_arguments.argument("--executor-cores", type=int)
-@magic_arguments.argument("--num-executors", type=int)
+@magic_arguments.argument("--driver-memory", help="Spark driver memory, e.g. 4g (Livy driverMemory)")
+@magic_arguments.argument("--driver-cores", type=int, help="Spark driver cores (Livy driverCores)")
+@magic_arguments.argument("--executor-memory", help="memory per executor, e.g. 8g (Livy executorMemory)")
+@magic_arguments.argument("--executor-cores", type=int, help="cores per executor (Livy executorCores)")
+@magic_arguments.argument("--num-executors", type=int, help="number of executors (Livy numExecutors)")
 @magic_arguments.argument("--new", action="store_true", help="start a fresh session even if one can be reattached")
 @magic_arguments.argument("--no-hail", action="store_true", help="do not run hl.init(sc) (nor set Hail's conf)")
 @magic_arguments.argument("--hail-jar", help="path of hail-all-spark.jar on the cluster (default /opt/hail/...)")
@@ -169,8 +169,8 @@ def _cell_parser(line: str) -> None:
 @magic_arguments.magic_arguments(name="%hail sql")
 @magic_arguments.argument("-o", "--output", type=_identifier, default=None, help="keep the result as NAME (both sides)")
 @magic_arguments.argument("-n", "--maxrows", type=int, default=1000, help="rows to pull (default 1000; -1: all)")
-@magic_arguments.argument("--timeout", type=float, default=None)
-@magic_arguments.argument("-q", "--quiet", action="store_true")
+@magic_arguments.argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
+@magic_arguments.argument("-q", "--quiet", action="store_true", help="keep the result, show no table")
 def _sql_parser(line: str) -> None:
     """Run Spark SQL in the session and show the result as a table."""
 
@@ -203,8 +203,8 @@ def _disconnect_parser(line: str) -> None:
 
 
 @magic_arguments.magic_arguments(name="hail clusters")
-@magic_arguments.argument("--region", default=None)
-@magic_arguments.argument("--timeout", type=float, default=2.0)
+@magic_arguments.argument("--region", default=None, help="AWS region (default: the configured one)")
+@magic_arguments.argument("--timeout", type=float, default=2.0, help="seconds to wait for each Livy port (default 2)")
 def _clusters_parser(line: str) -> None:
     """List active EMR clusters with their Livy URL and whether it answers."""
 

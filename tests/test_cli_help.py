@@ -71,3 +71,15 @@ def test_sync_without_paths_names_only_what_is_missing():
     assert res.returncode == 2
     assert "the following arguments are required: action" in res.stderr, res.stderr
     assert "paths" not in res.stderr.splitlines()[-1], res.stderr
+
+
+def test_every_hail_magic_option_has_help():
+    # The %hail subcommands' parsers (IPython's magic_arguments) are walked the same way, so a
+    # flag added to a magic without help text fails here too.
+    from hail_emr_lab import magics
+
+    parsers = [fn.parser for fn in vars(magics).values() if callable(fn) and hasattr(fn, "parser")]
+    assert len(parsers) >= 8
+    missing = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in parsers for a in p._actions
+               if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not missing, f"without help text: {missing}"
