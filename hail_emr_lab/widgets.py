@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from .context import current
 from .errors import HailEmrLabError
 from .overview import backup, listings, plots, progress, status
+from .overview.times import local_time
 
 SANDBOX = "allow-scripts"
 
@@ -110,7 +111,7 @@ def backup_html(data: dict[str, Any]) -> str:
     out = _error(data["error"]) if data.get("error") else ""
     s = data.get("status")
     if s:
-        out += f"<div>Last backup: {_e(s.get('last_backup') or 'never')}</div>"
+        out += f"<div>Last backup: {_e(local_time(s.get('last_backup')))}</div>"
         out += f"<div>Pending files: {_e(s.get('pending_count', 0))}</div>"
         if s.get("pending"):
             out += _muted(", ".join(s["pending"][:8]))
@@ -194,6 +195,13 @@ class HailPanel:
                 self.sections["jobs"],
             ]
         )
+        # Buttons are kept by what they stand for and reused: a refresh makes no new widgets.
+        self._plot_button_of: dict[str, Any] = {}
+        self._delete_button_of: dict[int, Any] = {}
+        # The front end counts the views it displays (ipywidgets' _view_count, kept up to date by
+        # the widget manager): with none, the refresh thread idles instead of working for nobody.
+        self.widget._view_count = 0
+        self.refreshes = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         if auto_refresh:
@@ -212,8 +220,14 @@ class HailPanel:
         except HailEmrLabError as exc:
             self.sections[section].value = _error(exc)
 
+    def displayed(self) -> bool:
+        """True while some front end displays the panel (or does not say: then assume it does)."""
+        count = self.widget._view_count
+        return count is None or count > 0
+
     def refresh(self) -> None:
         """Fetch every section again."""
+        self.refreshes += 1
         cfg, url = self._endpoint()
         self._guard("cluster", lambda: cluster_html(status.cluster_status(cfg, url)))
         client = None
@@ -242,26 +256,42 @@ class HailPanel:
         self.backup_button.disabled = self.restore_button.disabled = busy
         return data
 
+    def _reuse(self, kept: dict[Any, Any], keys: list[Any], make: Callable[[Any], Any]) -> list[Any]:
+        """The buttons for ``keys``: existing ones reused, new ones made, the others closed."""
+        for key in [k for k in kept if k not in keys]:
+            _close_tree(kept.pop(key))
+        for key in keys:
+            if key not in kept:
+                kept[key] = make(key)
+        return [kept[key] for key in keys]
+
     def _plots(self) -> str:
         data = plots.list_plots(self.notebook_dir, "")
-        buttons = []
-        for plot in data["plots"][:40]:
-            button = self.w.Button(description=plot["name"][:30], tooltip=plot["name"], icon="bar-chart")
-            button.on_click(lambda _, file=plot["file"]: self.show_plot(file))
-            buttons.append(button)
-        self.plot_buttons.children = buttons
+        names = {plot["file"]: plot["name"] for plot in data["plots"][:40]}
+
+        def make(file: str) -> Any:
+            button = self.w.Button(description=names[file][:30], tooltip=names[file], icon="bar-chart")
+            button.on_click(lambda _: self.show_plot(file))
+            return button
+
+        buttons = self._reuse(self._plot_button_of, list(names), make)
+        if tuple(buttons) != tuple(self.plot_buttons.children):
+            self.plot_buttons.children = buttons
         return _muted(f"{data['plots_dir']}/ — {len(data['plots'])} plot(s)") + (
             _muted(data["message"]) if data.get("message") else ""
         )
 
     def _session_buttons(self, sessions: dict[str, Any]) -> None:
-        buttons = []
-        for s in sessions.get("sessions", []):
-            if s.get("own") and s.get("alive"):
-                button = self.w.Button(description=f"Delete #{s['id']}", button_style="danger", icon="trash")
-                button.on_click(lambda _, sid=s["id"]: self.delete_session(sid))
-                buttons.append(button)
-        self.session_buttons.children = buttons
+        ids = [s["id"] for s in sessions.get("sessions", []) if s.get("own") and s.get("alive")]
+
+        def make(sid: int) -> Any:
+            button = self.w.Button(description=f"Delete #{sid}", button_style="danger", icon="trash")
+            button.on_click(lambda _: self.delete_session(sid))
+            return button
+
+        buttons = self._reuse(self._delete_button_of, ids, make)
+        if tuple(buttons) != tuple(self.session_buttons.children):
+            self.session_buttons.children = buttons
 
     # ------------------------------------------------------------------ actions
 
@@ -313,22 +343,48 @@ class HailPanel:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            if not self.displayed():
+                continue  # nobody looks: no Livy, Spark or S3 calls, no messages to buffer
             try:
                 self.refresh()
             except Exception as exc:  # keep the panel alive; show what went wrong
                 self.message.value = _error(f"refresh failed: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
-        """Stop refreshing and close the widgets."""
+        """Stop refreshing and close every widget of the panel."""
         self._stop.set()
-        self.widget.close()
+        for kept in (self._plot_button_of, self._delete_button_of):
+            for button in kept.values():
+                _close_tree(button)
+            kept.clear()
+        _close_tree(self.widget)
+
+
+def _close_tree(widget: Any) -> None:
+    """Close ``widget`` and everything it contains (its layout and style widgets too)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in ("layout", "style"):
+        sub = getattr(widget, part, None)
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    widget.close()
+
+
+_SHOWN: Optional[HailPanel] = None
 
 
 def show_panel(interval: float = 3.0, auto_refresh: bool = True) -> HailPanel:
-    """Display the Hail panel in the notebook (``%hail panel``) and return it."""
+    """Display the Hail panel in the notebook (``%hail panel``) and return it.
+
+    One panel per kernel: showing it again closes the previous one (its thread and widgets).
+    """
     from IPython.display import display
 
-    panel = HailPanel(interval=interval, auto_refresh=auto_refresh)
+    global _SHOWN
+    if _SHOWN is not None:
+        _SHOWN.close()
+    panel = _SHOWN = HailPanel(interval=interval, auto_refresh=auto_refresh)
     panel.refresh()
     display(panel.widget)
     return panel
