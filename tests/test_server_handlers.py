@@ -441,6 +441,7 @@ async def test_jobs_section(jp_fetch, tmp_path, monkeypatch):
 
     monkeypatch.setenv("HAIL_EMR_LAB_JOBS_STORE", str(tmp_path / "jobs.jsonl"))
     data = await get_json(jp_fetch, "jobs", limit="5")
+    assert data.pop("elapsed_ms") >= 0
     assert data == {"available": True, "jobs": [], "error": None}
     for i in range(7):
         store.save(Job(id=f"batch-{i}", backend="livy", name=f"qc-{i}", state=JobState.RUNNING,
@@ -472,3 +473,34 @@ async def test_delete_only_own_session(jp_fetch, livy_env, livy_session, monkeyp
             break
         await asyncio.sleep(0.3)
     assert livy_session.id not in ids
+
+
+# ----------------------------------------------------------------- freshness
+
+
+async def test_slow_backup_status_never_holds_back_running(jp_fetch, livy_env, sync_env):
+    """Many backup-status requests on a big home (each a scan of its files) are under way when
+    the Running section asks: its answer does not queue behind them."""
+    for d in range(40):
+        folder = sync_env / f"data{d}"
+        folder.mkdir()
+        for i in range(250):
+            (folder / f"f{i}.txt").write_text("x")
+    answered: list[tuple[str, float]] = []
+    started = time.monotonic()
+
+    async def ask(route: str) -> dict:
+        data = await get_json(jp_fetch, route)
+        answered.append((route, time.monotonic() - started))
+        return data
+
+    syncs = [asyncio.ensure_future(ask("sync")) for _ in range(8)]
+    await asyncio.sleep(0.05)  # the scans are under way
+    progress = await ask("progress")
+    statuses = await asyncio.gather(*syncs)
+    order = [route for route, _ in answered]
+    assert order[0] == "progress", f"Running waited for the backup scans: {answered}"
+    assert progress["error"] is None and progress["elapsed_ms"] >= 0
+    assert all(s["status"]["pending_count"] >= 10_000 for s in statuses)
+    # Each answer says what it cost the server (shown in the sidebar next to "updated").
+    assert all(s["elapsed_ms"] > 0 for s in statuses)

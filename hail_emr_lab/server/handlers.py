@@ -9,6 +9,8 @@ thread pool so the server's event loop never waits on a cluster. The logic lives
 from __future__ import annotations
 
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -29,24 +31,41 @@ PLOT_CSP = (
     "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
     "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 )
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hail-emr-lab-api")
+#: One small pool per section: a slow one (the backup status of a big home, a Livy that hangs)
+#: queues only its own requests, never the Running section's.
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(section: str) -> ThreadPoolExecutor:
+    if section not in _POOLS:
+        _POOLS[section] = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"hail-emr-lab-{section}")
+    return _POOLS[section]
 
 
 class _Base(APIHandler):
     auth_resource = "hail_emr_lab"
+    #: Which pool runs this handler's blocking work.
+    section = "misc"
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking ``func`` off the event loop."""
-        return await IOLoop.current().run_in_executor(_POOL, func, *args)
+        """Run blocking ``func`` off the event loop, in this section's pool."""
+        return await IOLoop.current().run_in_executor(_pool(self.section), func, *args)
 
     async def answer(self, func: Callable[..., Any], *args: Any) -> None:
-        """Reply with ``func(*args)``; a user-facing error becomes a JSON ``{"message"}``."""
+        """Reply with ``func(*args)`` plus ``elapsed_ms`` (the work's cost in the server, in
+        milliseconds, also as a ``Server-Timing`` header); a user-facing error becomes a JSON
+        ``{"message"}``."""
+        started = time.monotonic()
         try:
             data = await self.run(func, *args)
-        except ConfigError as exc:
+        except (ConfigError, plots.UnsafePath) as exc:  # what the user asked for or configured is wrong
             return self.fail(400, str(exc))
         except HailEmrLabError as exc:
             return self.fail(502, str(exc))
+        elapsed_ms = round((time.monotonic() - started) * 1000.0, 1)
+        self.set_header("Server-Timing", f"{self.section};dur={elapsed_ms}")
+        if isinstance(data, dict):
+            data = {**data, "elapsed_ms": elapsed_ms}
         self.reply(data)
 
     def reply(self, data: Any, status_code: int = 200) -> None:
@@ -59,6 +78,8 @@ class _Base(APIHandler):
 
 
 class StatusHandler(_Base):
+    section = "status"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -66,13 +87,32 @@ class StatusHandler(_Base):
 
 
 class SessionsHandler(_Base):
+    section = "sessions"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(lambda: status.list_sessions(load_config()))
+        notebooks = await self.open_notebooks()
+        await self.answer(lambda: status.list_sessions(load_config(), notebooks=notebooks))
+
+    async def open_notebooks(self) -> list[tuple[str, str]]:
+        """``(path as the kernel sees it, path shown)`` of every notebook with a kernel here.
+
+        jupyter_server gives each kernel ``JPY_SESSION_NAME`` = the kernel's directory joined
+        with the notebook's name, i.e. the absolute path under the server's root.
+        """
+        root = self.settings["server_root_dir"]
+        out = []
+        for item in await self.session_manager.list_sessions():
+            path = item.get("path") or ""
+            if item.get("type", "notebook") == "notebook" and path:
+                out.append((os.path.join(os.path.abspath(os.path.expanduser(root)), path), path))
+        return out
 
 
 class SessionHandler(_Base):
+    section = "sessions"
+
     @web.authenticated
     @authorized
     async def delete(self, session_id: str) -> None:
@@ -87,6 +127,8 @@ class SessionHandler(_Base):
 
 
 class ProgressHandler(_Base):
+    section = "progress"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -95,17 +137,18 @@ class ProgressHandler(_Base):
 
 
 class PlotsHandler(_Base):
+    section = "plots"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        try:
-            self.reply(await self.run(plots.list_plots, self.settings["server_root_dir"], self.get_argument("dir", "")))
-        except plots.UnsafePath as exc:
-            self.fail(400, str(exc))
+        await self.answer(plots.list_plots, self.settings["server_root_dir"], self.get_argument("dir", ""))
 
 
 class PlotViewHandler(_Base):
     """Serves one plot file for a ``sandbox="allow-scripts"`` iframe, under a strict CSP."""
+
+    section = "plots"
 
     @property
     def content_security_policy(self) -> str:
@@ -132,6 +175,8 @@ class PlotViewHandler(_Base):
 
 
 class SyncHandler(_Base):
+    section = "backup"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -155,6 +200,8 @@ class SyncHandler(_Base):
 
 
 class ClustersHandler(_Base):
+    section = "clusters"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -162,6 +209,8 @@ class ClustersHandler(_Base):
 
 
 class JobsHandler(_Base):
+    section = "jobs"
+
     @web.authenticated
     @authorized
     async def get(self) -> None:

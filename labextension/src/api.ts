@@ -80,6 +80,8 @@ export interface ISessionInfo {
   app_id: string | null;
   spark_ui_url: string | null;
   own: boolean;
+  /** The notebook that owns the session (its path when open here, else its name's stem). */
+  notebook: string | null;
 }
 
 export interface ISessions {

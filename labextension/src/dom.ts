@@ -39,12 +39,29 @@ export function safeHref(url: string | null | undefined): string | null {
   }
 }
 
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/**
+ * A time as local `YYYY-MM-DD HH:MM:SS` (ISO text or epoch seconds); 'never' when absent. The
+ * same format as `hail_emr_lab.overview.times.local_time`, used by the `%hail panel`.
+ */
 export function formatTime(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') {
     return 'never';
   }
   const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
-  return isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+  if (isNaN(date.getTime())) {
+    return String(value);
+  }
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${formatClock(date.getTime())}`;
+}
+
+/** Local `HH:MM:SS` of a time in ms since the epoch. */
+export function formatClock(ms: number): string {
+  const date = new Date(ms);
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
 export function formatBytes(size: number | null | undefined): string {

@@ -15,7 +15,7 @@ import {
   ISessions,
   requestAPI
 } from './api';
-import { formatBytes, formatTime, h, safeHref } from './dom';
+import { formatBytes, formatClock, formatTime, h, safeHref } from './dom';
 
 /** What the panel needs from the application. */
 export interface IHailPanelOptions {
@@ -39,6 +39,10 @@ const TITLES: Record<Section, string> = {
 };
 /** EMR clusters cost AWS calls: refreshed every this many polls. */
 const CLUSTER_EVERY = 20;
+/** A section older than this (or three intervals) is marked stale. */
+const STALE_AFTER_MS = 10 * 1000;
+/** A section's request still unanswered after this long is abandoned (and asked again). */
+const REQUEST_TIMEOUT_MS = 20 * 1000;
 
 function errorText(reason: unknown): string {
   if (reason instanceof ApiError) {
@@ -55,6 +59,11 @@ function errorText(reason: unknown): string {
 export class HailPanel extends Widget {
   readonly poll: Poll;
   private bodies = {} as Record<Section, HTMLElement>;
+  private stamps = {} as Record<Section, HTMLElement>;
+  /** When each section last had an answer (ms since the epoch), and what it cost. */
+  private answered: Partial<Record<Section, number>> = {};
+  /** Sections whose request is still out: not asked again, and not waited for by the others. */
+  private inflight = new Set<string>();
   private ticks = 0;
   private clusters: IClusters | null = null;
   private busyAction: string | null = null;
@@ -74,12 +83,14 @@ export class HailPanel extends Widget {
     this.node.appendChild(header);
     for (const section of SECTIONS) {
       const body = h('div', { class: 'jp-HailSection-body' }, 'Loading…');
+      const stamp = h('span', { class: 'jp-HailSection-updated', 'data-field': 'updated' }, '');
       this.bodies[section] = body;
+      this.stamps[section] = stamp;
       this.node.appendChild(
         h(
           'section',
           { class: 'jp-HailSection', 'data-section': section },
-          h('h3', { class: 'jp-HailSection-title' }, TITLES[section]),
+          h('h3', { class: 'jp-HailSection-title' }, TITLES[section], stamp),
           body
         )
       );
@@ -116,42 +127,103 @@ export class HailPanel extends Widget {
     void this.poll.refresh();
   }
 
-  /** One poll: every section fetched at once; rejects (so the poll backs off) if any failed. */
+  /**
+   * One poll. Every section is asked at once and drawn as soon as its own answer lands, so a
+   * slow one (the backup status of a big home) never holds the others back; a section whose
+   * request is still out is not asked again. The poll waits at most one interval for the
+   * answers, then marks what has gone stale. Rejects (so the poll backs off) when every answer
+   * of the round failed.
+   */
   private async update_all(): Promise<void> {
     const dir = this.options.currentDir();
     const wantClusters = this.ticks % CLUSTER_EVERY === 0;
     this.ticks += 1;
-    const calls: [Section | 'clusters', Promise<unknown>][] = [
-      ['cluster', requestAPI<IClusterStatus>('status')],
-      ['sessions', requestAPI<ISessions>('sessions')],
-      ['running', requestAPI<IProgress>('progress')],
-      ['plots', requestAPI<IPlots>('plots', {}, { dir })],
-      ['backup', requestAPI<IBackup>('sync')],
-      ['jobs', requestAPI<IJobs>('jobs')]
+    // A request that hangs is given up, so its section is asked again at a later poll.
+    const init = (): RequestInit => ({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const calls: [Section | 'clusters', () => Promise<unknown>][] = [
+      ['cluster', () => requestAPI<IClusterStatus>('status', init())],
+      ['sessions', () => requestAPI<ISessions>('sessions', init())],
+      ['running', () => requestAPI<IProgress>('progress', init())],
+      ['plots', () => requestAPI<IPlots>('plots', init(), { dir })],
+      ['backup', () => requestAPI<IBackup>('sync', init())],
+      ['jobs', () => requestAPI<IJobs>('jobs', init())]
     ];
     if (wantClusters) {
-      calls.push(['clusters', requestAPI<IClusters>('clusters')]);
+      calls.push(['clusters', () => requestAPI<IClusters>('clusters', init())]);
     }
-    const results = await Promise.allSettled(calls.map(([, p]) => p));
-    let failures = 0;
-    const bySection = new Map<string, PromiseSettledResult<unknown>>();
-    calls.forEach(([name], i) => bySection.set(name, results[i]));
-    const clustersResult = bySection.get('clusters');
-    if (clustersResult && clustersResult.status === 'fulfilled') {
-      this.clusters = clustersResult.value as IClusters;
-    }
-    for (const section of SECTIONS) {
-      const result = bySection.get(section)!;
-      const body = this.bodies[section];
-      if (result.status === 'rejected') {
-        failures += 1;
-        body.replaceChildren(h('div', { class: 'jp-HailError' }, errorText(result.reason)));
+    const round: Promise<boolean>[] = [];
+    for (const [name, call] of calls) {
+      if (this.inflight.has(name)) {
         continue;
       }
-      body.replaceChildren(...this.render(section, result.value));
+      this.inflight.add(name);
+      const sent = Date.now();
+      round.push(
+        call()
+          .then(
+            value => this.landed(name, value, sent),
+            reason => this.failed(name, reason)
+          )
+          .finally(() => this.inflight.delete(name))
+      );
     }
-    if (failures === SECTIONS.length) {
+    const waitMs = this.options.interval * 1000;
+    const results = await Promise.race([
+      Promise.all(round),
+      new Promise<null>(resolve => setTimeout(() => resolve(null), waitMs))
+    ]);
+    this.markStale();
+    if (results && results.length && results.every(ok => !ok)) {
       throw new Error('the hail-emr-lab server extension did not answer');
+    }
+  }
+
+  /** Draw one answer; true (for the poll's back-off). */
+  private landed(name: Section | 'clusters', value: unknown, sent: number): boolean {
+    if (name === 'clusters') {
+      this.clusters = value as IClusters;
+      return true;
+    }
+    const now = Date.now();
+    this.answered[name] = now;
+    this.bodies[name].replaceChildren(...this.render(name, value));
+    const cost = (value as { elapsed_ms?: number } | null)?.elapsed_ms;
+    this.stamps[name].textContent = `updated ${formatClock(now)}` + (cost !== undefined ? ` · ${cost} ms` : '');
+    this.stamps[name].title = `answered ${now - sent} ms after it was asked` + (cost !== undefined ? `; the server spent ${cost} ms` : '');
+    this.stamps[name].classList.remove('jp-mod-stale');
+    this.stamps[name].parentElement?.parentElement?.removeAttribute('data-stale');
+    return true;
+  }
+
+  private failed(name: Section | 'clusters', reason: unknown): boolean {
+    if (name !== 'clusters') {
+      this.bodies[name].replaceChildren(h('div', { class: 'jp-HailError' }, errorText(reason)));
+    }
+    return false;
+  }
+
+  /**
+   * A section without a fresh answer says since when; the Running section then shows no
+   * statements at all (one listed as running may long have finished).
+   */
+  private markStale(): void {
+    const now = Date.now();
+    const limit = Math.max(STALE_AFTER_MS, 3 * this.options.interval * 1000);
+    for (const section of SECTIONS) {
+      const at = this.answered[section];
+      if (at === undefined || now - at <= limit) {
+        continue;
+      }
+      const ago = Math.round((now - at) / 1000);
+      const stamp = this.stamps[section];
+      stamp.textContent = `updated ${formatClock(at)} · no answer for ${ago} s`;
+      stamp.classList.add('jp-mod-stale');
+      stamp.parentElement?.parentElement?.setAttribute('data-stale', 'true');
+      if (section === 'running' && this.bodies.running.querySelector('.jp-HailStatement')) {
+        this.bodies.running.replaceChildren(
+          h('div', { class: 'jp-HailMuted' }, `No answer from the server for ${ago} s: what is running is unknown.`)
+        );
+      }
     }
   }
 
@@ -247,6 +319,7 @@ export class HailPanel extends Widget {
             ' ',
             this.badge(s.state),
             s.own ? h('span', { class: 'jp-HailOwn' }, ' yours') : null,
+            s.notebook ? h('div', { class: 'jp-HailMuted jp-HailSession-notebook' }, `notebook: ${s.notebook}`) : null,
             ui
               ? h('a', { href: ui, target: '_blank', rel: 'noopener noreferrer', class: 'jp-HailLink' }, 'Spark UI')
               : null,

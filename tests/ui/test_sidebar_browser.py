@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -121,7 +122,7 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
 
         with LivyClient(livy_server.url) as client:  # the kernel's session: delete it, keep the server lean
             for s in client.list_sessions():
-                if s.name == SESSION_NAME:
+                if (s.name or "").startswith(SESSION_NAME):
                     client.delete_session(s.id)
 
 
@@ -217,7 +218,9 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     sessions = panel.locator("[data-section='sessions']")
     own = sessions.locator(".jp-HailSession[data-own='true']")
     expect(own).to_have_count(1, timeout=240_000)
-    expect(own.locator(".jp-HailSession-name")).to_contain_text(SESSION_NAME)
+    # One session per notebook: named after user and notebook, and the sidebar says which notebook.
+    expect(own.locator(".jp-HailSession-name")).to_contain_text(f"{SESSION_NAME}@analysis-")
+    expect(own.locator(".jp-HailSession-notebook")).to_have_text("notebook: analysis.ipynb", timeout=30_000)
 
     # The slow statement, found by its code: hidden statements of the magics (connect, plot scans)
     # run too, and must not be mistaken for it.
@@ -261,9 +264,24 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     # magic cancels it on the cluster and the Running section empties.
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="analysis.ipynb").click()
     page.wait_for_function("window.jupyterapp.shell.currentWidget?.title.label === 'analysis.ipynb'", timeout=10_000)
+    # Every section says when it was last refreshed.
+    for section in ("cluster", "sessions", "running", "plots", "backup", "jobs"):
+        stamp = panel.locator(f"[data-section='{section}'] [data-field='updated']")
+        expect(stamp).to_have_text(re.compile(r"updated \d\d:\d\d:\d\d( · [\d.]+ ms)?"), timeout=30_000)
+    # The server stops answering the Running section (its requests hang), and the statement then
+    # ends: the sidebar does not keep showing it as running, it says it has no fresh answer.
+    page.route("**/hail-emr-lab/api/progress*", lambda route: None)  # never answered
+    mark("progress answers held back")
     mark("interrupt")
     _command(page, "notebook:interrupt-kernel")
-    expect(running.locator(".jp-HailStatement")).to_have_count(0, timeout=180_000)
+    stale = running.locator(".jp-HailMuted", has_text="No answer from the server for")
+    expect(stale).to_be_visible(timeout=30_000)
+    expect(running.locator(".jp-HailStatement")).to_have_count(0)
+    expect(running.locator("[data-field='updated']")).to_have_class(re.compile("jp-mod-stale"))
+    mark("stale running section emptied")
+    page.unroute("**/hail-emr-lab/api/progress*")
+    expect(running).to_contain_text("Nothing running.", timeout=60_000)  # the held request is given up
+    expect(running.locator("[data-field='updated']")).not_to_have_class(re.compile("jp-mod-stale"))
     mark("nothing running")
     last_cell = page.locator(".jp-Notebook .jp-Cell").nth(len(NOTEBOOK_CELLS) - 1)
     expect(last_cell.locator(".jp-OutputArea")).to_contain_text("cancelled on the cluster", timeout=30_000)
@@ -315,7 +333,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     from hail_emr_lab.livy import LivyClient
 
     with LivyClient(livy_url) as client:
-        assert not [s for s in client.list_sessions() if s.name == SESSION_NAME and s.state.is_alive]
+        assert not [s for s in client.list_sessions() if (s.name or "").startswith(SESSION_NAME) and s.state.is_alive]
 
 
 def _command(page, command: str) -> None:
