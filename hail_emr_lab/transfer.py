@@ -21,7 +21,15 @@ import pandas as pd
 
 from .errors import HailEmrLabError
 from .remote import NAMESPACE
-from .remote.codec import decode_pandas, encode_pandas, pack, unpack
+from .remote.codec import (
+    decode_pandas,
+    encode_pandas,
+    frame_from_columns,
+    pack,
+    session_zone,
+    unpack,
+    wall_clock,
+)
 from .remote.dataframe import MARKER
 
 #: Base64 characters per statement output (Livy's RPC limit is 50 MB per output).
@@ -58,7 +66,10 @@ def decode(entry: dict[str, Any], text: str) -> Any:
     if fmt == "arrow":
         return arrow_to_pandas(_read_ipc(raw), entry.get("session_tz") or "UTC")
     if fmt == "arrow-pandas":
-        return _read_ipc(raw).to_pandas()
+        frame = _read_ipc(raw).to_pandas()
+        if entry.get("columns") is not None:  # names that repeat travelled as placeholders
+            frame.columns = list(entry["columns"])
+        return frame
     if fmt == "helc":
         return decode_pandas(raw)
     if fmt == "json":
@@ -77,13 +88,8 @@ def _read_ipc(raw: bytes):
 
 def arrow_to_pandas(table, session_tz: str = "UTC") -> pd.DataFrame:
     """A Spark Arrow table as pandas with exact dtypes (see the module docstring)."""
-    columns = {}
-    for name, col in zip(table.column_names, table.columns):
-        columns[name] = _arrow_column(col, session_tz)
-    frame = pd.DataFrame(columns, columns=list(table.column_names))
-    if not table.column_names:
-        frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-    return frame
+    arrays = [_arrow_column(col, session_tz) for col in table.columns]
+    return frame_from_columns(list(table.column_names), arrays, table.num_rows)
 
 
 def _arrow_column(col, session_tz: str):
@@ -114,7 +120,7 @@ def _arrow_column(col, session_tz: str):
     if pt.is_timestamp(t):
         series = pd.Series(col.to_pandas())
         if t.tz is not None:
-            return series.dt.tz_convert(session_tz).dt.tz_localize(None).astype("datetime64[ns]")
+            return series.dt.tz_convert(session_zone(session_tz)).dt.tz_localize(None).astype("datetime64[ns]")
         return series.astype("datetime64[ns]")
     values = col.to_pylist()
     if _needs_fix(t):
@@ -147,9 +153,7 @@ def _fix_nested(v, t, tz: str):
     if pt.is_struct(t):
         return {t.field(i).name: _fix_nested(v[t.field(i).name], t.field(i).type, tz) for i in range(t.num_fields)}
     if pt.is_timestamp(t) and isinstance(v, datetime.datetime) and v.tzinfo is not None:
-        from zoneinfo import ZoneInfo
-
-        return v.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+        return wall_clock(v, tz)
     return v
 
 

@@ -251,3 +251,138 @@ def test_bootstrap_defines_namespace_without_the_package():
     entry = json.loads(buf.getvalue().split(rdf.MARKER)[-1])[0]
     out = transfer.decode(entry, entry["data"])
     pd.testing.assert_frame_equal(out, pdf)
+
+
+# ---------------------------------------------------------------- repeated column names
+
+
+def _columns(pdf):
+    """Names and values by position (NaN/NA/NaT as None): what must survive a transfer."""
+    values = []
+    for i in range(pdf.shape[1]):
+        values.append([None if not isinstance(v, (list, dict)) and pd.isna(v) else v for v in pdf.iloc[:, i].tolist()])
+    return [str(c) for c in pdf.columns], values
+
+
+def _joined(spark):
+    a = spark.createDataFrame(
+        [(1, "left", 10, datetime.datetime(2020, 1, 1, 12))], "k long, v string, n long, t timestamp")
+    b = spark.createDataFrame([(1, "right", None, datetime.datetime(2021, 6, 1, 8))],
+                              "k long, v string, n long, t timestamp")
+    return a.join(b, "k")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_spark_repeated_names_keep_every_column(spark, use_arrow):
+    df = _joined(spark)
+    pdf, fmt, *_ = _pull_local(df, use_arrow)
+    assert fmt == ("arrow" if use_arrow else "helc")
+    assert list(pdf.columns) == ["k", "v", "n", "t", "v", "n", "t"]
+    assert _columns(pdf) == _columns(df.toPandas())
+    assert pdf.iloc[0, 1] == "left" and pdf.iloc[0, 4] == "right"
+    assert str(pdf.dtypes.iloc[2]) == "int64" and str(pdf.dtypes.iloc[5]) == "Int64"
+    assert str(pdf.dtypes.iloc[3]) == str(pdf.dtypes.iloc[6]) == "datetime64[ns]"
+
+
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_pandas_repeated_names_keep_every_column(use_arrow):
+    src = pd.concat([pd.DataFrame({"k": [1, 2], "v": pd.array([1, None], dtype="Int64")}),
+                     pd.DataFrame({"v": ["a", None], "k": [0.5, float("nan")]})], axis=1)
+    fmt, blob, rows, truncated, extra, kind = rdf.encode_object(src, use_arrow=use_arrow)
+    assert fmt == ("arrow-pandas" if use_arrow else "helc") and "arrow_fallback" not in extra
+    out = transfer.decode({"format": fmt, **extra}, codec.pack(blob))
+    pd.testing.assert_frame_equal(out, src)
+
+
+def test_codec_repeated_names_round_trip():
+    src = pd.DataFrame([[1, "x", 2.5, "y"]], columns=["a", "b", "a", "b"])
+    out = codec.decode_pandas(codec.encode_pandas(src))
+    pd.testing.assert_frame_equal(out, src)
+
+
+@pytest.mark.slow
+def test_push_repeated_names_keep_every_column(spark):
+    src = pd.DataFrame([[1, "left", "right", pd.Timestamp("2020-01-01")]], columns=["k", "v", "v", "t"])
+    kind, text = transfer.encode_for_push(src)
+    ns = {"spark": spark}
+    rpush.push_part("dup1", text)
+    rpush.push_finish(ns, "dup1", "sdf", kind)
+    assert ns["sdf"].columns == ["k", "v", "v", "t"]
+    assert list(ns["sdf"].collect()[0])[:3] == [1, "left", "right"]
+    rpush.push_part("dup2", text)
+    rpush.push_finish(ns, "dup2", "pdf", kind, as_pandas=True)
+    pd.testing.assert_frame_equal(ns["pdf"], src)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_struct_with_repeated_field_names_is_refused(spark, use_arrow):
+    df = spark.sql("SELECT 1 AS k, array(named_struct('v', 1, 'w', 2, 'v', 3)) AS s")
+    with pytest.raises(ValueError, match=r"column 's' holds a struct with repeated field names 'v'"):
+        rdf.encode_object(df, use_arrow=use_arrow)
+
+
+# ---------------------------------------------------------------- session time zone at every depth
+
+
+def _wall(v):
+    """Timestamps anywhere in a value as text; containers as lists and dicts."""
+    if v is None:
+        return None
+    if isinstance(v, (datetime.datetime, np.datetime64, pd.Timestamp)):
+        return None if pd.isna(v) else str(pd.Timestamp(v))
+    if hasattr(v, "asDict"):
+        return {k: _wall(x) for k, x in v.asDict().items()}
+    if isinstance(v, dict):
+        return {k: _wall(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_wall(x) for x in v]
+    return v
+
+
+NESTED_TS = (
+    "SELECT timestamp'2020-06-01 12:00:00' AS top,"
+    " named_struct('t', timestamp'2020-06-01 12:00:00', 'n', 1) AS st,"
+    " array(timestamp'2020-06-01 12:00:00', timestamp'1950-12-31 23:59:59.000001', NULL) AS arr,"
+    " array(named_struct('t', timestamp'2020-11-01 01:30:00')) AS deep,"
+    " map('k', timestamp'2020-03-08 03:00:00') AS mp"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_nested_timestamps_follow_the_session_time_zone(spark, use_arrow):
+    assert spark.conf.get("spark.sql.session.timeZone") == TZ
+    df = spark.sql(NESTED_TS)
+    pdf, fmt, *_ = _pull_local(df, use_arrow)
+    assert fmt == ("arrow" if use_arrow else "helc")
+    got = [_wall(pdf.iloc[0, i]) for i in range(pdf.shape[1])]
+    assert got[:3] == ["2020-06-01 12:00:00", {"t": "2020-06-01 12:00:00", "n": 1},
+                       ["2020-06-01 12:00:00", "1950-12-31 23:59:59.000001", None]]
+    assert got[3:] == [[{"t": "2020-11-01 01:30:00"}], {"k": "2020-03-08 03:00:00"}]
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    try:
+        ref = df.toPandas()
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.pyspark.enabled")
+    assert got == [_wall(ref.iloc[0, i]) for i in range(ref.shape[1])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zone", ["+05:30", "GMT+8", "UTC-03:00"])
+def test_offset_session_time_zones_at_every_depth(spark, zone):
+    """Zone ids Spark takes besides regions: one rule at every depth, on both transports."""
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    try:
+        df = spark.sql("SELECT timestamp_micros(1591012800000001) AS top, "
+                       "named_struct('t', timestamp_micros(1591012800000001)) AS st, "
+                       "array(timestamp_micros(1591012800000001)) AS arr")
+        want = df.selectExpr("date_format(top, 'yyyy-MM-dd HH:mm:ss.SSSSSS')").first()[0]  # Spark's own text
+        for use_arrow in (True, False):
+            pdf, *_ = _pull_local(df, use_arrow)
+            got = [str(pd.Timestamp(pdf["top"][0])), str(pd.Timestamp(pdf["st"][0]["t"])),
+                   str(pd.Timestamp(pdf["arr"][0][0]))]
+            assert got == [want] * 3, (use_arrow, got, want)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", TZ)

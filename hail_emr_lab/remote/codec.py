@@ -119,8 +119,9 @@ def encode_pandas(df):
     w = _Writer()
     if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
         df = df.reset_index()
-    for name in df.columns:
-        w.columns.append(_encode_series(w, str(name), df[name]))
+    # By position: names may repeat (after a join, say) and each column must travel.
+    for i, name in enumerate(df.columns):
+        w.columns.append(_encode_series(w, str(name), df.iloc[:, i]))
     return w.finish(len(df))
 
 
@@ -189,12 +190,20 @@ def decode_pandas(blob):
     body = memoryview(blob)[9 + hlen:]
     rows = int(header["rows"])
     tz = header.get("session_tz")
-    data = {}
-    for col in header["columns"]:
-        data[col["name"]] = _decode_column(col, body, rows, tz)
-    frame = pd.DataFrame(data, columns=[c["name"] for c in header["columns"]])
-    if len(frame.columns) == 0:
-        frame = pd.DataFrame(index=pd.RangeIndex(rows))
+    names = [c["name"] for c in header["columns"]]
+    return frame_from_columns(names, [_decode_column(c, body, rows, tz) for c in header["columns"]], rows)
+
+
+def frame_from_columns(names, arrays, rows):
+    """A DataFrame of ``arrays`` (one per column, in order) named ``names``, which may repeat.
+
+    Built by position, as ``toPandas`` does: keying by name would keep only the last of
+    two columns called the same.
+    """
+    if not names:
+        return pd.DataFrame(index=pd.RangeIndex(rows))
+    frame = pd.DataFrame(dict(enumerate(arrays)), columns=list(range(len(arrays))))
+    frame.columns = list(names)
     return frame
 
 
@@ -255,7 +264,7 @@ def _decode_column(col, body, rows, tz):
         s = pd.Series(values)
         if col.get("naive_in"):
             # A Spark TimestampType: shown as wall-clock time in the session's time zone (like toPandas).
-            return s.dt.tz_localize("UTC").dt.tz_convert(col["naive_in"]).dt.tz_localize(None)
+            return s.dt.tz_localize("UTC").dt.tz_convert(session_zone(col["naive_in"])).dt.tz_localize(None)
         if col.get("tz"):
             s = s.dt.tz_localize("UTC").dt.tz_convert(col["tz"])
         return s
@@ -295,7 +304,11 @@ def _converter(spark_type, tz):
     name = str(spark_type)
     if name == "date":
         return lambda v: EPOCH_DATE + datetime.timedelta(days=v)
-    if name.startswith("timestamp"):
+    if name == "timestamp":
+        # An instant (epoch microseconds) shown as wall-clock time in the Spark session time
+        # zone, the rule for top-level TimestampType columns too (Spark's toPandas does the same).
+        return lambda v: _wall_clock(v, tz)
+    if name.startswith("timestamp"):  # timestamp_ntz: already wall-clock time, no zone
         return lambda v: EPOCH_DT + datetime.timedelta(microseconds=v)
     if name.startswith("decimal"):
         return decimal.Decimal
@@ -304,6 +317,39 @@ def _converter(spark_type, tz):
     if name in ("double", "float"):
         return float
     return lambda v: v
+
+
+def _wall_clock(micros, tz):
+    """Epoch microseconds as a naive ``datetime``: wall-clock time in Spark time zone ``tz``."""
+    return wall_clock(datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+                      + datetime.timedelta(microseconds=int(micros)), tz)
+
+
+def wall_clock(instant, tz):
+    """An aware ``datetime`` as naive wall-clock time in ``tz`` (a Spark session time zone id).
+
+    The one rule for timestamps nested in arrays, structs and maps, on both transports.
+    ``tz`` is a region ("America/New_York") or an offset ("+05:30", "UTC-3"); None is UTC.
+    """
+    return instant.astimezone(session_zone(tz)).replace(tzinfo=None)
+
+
+def session_zone(tz):
+    """The ``tzinfo`` of a Spark session time zone id (see :func:`wall_clock`).
+
+    Java's ZoneId rules (Spark's): a region id, or an offset with or without a UTC/GMT prefix.
+    """
+    import re
+
+    if not tz or tz in ("UTC", "Z", "GMT"):
+        return datetime.timezone.utc
+    m = re.match(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$", tz)
+    if m:
+        delta = datetime.timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0))
+        return datetime.timezone(-delta if m.group(1) == "-" else delta)
+    from zoneinfo import ZoneInfo  # only where nested timestamps are decoded: the notebook (3.9+)
+
+    return ZoneInfo(tz)
 
 
 def pack(blob, level=1):

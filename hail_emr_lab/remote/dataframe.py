@@ -9,12 +9,18 @@ may carry are kept here and fetched in chunks by :func:`chunk`.
 """
 
 import json
+import os
 import uuid
 
 if "_Writer" not in globals():  # imported locally (tests); on the cluster codec.py was exec'd first
     from hail_emr_lab.remote.codec import _Writer, encode_pandas, pack
 
 MARKER = "@@hail-emr-lab@@"
+#: Environment variable of the driver process: "0" (or off/false/no) sends every frame in the
+#: codec format, exactly as when pyarrow is missing (a way round an Arrow problem, and how the
+#: tests drive that path). Set it in a cell (``os.environ[...] = "0"``) or for the whole
+#: cluster (e.g. ``spark.yarn.appMasterEnv.HAIL_EMR_LAB_ARROW`` in Livy's session conf).
+ARROW_SWITCH = "HAIL_EMR_LAB_ARROW"
 _BLOBS = {}
 
 
@@ -25,6 +31,43 @@ def have_arrow():
     except ImportError:
         return False
     return True
+
+
+def arrow_enabled():
+    """True when frames travel as Arrow: pyarrow is importable and not switched off."""
+    if os.environ.get(ARROW_SWITCH, "").strip().lower() in ("0", "off", "false", "no"):
+        return False
+    return have_arrow()
+
+
+def check_struct_names(schema):
+    """Refuse structs (at any depth) whose fields repeat a name: they arrive as dicts.
+
+    Top-level columns may repeat (they are kept by position); a dict cannot hold two
+    fields of one name, so one would be lost. Raises ``ValueError`` naming the column.
+    """
+    from pyspark.sql import types as T
+
+    def walk(dt, where):
+        if isinstance(dt, T.StructType):
+            names = [f.name for f in dt.fields]
+            dups = sorted(set(n for n in names if names.count(n) > 1))
+            if dups:
+                raise ValueError(
+                    "column %r holds a struct with repeated field names %s: it would arrive as a dict, "
+                    "which keeps only one of them. Give the fields distinct names first, e.g. "
+                    "F.struct(a.v.alias('v_a'), b.v.alias('v_b'))" % (where, ", ".join(repr(d) for d in dups))
+                )
+            for f in dt.fields:
+                walk(f.dataType, where)
+        elif isinstance(dt, T.ArrayType):
+            walk(dt.elementType, where)
+        elif isinstance(dt, T.MapType):
+            walk(dt.keyType, where)
+            walk(dt.valueType, where)
+
+    for f in schema.fields:
+        walk(f.dataType, f.name)
 
 
 def _spark_session(df):
@@ -45,8 +88,9 @@ def encode_spark(df, limit=None, use_arrow=None):
         df = df.limit(int(limit) + 1)
     spark = _spark_session(df)
     tz = _session_tz(spark)
+    check_struct_names(df.schema)
     if use_arrow is None:
-        use_arrow = have_arrow() and hasattr(df, "_collect_as_arrow")
+        use_arrow = arrow_enabled() and hasattr(df, "_collect_as_arrow")
     fallback_reason = None
     if use_arrow:
         try:
@@ -85,16 +129,15 @@ def _spark_codec(df, limit, tz):
     """Without pyarrow: collect rows (timestamps as epoch micros) into the codec's columns."""
     import numpy as np
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
     fields = df.schema.fields
-    cols = []
-    for f in fields:
-        c = F.col("`%s`" % f.name.replace("`", "``"))
-        if isinstance(f.dataType, T.TimestampType):
-            c = F.unix_micros(c)  # exact instant, independent of the Python process's time zone
-        cols.append(c.alias("c%d" % len(cols)))
-    rows = df.select(*cols).collect() if fields else df.collect()
+    if fields:
+        # Columns by position (names may repeat after a join), every timestamp as an instant.
+        df = df.toDF(*["c%d" % i for i in range(len(fields))])
+        cols = [_exact_instants(F.col("c%d" % i), f.dataType).alias("c%d" % i) for i, f in enumerate(fields)]
+        rows = df.select(*cols).collect()
+    else:
+        rows = df.collect()
     truncated = limit is not None and len(rows) > int(limit)
     if truncated:
         rows = rows[: int(limit)]
@@ -154,6 +197,48 @@ def _spark_codec(df, limit, tz):
     return w.finish(n, {"session_tz": tz}), n, truncated
 
 
+def _has_instant(dt):
+    from pyspark.sql import types as T
+
+    if isinstance(dt, T.TimestampType):
+        return True
+    if isinstance(dt, T.ArrayType):
+        return _has_instant(dt.elementType)
+    if isinstance(dt, T.MapType):
+        return _has_instant(dt.keyType) or _has_instant(dt.valueType)
+    if isinstance(dt, T.StructType):
+        return any(_has_instant(f.dataType) for f in dt.fields)
+    return False
+
+
+def _exact_instants(c, dt):
+    """Column ``c`` of type ``dt`` with every TimestampType value, at any depth, as epoch micros.
+
+    Spark computes the instant (``unix_micros``), so the Python process's own time zone never
+    touches it; the notebook shows it in the session time zone, one rule at every depth.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if not _has_instant(dt):
+        return c
+    if isinstance(dt, T.TimestampType):
+        return F.unix_micros(c)
+    if isinstance(dt, T.ArrayType):
+        return F.transform(c, lambda x: _exact_instants(x, dt.elementType))
+    if isinstance(dt, T.MapType):
+        if _has_instant(dt.keyType):
+            c = F.transform_keys(c, lambda k, _v: _exact_instants(k, dt.keyType))
+        if _has_instant(dt.valueType):
+            c = F.transform_values(c, lambda _k, v: _exact_instants(v, dt.valueType))
+        return c
+    # A struct: cast to positional field names (a struct cast goes by position), convert each.
+    plain = c.cast(T.StructType([T.StructField("f%d" % i, f.dataType, f.nullable) for i, f in enumerate(dt.fields)]))
+    rebuilt = F.struct(*[_exact_instants(plain.getField("f%d" % i), f.dataType).alias(f.name)
+                         for i, f in enumerate(dt.fields)])
+    return F.when(c.isNull(), F.lit(None)).otherwise(rebuilt)
+
+
 def _nested_to_json(dt):
     """A function turning a collected nested value into JSON the local decoder understands."""
     import base64
@@ -173,7 +258,9 @@ def _nested_to_json(dt):
     if isinstance(dt, T.DateType):
         epoch = datetime.date(1970, 1, 1)
         return lambda v: (v - epoch).days
-    if isinstance(dt, T.TimestampType) or type(dt).__name__ == "TimestampNTZType":
+    if isinstance(dt, T.TimestampType):
+        return int  # already epoch micros (_exact_instants)
+    if type(dt).__name__ == "TimestampNTZType":
         epoch = datetime.datetime(1970, 1, 1)
         return lambda v: (v.replace(tzinfo=None) - epoch) // datetime.timedelta(microseconds=1)
     if isinstance(dt, T.DecimalType):
@@ -189,21 +276,67 @@ def encode_pandas_frame(pdf, limit=None, use_arrow=None):
     if truncated:
         pdf = pdf.iloc[: int(limit)]
     if use_arrow is None:
-        use_arrow = have_arrow()
+        use_arrow = arrow_enabled()
     if use_arrow:
         try:
             import pyarrow as pa
 
-            table = pa.Table.from_pandas(pdf)
+            extra = {}
+            names = list(pdf.columns)
+            sent = pdf
+            if len(set(names)) != len(names):
+                # Arrow refuses repeated names: send placeholders and the real names beside them.
+                extra["columns"] = [str(n) for n in names]
+                sent = pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1)
+            table = pa.Table.from_pandas(sent)
             sink = pa.BufferOutputStream()
             writer = pa.ipc.new_stream(sink, table.schema)
             writer.write_table(table)
             writer.close()
-            return "arrow-pandas", sink.getvalue().to_pybytes(), len(pdf), truncated, {}
+            return "arrow-pandas", sink.getvalue().to_pybytes(), len(pdf), truncated, extra
         except Exception as exc:  # mixed object columns Arrow cannot type: the codec copes
             reason = "%s: %s" % (type(exc).__name__, str(exc)[:200])
             return "helc", encode_pandas(pdf), len(pdf), truncated, {"arrow_fallback": reason}
     return "helc", encode_pandas(pdf), len(pdf), truncated, {}
+
+
+def hail_to_spark(ht):
+    """``ht.to_spark()`` (flattened: struct field ``a.b`` becomes column "a.b") keeping every column.
+
+    Hail's own flatten keys the new columns by name, so a field called "a.b" and the field
+    b of a struct a would become one column; then we flatten here, by position, the same way
+    (key order first, names joined with "."), and let the names repeat as Spark allows.
+    """
+    import hail as hl
+
+    table = ht.expand_types()
+    names = []
+
+    def walk(name, dtype, out):
+        if isinstance(dtype, hl.tstruct):
+            for f, t in dtype.items():
+                walk(name + "." + f, t, out)
+        else:
+            out.append(name)
+
+    for f, t in table.row.dtype.items():
+        walk(f, t, names)
+    if len(set(names)) == len(names):
+        return ht.to_spark()
+    table = table.order_by(*table.key)
+    leaves = []
+
+    def leaves_of(e):
+        if isinstance(e, hl.expr.StructExpression):
+            for f in e:
+                leaves_of(e[f])
+        else:
+            leaves.append(e)
+
+    for f in table.row:
+        leaves_of(table.row[f])
+    flat = table.select(**dict(("_hel_col_%d" % i, e) for i, e in enumerate(leaves)))
+    return flat.to_spark(flatten=False).toDF(*names)
 
 
 def encode_object(obj, limit=None, use_arrow=None):
@@ -214,7 +347,7 @@ def encode_object(obj, limit=None, use_arrow=None):
         return encode_spark(obj, limit, use_arrow) + ("spark",)
     if cls == "Table" and mod.startswith("hail"):
         ht = obj.head(int(limit) + 1) if limit is not None else obj
-        return encode_spark(ht.to_spark(), limit, use_arrow) + ("hail",)
+        return encode_spark(hail_to_spark(ht), limit, use_arrow) + ("hail",)
     if cls == "DataFrame" and mod.startswith("pandas"):
         return encode_pandas_frame(obj, limit, use_arrow) + ("pandas",)
     try:

@@ -79,10 +79,11 @@ def pandas_to_spark(spark, pdf):
     import pandas as pd
     from pyspark.sql import types as T
 
-    fields = [T.StructField(str(c), spark_type_for(pdf[c]), True) for c in pdf.columns]
+    # By position: names may repeat, and every column must arrive (as toPandas keeps them).
+    series = [pdf.iloc[:, i] for i in range(len(pdf.columns))]
+    fields = [T.StructField(str(c), spark_type_for(s), True) for c, s in zip(pdf.columns, series)]
     cols = []
-    for c in pdf.columns:
-        s = pdf[c]
+    for s in series:
         if str(s.dtype).startswith("datetime64"):
             if getattr(s.dtype, "tz", None) is not None:
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
