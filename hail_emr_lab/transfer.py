@@ -96,8 +96,11 @@ def _arrow_column(col, session_tz: str):
     import pyarrow as pa
     import pyarrow.types as pt
 
-    t = col.type
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    utc = _utc_type(col.type)
+    if utc != col.type:
+        col = col.view(utc)  # same instants, same layout: only the zone label changes
+    t = col.type
     nulls = col.null_count > 0
     if pt.is_integer(t):
         if not nulls:
@@ -126,6 +129,29 @@ def _arrow_column(col, session_tz: str):
     if _needs_fix(t):
         values = [_fix_nested(v, t, session_tz) for v in values]
     return pd.Series(values, dtype=object)
+
+
+def _utc_type(t):
+    """``t`` with every zoned timestamp labelled UTC.
+
+    Spark labels them with the session time zone id, which pyarrow cannot always read
+    ("GMT+8"); the instants are UTC either way, and we apply the zone ourselves.
+    """
+    import pyarrow as pa
+    import pyarrow.types as pt
+
+    if pt.is_timestamp(t) and t.tz is not None:
+        return pa.timestamp(t.unit, tz="UTC")
+    if pt.is_map(t):
+        return pa.map_(t.key_field.with_type(_utc_type(t.key_type)), t.item_field.with_type(_utc_type(t.item_type)),
+                       t.keys_sorted)
+    if pt.is_list(t):
+        return pa.list_(t.value_field.with_type(_utc_type(t.value_type)))
+    if pt.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_utc_type(t.value_type)))
+    if pt.is_struct(t):
+        return pa.struct([t.field(i).with_type(_utc_type(t.field(i).type)) for i in range(t.num_fields)])
+    return t
 
 
 def _needs_fix(t) -> bool:

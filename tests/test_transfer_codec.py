@@ -377,12 +377,13 @@ def test_offset_session_time_zones_at_every_depth(spark, zone):
     try:
         df = spark.sql("SELECT timestamp_micros(1591012800000001) AS top, "
                        "named_struct('t', timestamp_micros(1591012800000001)) AS st, "
-                       "array(timestamp_micros(1591012800000001)) AS arr")
+                       "array(timestamp_micros(1591012800000001)) AS arr, "
+                       "map(timestamp_micros(1591012800000001), 1) AS mp")
         want = df.selectExpr("date_format(top, 'yyyy-MM-dd HH:mm:ss.SSSSSS')").first()[0]  # Spark's own text
         for use_arrow in (True, False):
             pdf, *_ = _pull_local(df, use_arrow)
             got = [str(pd.Timestamp(pdf["top"][0])), str(pd.Timestamp(pdf["st"][0]["t"])),
-                   str(pd.Timestamp(pdf["arr"][0][0]))]
-            assert got == [want] * 3, (use_arrow, got, want)
+                   str(pd.Timestamp(pdf["arr"][0][0])), str(pd.Timestamp(next(iter(pdf["mp"][0]))))]
+            assert got == [want] * 4, (use_arrow, got, want)
     finally:
         spark.conf.set("spark.sql.session.timeZone", TZ)
