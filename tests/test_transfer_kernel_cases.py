@@ -87,7 +87,8 @@ def pulled(res, name: str, transport: str, source: str) -> None:
     """The cell succeeded and ``name`` travelled in the format of ``transport``."""
     assert res.status == "ok", res.text
     fmt = {"arrow": "arrow-pandas" if source == "pandas" else "arrow", "codec": "helc"}[transport]
-    assert f"{name}: pulled " in res.stdout and f"from the {source} ({fmt}," in res.stdout, res.stdout
+    kind = {"spark": "Spark DataFrame", "hail": "Hail Table", "pandas": "pandas DataFrame"}[source]
+    assert f"{name}: pulled " in res.stdout and f"from the {kind} `{name}` ({fmt}," in res.stdout, res.stdout
 
 
 def test_spark_join_keeps_both_columns(connected, transport):
