@@ -40,8 +40,18 @@ RETRY_STATUSES = GATEWAY_STATUSES
 AuthSpec = Union[None, str, tuple, AuthBase]
 
 
-def make_auth(kind: Optional[str], username: Optional[str] = None, password: Optional[str] = None):
-    """A requests auth object for ``kind`` none / basic / kerberos."""
+def make_auth(
+    kind: Optional[str],
+    username: Optional[str] = None,
+    password: Optional[str] = None,
+    sigv4_service: Optional[str] = None,
+    region: Optional[str] = None,
+):
+    """A requests auth object for ``kind`` none / basic / kerberos / sigv4.
+
+    ``sigv4`` signs every request with AWS Signature Version 4 for ``sigv4_service`` (default
+    ``emr-serverless``) in ``region`` (default: the boto3 session's), see :mod:`.sigv4`.
+    """
     kind = (kind or "none").lower()
     if kind == "none":
         return None
@@ -57,7 +67,11 @@ def make_auth(kind: Optional[str], username: Optional[str] = None, password: Opt
                 "Kerberos auth needs the optional extra: pip install 'hail-emr-lab[kerberos]' (and a ticket from kinit)"
             ) from None
         return HTTPKerberosAuth(mutual_authentication=OPTIONAL)
-    raise LivyError(f"unknown auth {kind!r}: use none, basic or kerberos")
+    if kind == "sigv4":
+        from .sigv4 import EMR_SERVERLESS_SERVICE, SigV4Auth
+
+        return SigV4Auth(sigv4_service or EMR_SERVERLESS_SERVICE, region)
+    raise LivyError(f"unknown auth {kind!r}: use none, basic, kerberos or sigv4")
 
 
 def normalize_url(url: str) -> str:
@@ -180,9 +194,12 @@ class LivyClient:
         msg = _server_message(response)
         detail = f": {msg}" if msg else ""
         if status in (401, 403):
+            hint = getattr(self.http.auth, "refusal_hint", None) or (
+                "Check the auth settings (--auth basic --user U, or --auth kerberos after kinit) and that your "
+                "user may use Livy."
+            )
             raise LivyAuthError(
-                f"Livy refused {what} with HTTP {status}{detail}. Check the auth settings "
-                "(--auth basic --user U, or --auth kerberos after kinit) and that your user may use Livy.",
+                f"Livy refused {what} with HTTP {status}{detail}. {hint}",
                 status,
                 msg,
             )

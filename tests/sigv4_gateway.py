@@ -1,0 +1,198 @@
+"""A SigV4-verifying HTTP gateway in front of a Livy server, for tests (no tests here).
+
+It stands where AWS's front end stands before the EMR Serverless Livy endpoint: every request
+must carry a valid AWS Signature Version 4 for the gateway's ``service`` and ``region``, made
+with one of the ``credentials`` it knows (access key id -> (secret, session token or None)).
+The signature is recomputed with botocore (``SigV4Auth.canonical_request`` /
+``string_to_sign`` / ``signature``) from what arrived: method, path, query, the headers the
+request says it signed, and the body. Any mismatch gets 403 with an AWS-style JSON error body
+(``{"message": ...}`` and an ``x-amzn-ErrorType`` header), as AWS answers:
+
+* no ``Authorization`` -> ``MissingAuthenticationTokenException``;
+* unknown key id or wrong session token -> ``UnrecognizedClientException``;
+* wrong service or region in the credential scope, a signature that does not match (body hash,
+  a signed header changed or missing), ``host``/``x-amz-date`` not signed ->
+  ``InvalidSignatureException``;
+* ``X-Amz-Date`` more than 5 minutes away from now -> ``InvalidSignatureException`` ("Signature expired").
+
+Accepted requests are relayed to the upstream Livy without the AWS headers (with the upstream's
+bearer token when it needs one). ``log`` records (method, path, access key id or None, verdict).
+
+What it does not cover: AWS's IAM decision (AccessLivyEndpoints, PassRole on the execution role,
+session isolation per caller), the real endpoint's TLS, and EMR Serverless's own Livy behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+MAX_SKEW = dt.timedelta(minutes=5)
+_AUTH_RE = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request,"
+    r"\s*SignedHeaders=(?P<signed>[^,]+),\s*Signature=(?P<sig>[0-9a-f]{64})$"
+)
+#: Headers relayed upstream (everything AWS-specific stays here).
+_RELAYED = ("Content-Type", "Accept", "X-Requested-By")
+
+
+class Refused(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class SigV4Gateway:
+    """``SigV4Gateway(upstream_url, credentials, region=..., service=...).start()``; ``.url`` for clients."""
+
+    def __init__(
+        self,
+        upstream: str,
+        credentials: dict[str, tuple[str, Optional[str]]],
+        region: str = "us-east-1",
+        service: str = "emr-serverless",
+        upstream_token: Optional[str] = None,
+    ):
+        self.upstream = upstream.rstrip("/")
+        self.credentials = dict(credentials)
+        self.region = region
+        self.service = service
+        self.upstream_token = upstream_token
+        self.log: list[tuple[str, str, Optional[str], str]] = []
+        self._lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def _any(self) -> None:
+                gateway._handle(self)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> SigV4Gateway:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def rotate(self, old_key: str, new_key: str, secret: str, token: Optional[str] = None) -> None:
+        """Accept ``new_key`` from now on and revoke ``old_key`` (as an expired role session is)."""
+        with self._lock:
+            self.credentials.pop(old_key, None)
+            self.credentials[new_key] = (secret, token)
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(self, method: str, path: str, headers: dict[str, str], body: bytes) -> str:
+        """The access key id of a correctly signed request, else :class:`Refused`."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        auth = lower.get("authorization")
+        if not auth:
+            raise Refused("MissingAuthenticationTokenException", "Missing Authentication Token")
+        m = _AUTH_RE.match(auth.strip())
+        if not m:
+            raise Refused("IncompleteSignatureException", f"Authorization header requires a valid SigV4 value: {auth[:40]!r}")
+        if m["service"] != self.service:
+            raise Refused("InvalidSignatureException", f"Credential should be scoped to correct service: '{self.service}'. ")
+        if m["region"] != self.region:
+            raise Refused(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region, not '{m['region']}'. ",
+            )
+        with self._lock:
+            known = self.credentials.get(m["key"])
+        if known is None:
+            raise Refused("UnrecognizedClientException", "The security token included in the request is invalid.")
+        secret, token = known
+        if token is not None and lower.get("x-amz-security-token") != token:
+            raise Refused("UnrecognizedClientException", "The security token included in the request is invalid.")
+        signed = m["signed"].split(";")
+        for needed in ("host", "x-amz-date"):
+            if needed not in signed:
+                raise Refused("InvalidSignatureException", f"'{needed}' must be a 'SignedHeader' in the AWS Authorization.")
+        stamp = lower.get("x-amz-date", "")
+        try:
+            when = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            raise Refused("IncompleteSignatureException", f"X-Amz-Date {stamp!r} is not a SigV4 timestamp") from None
+        now = dt.datetime.now(dt.timezone.utc)
+        if abs(now - when) > MAX_SKEW:
+            raise Refused(
+                "InvalidSignatureException",
+                f"Signature expired: {stamp} is now earlier than {(now - MAX_SKEW).strftime('%Y%m%dT%H%M%SZ')} "
+                f"({now.strftime('%Y%m%dT%H%M%SZ')} - 5 min.)",
+            )
+        if stamp[:8] != m["date"]:
+            raise Refused("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from X-Amz-Date.")
+        missing = [h for h in signed if h not in lower]
+        if missing:
+            raise Refused("InvalidSignatureException", f"Signed header(s) missing from the request: {', '.join(missing)}")
+        signer = SigV4Auth(Credentials(m["key"], secret, token), self.service, self.region)
+        url = f"http://{lower['host']}{path}"
+        request = AWSRequest(method=method, url=url, data=body, headers={h: lower[h] for h in signed})
+        request.context["timestamp"] = stamp
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if expected != m["sig"]:
+            raise Refused(
+                "InvalidSignatureException",
+                "The request signature we calculated does not match the signature you provided. Check your AWS "
+                "Secret Access Key and signing method. Consult the service documentation for details.",
+            )
+        return m["key"]
+
+    # ------------------------------------------------------------------ relay
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        headers = {k: v for k, v in h.headers.items()}
+        try:
+            key = self.verify(h.command, h.path, headers, body)
+        except Refused as exc:
+            self.log.append((h.command, h.path, None, exc.kind))
+            self._answer(h, 403, json.dumps({"message": exc.message}).encode(), "application/json",
+                         {"x-amzn-ErrorType": f"{exc.kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})
+            return
+        self.log.append((h.command, h.path, key, "ok"))
+        fwd = {k: headers[k] for k in _RELAYED if k in headers}
+        if self.upstream_token:
+            fwd["Authorization"] = f"Bearer {self.upstream_token}"
+        try:
+            r = requests.request(h.command, self.upstream + h.path, data=body or None, headers=fwd, timeout=120)
+        except requests.RequestException as exc:
+            self._answer(h, 502, json.dumps({"message": f"upstream: {exc}"}).encode(), "application/json", {})
+            return
+        extra = {"Location": r.headers["Location"]} if "Location" in r.headers else {}
+        self._answer(h, r.status_code, r.content, r.headers.get("Content-Type", "application/json"), extra)
+
+    @staticmethod
+    def _answer(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in extra.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(body)
