@@ -1,0 +1,105 @@
+"""EMR Serverless application lookup and start, against moto's EMR Serverless over HTTP.
+
+What moto does not cover: it accepts ``interactiveConfiguration`` on create but does not return
+it (so its applications are "not known to be Livy-enabled"), it starts applications at once
+(no STARTING phase), and it does not check IAM. The explicit ``livyEndpointEnabled: false``
+answer and AccessDenied are replayed with botocore's Stubber from recorded answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from hail_emr_lab import serverless
+from hail_emr_lab.serverless import ServerlessError, application_for
+
+
+def _create(name="hail", release="emr-7.2.0", livy=True, region="us-east-1", kind="SPARK"):
+    client = boto3.client("emr-serverless", region_name=region)
+    extra = {"interactiveConfiguration": {"livyEndpointEnabled": livy}} if livy is not None else {}
+    return client, client.create_application(name=name, releaseLabel=release, type=kind, **extra)["applicationId"]
+
+
+def test_stopped_application_is_started_with_its_state_shown(aws_env):
+    client, app_id = _create()
+    client.stop_application(applicationId=app_id)
+    assert client.get_application(applicationId=app_id)["application"]["state"] == "STOPPED"
+    seen = []
+    app = application_for(app_id, on_state=lambda state, elapsed: seen.append((state, elapsed)), poll=0.1)
+    assert app.state == "STARTED" and app.release == "emr-7.2.0" and app.name == "hail"
+    assert [s for s, _ in seen] == ["STOPPED", "STARTED"] and all(e >= 0 for _, e in seen)
+    assert client.get_application(applicationId=app_id)["application"]["state"] == "STARTED"
+    assert app.livy_url == f"https://{app_id}.livy.emr-serverless-services.us-east-1.amazonaws.com"
+    assert app.livy_enabled is None  # moto does not return interactiveConfiguration: tried, not refused
+
+
+def test_missing_application_and_wrong_region(aws_env):
+    with pytest.raises(ServerlessError, match="no EMR Serverless application '00fnothere' in region us-east-1"):
+        application_for("00fnothere")
+    _, app_id = _create()
+    with pytest.raises(ServerlessError, match=f"no EMR Serverless application '{app_id}' in region eu-west-1") as err:
+        application_for(app_id, region="eu-west-1")
+    assert "--region" in str(err.value)
+
+
+def test_old_release_and_other_engine_are_refused(aws_env):
+    _, old = _create(release="emr-6.13.0")
+    with pytest.raises(ServerlessError, match="runs emr-6.13.0: the Livy endpoint needs emr-6.14.0 or later"):
+        application_for(old)
+    _, hive = _create(kind="HIVE")
+    with pytest.raises(ServerlessError, match="Livy sessions need a Spark application"):
+        application_for(hive)
+
+
+def test_bad_id_is_refused_before_any_call():
+    with pytest.raises(ServerlessError, match="is not an EMR Serverless application id"):
+        application_for("arn:aws:emr-serverless:us-east-1:1:/applications/x", region="us-east-1")
+
+
+RECORDED_NOT_LIVY = {
+    "application": {
+        "applicationId": "00fnotlivy0000",
+        "name": "batch-only",
+        "arn": "arn:aws:emr-serverless:us-east-1:123456789012:/applications/00fnotlivy0000",
+        "releaseLabel": "emr-7.1.0",
+        "type": "Spark",
+        "state": "CREATED",
+        "createdAt": dt.datetime(2024, 5, 1),
+        "updatedAt": dt.datetime(2024, 5, 1),
+        "interactiveConfiguration": {"studioEnabled": True, "livyEndpointEnabled": False},
+    }
+}
+
+
+def test_explicitly_not_livy_enabled_says_how_to_enable(monkeypatch):
+    client = boto3.client("emr-serverless", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    monkeypatch.setattr(serverless, "serverless_client", lambda *a, **k: client)
+    with Stubber(client) as stub:
+        stub.add_response("get_application", RECORDED_NOT_LIVY, {"applicationId": "00fnotlivy0000"})
+        with pytest.raises(ServerlessError) as err:
+            application_for("00fnotlivy0000")
+        stub.assert_no_pending_responses()  # refused before StartApplication
+    assert "does not have its Livy endpoint enabled" in str(err.value)
+    assert "--interactive-configuration livyEndpointEnabled=true" in str(err.value)
+
+
+def test_access_denied_names_the_permission(monkeypatch):
+    client = boto3.client("emr-serverless", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    monkeypatch.setattr(serverless, "serverless_client", lambda *a, **k: client)
+    with Stubber(client) as stub:
+        stub.add_client_error("get_application", "AccessDeniedException", "not authorized", 403)
+        with pytest.raises(ServerlessError, match="emr-serverless:GetApplication and StartApplication"):
+            application_for("00fdenied")
+
+
+def test_list_livy_applications(aws_env):
+    _, good = _create(name="good")
+    _create(name="old", release="emr-6.9.0")
+    _create(name="hive", kind="HIVE")
+    rows = serverless.list_livy_applications()
+    assert [r["application_id"] for r in rows] == [good]
+    assert rows[0]["livy_url"].startswith(f"https://{good}.livy.emr-serverless-services.us-east-1")
