@@ -221,9 +221,18 @@ class HailPanel:
             self.sections[section].value = _error(exc)
 
     def displayed(self) -> bool:
-        """True while some front end displays the panel (or does not say: then assume it does)."""
+        """True while some front end displays the panel.
+
+        Two signals, each trusted only when it is known: the views the front ends report
+        (ipywidgets' ``_view_count``: decremented when an output is cleared, but not when the
+        notebook is closed), and the browser connections the Jupyter server counts for this
+        kernel (none once its notebook is closed or its browser tab gone).
+        """
         count = self.widget._view_count
-        return count is None or count > 0
+        if count is not None and count <= 0:
+            return False
+        connections = kernel_connections()
+        return connections is None or connections > 0
 
     def refresh(self) -> None:
         """Fetch every section again."""
@@ -372,6 +381,50 @@ def _close_tree(widget: Any) -> None:
 
 
 _SHOWN: Optional[HailPanel] = None
+#: The Jupyter server that answered for this kernel last time: (url, token).
+_SERVER: dict[str, Any] = {}
+
+
+def kernel_connections() -> Optional[int]:
+    """How many front ends (browser websockets) the Jupyter server counts for this kernel, from
+    its REST API (``GET <base>/api/kernels/<id>`` -> ``connections``, jupyter_server); None when
+    this kernel was not started by a Jupyter server found in the runtime directory."""
+    import glob
+    import json
+    import re
+
+    import requests
+
+    try:
+        from ipykernel.connect import get_connection_file
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        match = re.fullmatch(r"kernel-(.+)\.json", os.path.basename(get_connection_file()))
+    except (ImportError, RuntimeError, AttributeError):  # not an ipykernel kernel
+        return None
+    if not match:
+        return None
+    servers = [_SERVER["info"]] if _SERVER.get("info") else []
+    for path in sorted(glob.glob(os.path.join(jupyter_runtime_dir(), "jpserver-*.json"))):
+        try:
+            with open(path) as f:
+                servers.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    for info in servers:
+        url = str(info.get("url") or "").rstrip("/")
+        if not url:
+            continue
+        try:
+            answer = requests.get(f"{url}/api/kernels/{match.group(1)}", timeout=2,
+                                  headers={"Authorization": f"token {info.get('token', '')}"})
+        except requests.RequestException:
+            continue
+        if answer.status_code == 200:
+            _SERVER["info"] = info
+            return int(answer.json().get("connections", 0))
+    _SERVER.pop("info", None)
+    return None
 
 
 def show_panel(interval: float = 3.0, auto_refresh: bool = True) -> HailPanel:

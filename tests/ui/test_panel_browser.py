@@ -1,0 +1,144 @@
+"""``%hail panel`` in a real JupyterLab: it refreshes while shown, and stops when nobody shows it.
+
+JupyterLab runs as a subprocess; a notebook shows the panel; the test reads the kernel's state
+through a second client of the same kernel (its connection file, as ``jupyter console
+--existing`` would; the Jupyter server does not count it as a front end), closes the notebook
+tab (the kernel keeps running, as in JupyterLab by default) and sees the panel's refreshes stop;
+reopened, they resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import requests
+from conftest import free_port, wait_http
+from test_progress_browser import _open
+from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TOKEN = "progress-test-token"  # the token _open() uses
+PANEL = "__import__('hail_emr_lab.widgets').widgets._SHOWN"
+
+
+@pytest.fixture
+def lab(tmp_path, isolated_config, artifacts_dir):
+    root = tmp_path / "home"
+    root.mkdir()
+    (root / "progress.ipynb").write_text(json.dumps(_notebook(["%load_ext hail_emr_lab", "%hail panel"])))
+    port = free_port()
+    runtime = tmp_path / "jupyter-runtime"
+    env = dict(os.environ)
+    env.update(
+        {
+            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    log = open(artifacts_dir / "panel-jupyterlab.log", "wb")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.open_browser=False", "--allow-root",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/status", timeout=120)
+        yield url, runtime
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+class Peek:
+    """A second client of the notebook's kernel, to read the panel's state."""
+
+    def __init__(self, connection_file: str):
+        from jupyter_client import BlockingKernelClient
+
+        self.kc = BlockingKernelClient(connection_file=connection_file)
+        self.kc.load_connection_file()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def value(self, expr: str):
+        reply = self.kc.execute_interactive(f"import json as _j; print(_j.dumps({expr}))", timeout=60,
+                                            output_hook=self._hook)
+        assert reply["content"]["status"] == "ok", reply
+        return json.loads(self._out.strip().splitlines()[-1])
+
+    def _hook(self, msg) -> None:
+        if msg["msg_type"] == "stream":
+            self._out += msg["content"]["text"]
+
+    _out = ""
+
+    def state(self) -> tuple[bool, int]:
+        """(whether the panel thinks it is displayed, how many times it refreshed)."""
+        self._out = ""
+        return tuple(self.value(f"[{PANEL}.displayed(), {PANEL}.refreshes]"))
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+
+
+def test_panel_refreshes_only_while_displayed(lab, artifacts_dir):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, runtime = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        peek = None
+        try:
+            _open(page, url)
+            _command(page, "notebook:run-all-cells")
+            expect(page.locator(".jp-OutputArea-output", has_text="Hail on EMR")).to_be_visible(timeout=120_000)
+            (kernel,) = requests.get(f"{url}/api/kernels", params={"token": TOKEN}, timeout=10).json()
+            peek = Peek(str(runtime / f"kernel-{kernel['id']}.json"))
+            time.sleep(1)
+            shown, first = peek.state()
+            assert shown, "the panel does not know it is displayed"
+            time.sleep(7.5)  # the panel refreshes every 3 s while shown
+            assert peek.state()[1] >= first + 2
+            page.screenshot(path=str(artifacts_dir / "panel-1-shown.png"))
+
+            # Close the notebook tab: the kernel runs on, nobody displays the panel.
+            _command(page, "docmanager:save")
+            page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+            _command(page, "application:close-all")
+            expect(page.locator(".jp-Notebook")).to_have_count(0, timeout=30_000)
+            time.sleep(4)  # the front end's last messages, and a refresh under way, land
+            shown, stopped = peek.state()
+            assert not shown, "the panel still thinks it is displayed with its notebook closed"
+            time.sleep(9)
+            assert peek.state() == (False, stopped), "the panel kept refreshing for nobody"
+
+            # Reopened on the same kernel, the saved output shows the panel again: refreshes resume.
+            _open(page, url)
+            expect(page.locator(".jp-OutputArea-output", has_text="Hail on EMR")).to_be_visible(timeout=60_000)
+            time.sleep(7.5)
+            shown, resumed = peek.state()
+            assert shown and resumed >= stopped + 2, (shown, stopped, resumed)
+        except Exception:
+            page.screenshot(path=str(artifacts_dir / "panel-failure.png"))
+            raise
+        finally:
+            if peek is not None:
+                peek.close()
+            browser.close()
