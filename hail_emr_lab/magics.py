@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import re
+import shlex
 import sys
 import time
 from typing import Any, Optional
@@ -39,7 +40,7 @@ from .redact import redact_url, split_userinfo
 
 SUBCOMMANDS = (
     "connect", "info", "sessions", "logs", "cancel", "delete", "cleanup", "disconnect", "config", "help",
-    "clusters", "push", "plots", "plot", "panel", "submit", "jobs",
+    "clusters", "push", "plots", "plot", "panel", "submit", "jobs", "ssm",
 )
 
 HELP = """\
@@ -55,6 +56,8 @@ HELP = """\
   %hail info | sessions | logs [-n N] | cancel | delete [ID] | cleanup | disconnect [--delete]
   %hail config | clusters | plots | plot NAME | panel | help
   %hail submit ... | %%hail submit ... | %hail jobs ...                batch jobs (see %hail submit --help)
+  %hail ssm --command CMD [--node master|core|task|i-...] [--cluster-id j-...]
+                                           run a shell command on a cluster node through AWS Systems Manager
 
 Without a target, connect uses HAIL_EMR_LAB_LIVY_URL / HAIL_EMR_LAB_CLUSTER_ID,
 ~/.hail-emr-lab/config.json, ~/.sparkmagic/config.json, else the embedded local server.
@@ -207,6 +210,17 @@ def _disconnect_parser(line: str) -> None:
 @magic_arguments.argument("--timeout", type=float, default=2.0, help="seconds to wait for each Livy port (default 2)")
 def _clusters_parser(line: str) -> None:
     """List active EMR clusters with their Livy URL and whether it answers."""
+
+
+@magic_arguments.magic_arguments(name="hail ssm")
+@magic_arguments.argument("--command", required=True, help="shell command, run as root on the node")
+@magic_arguments.argument("--node", default="master", help="master (default), core, task or an instance id")
+@magic_arguments.argument("--cluster-id", default=None)
+@magic_arguments.argument("--cluster-name", default=None)
+@magic_arguments.argument("--region", default=None)
+@magic_arguments.argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
+def _ssm_parser(line: str) -> None:
+    """Run a command on a cluster node through SSM Run Command (an interactive shell: hail-emr-lab ssm in a terminal)."""
 
 
 @magic_arguments.magic_arguments(name="hail plot")
@@ -756,6 +770,35 @@ class HailMagics(Magics):
         for r in rows:
             r["answers"] = "yes" if r.get("reachable") else f"no ({r.get('problem') or '?'})"
         _table(rows, ["cluster_id", "name", "state", "livy_url", "answers"])
+
+    def _cmd_ssm(self, rest: str) -> None:
+        # Shell quoting, so that --command 'df -h /mnt' reaches the node without its quotes.
+        try:
+            args = _ssm_parser.parser.parse_args(shlex.split(rest))
+        except ValueError as exc:
+            raise UsageError(f"%hail ssm: {exc}; quote the command once, e.g. --command 'df -h /mnt'") from None
+        except UsageError as exc:
+            usage = " ".join(_ssm_parser.parser.format_usage().replace("::", " ").split())
+            raise UsageError(f"{exc}\n{usage}\n(see %hail help)") from None
+        from . import ssm  # imported when asked: %load_ext stays fast
+
+        cluster, nodes = ssm.cluster_nodes(args.cluster_id, args.cluster_name, region=args.region)
+        region = args.region or ssm.cluster_region(cluster)
+        node = ssm.pick_node(nodes, args.node, cluster["Id"])
+        ssm.require_managed(node, cluster["Id"], region)
+        result = ssm.run_command(ssm.ssm_client(region=region), node, args.command, timeout=args.timeout)
+        sys.stdout.write(result.stdout)
+        sys.stdout.flush()
+        if result.stderr:
+            _warn(result.stderr)
+        note = ssm.truncated_note(result)
+        if note:
+            _warn(note)
+        if not result.finished:
+            raise HailMagicError(ssm.still_running_message(result, region))
+        _print(f"[{node.instance_id} {node.group}: {result.status}, exit code {result.exit_code}]")
+        if result.exit_code != 0:
+            raise HailMagicError(f"the command exited with code {result.exit_code} on {node.instance_id} ({node.group})")
 
     def _plots(self) -> Any:
         ctx = self._ctx()

@@ -55,9 +55,9 @@ class Node:
     ping_status: Optional[str] = None  # SSM agent: Online, ConnectionLost, Inactive
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, with the terminal command that opens a shell on this node."""
+        """Plain data, with the AWS CLI command that opens a shell on this node."""
         out = asdict(self)
-        out["terminal_command"] = " ".join(shlex.quote(a) for a in ["aws", "ssm", "start-session", "--target", self.instance_id])
+        out["aws_command"] = " ".join(shlex.quote(a) for a in ["aws", "ssm", "start-session", "--target", self.instance_id])
         return out
 
 
@@ -160,6 +160,14 @@ def cluster_nodes(
     if check_ssm and nodes:
         mark_managed(ssm_client(session, client.meta.region_name), nodes)
     return cluster, nodes
+
+
+def cluster_region(cluster: dict[str, Any]) -> str:
+    """The cluster's region, from its ARN (``arn:aws:elasticmapreduce:REGION:ACCOUNT:cluster/ID``)."""
+    parts = (cluster.get("ClusterArn") or "").split(":")
+    if len(parts) > 3 and parts[3]:
+        return parts[3]
+    return _session().region_name or "us-east-1"
 
 
 def pick_node(nodes: list[Node], node: str, cluster_id: str) -> Node:

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """List nodes, run a command, or exec the interactive session; returns the exit code."""
     cluster, nodes = ssm.cluster_nodes(args.cluster_id, args.cluster_name, region=args.region)
     cid = cluster["Id"]
-    region = args.region or _region_of(cluster)
+    region = args.region or ssm.cluster_region(cluster)
     if args.list:
         rows = [n.to_dict() for n in nodes]
         if args.json:
@@ -71,13 +71,3 @@ def run(args: argparse.Namespace) -> int:
         return 124
     return result.exit_code if 0 <= result.exit_code < 256 else 1
 
-
-def _region_of(cluster: dict) -> str:
-    """The cluster's region from its ARN (``arn:aws:elasticmapreduce:REGION:...``)."""
-    arn = cluster.get("ClusterArn") or ""
-    parts = arn.split(":")
-    if len(parts) > 3 and parts[3]:
-        return parts[3]
-    import boto3
-
-    return boto3.session.Session().region_name or "us-east-1"

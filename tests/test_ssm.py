@@ -24,6 +24,14 @@ import pytest
 from ssm_standin import SsmStandIn
 
 from hail_emr_lab import ssm
+from hail_emr_lab.server.handlers import API
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"hail_emr_lab": True}}}
 
 
 @pytest.fixture
@@ -81,7 +89,7 @@ def test_nodes_by_group_with_their_ssm_state(standin, cluster):
     assert by_id[groups["CORE"][0]].managed is True and by_id[groups["CORE"][0]].ping_status == "ConnectionLost"
     assert by_id[groups["CORE"][1]].managed is False
     assert all(n.state == "RUNNING" and n.private_ip for n in nodes)
-    assert by_id[master].to_dict()["terminal_command"] == f"aws ssm start-session --target {master}"
+    assert by_id[master].to_dict()["aws_command"] == f"aws ssm start-session --target {master}"
     assert "DescribeInstanceInformation" in standin.calls
 
     done = cli("--cluster-id", cid, "--list", "--json")
@@ -200,3 +208,64 @@ def test_interactive_session_execs_aws_ssm_start_session(standin, cluster, tmp_p
     assert done.returncode == 0, done.stderr
     argv = json.loads((tmp_path / "aws-argv.json").read_text())
     assert argv == ["ssm", "start-session", "--target", master, "--region", "us-east-1"]
+
+
+def test_hail_ssm_magic_in_a_kernel(standin, cluster, aws_env, tmp_path):
+    """%hail ssm --command in a real kernel: output, exit code, and one-paragraph errors."""
+    from test_magics_support import Kernel, kernel_env
+
+    cid, groups = cluster
+    master = groups["MASTER"][0]
+    standin.managed = {master: "Online"}
+    standin.agent = True
+    env = kernel_env(
+        str(tmp_path), AWS_ENDPOINT_URL=aws_env, AWS_ENDPOINT_URL_SSM=standin.url, AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", HAIL_EMR_LAB_CLUSTER_ID=cid,
+    )
+    kernel = Kernel(env, cwd=str(tmp_path))
+    try:
+        kernel.load()
+        res = kernel.run("%hail ssm --command 'echo free space; echo warn >&2'  # on the master")
+        assert res.status == "ok", res.text
+        assert "free space\n" in res.stdout and "warn" in res.text
+        assert f"[{master} MASTER: Success, exit code 0]" in res.stdout
+
+        res = kernel.run("%hail ssm --command 'exit 7'")
+        assert res.status == "error" and res.ename == "HailMagicError", res.text
+        assert "exited with code 7" in "\n".join(res.traceback) and "Traceback" not in "\n".join(res.traceback)
+
+        res = kernel.run("%hail ssm --node core --command true")
+        tb = "\n".join(res.traceback)
+        assert res.ename == "HailMagicError" and "is not managed by AWS Systems Manager" in tb, res.text
+
+        res = kernel.run("%hail ssm")
+        assert res.status == "error" and "--command" in res.text
+    finally:
+        kernel.shutdown()
+
+
+async def test_sidebar_lists_the_configured_clusters_nodes(standin, cluster, monkeypatch, jp_fetch):
+    cid, groups = cluster
+    master = groups["MASTER"][0]
+    standin.managed = {master: "Online"}
+    data = json.loads((await jp_fetch(*API.split("/"), "nodes")).body)
+    assert data["available"] is False and "no EMR cluster configured" in data["error"]
+
+    monkeypatch.setenv("HAIL_EMR_LAB_CLUSTER_ID", cid)
+    data = json.loads((await jp_fetch(*API.split("/"), "nodes")).body)
+    assert data["available"] is True and data["error"] is None, data
+    assert data["cluster_id"] == cid and data["region"] == "us-east-1"
+    rows = {n["instance_id"]: n for n in data["nodes"]}
+    assert [n["group"] for n in data["nodes"]] == ["MASTER", "CORE", "CORE"]
+    assert rows[master]["managed"] is True and rows[master]["state"] == "RUNNING"
+    assert rows[groups["CORE"][0]]["managed"] is False
+    assert rows[master]["terminal_command"] == f"hail-emr-lab ssm --cluster-id {cid} --node {master}"
+
+    monkeypatch.setenv("HAIL_EMR_LAB_CLUSTER_ID", "j-NOSUCHCLUSTER")
+    data = json.loads((await jp_fetch(*API.split("/"), "nodes")).body)
+    assert data["available"] is False and "j-NOSUCHCLUSTER" in data["error"]
+
+
+async def test_nodes_route_needs_authentication(http_server_client, jp_base_url):
+    response = await http_server_client.fetch(f"{jp_base_url}{API}/nodes", raise_error=False)
+    assert response.code == 403

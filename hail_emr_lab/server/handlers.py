@@ -22,7 +22,7 @@ from tornado.ioloop import IOLoop
 
 from ..config import load_config
 from ..errors import ConfigError, HailEmrLabError
-from ..overview import backup, listings, plots, progress, status
+from ..overview import backup, listings, nodes, plots, progress, status
 from ..redact import redact_text
 
 API = "hail-emr-lab/api"
@@ -208,6 +208,13 @@ class ClustersHandler(_Base):
         await self.answer(listings.clusters)
 
 
+class NodesHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.answer(nodes.nodes)
+
+
 class JobsHandler(_Base):
     section = "jobs"
 
@@ -231,6 +238,7 @@ ROUTES = [
     ("sync", SyncHandler),
     ("clusters", ClustersHandler),
     ("jobs", JobsHandler),
+    ("nodes", NodesHandler),
 ]
 
 

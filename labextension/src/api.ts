@@ -185,6 +185,20 @@ export interface IClusters {
   clusters: Record<string, any>[];
 }
 
+/** The configured cluster's nodes and whether Systems Manager manages them (GET nodes). */
+export interface INodes {
+  available: boolean;
+  error: string | null;
+  cluster_id: string | null;
+  nodes: {
+    instance_id: string;
+    group: string;
+    state: string;
+    managed: boolean | null;
+    terminal_command: string;
+  }[];
+}
+
 export interface IJobs {
   available: boolean;
   error: string | null;

@@ -9,6 +9,7 @@ import {
   IClusterStatus,
   IClusters,
   IJobs,
+  INodes,
   IPlot,
   IPlots,
   IProgress,
@@ -66,6 +67,7 @@ export class HailPanel extends Widget {
   private inflight = new Set<string>();
   private ticks = 0;
   private clusters: IClusters | null = null;
+  private nodes: INodes | null = null;
   private busyAction: string | null = null;
 
   constructor(private options: IHailPanelOptions) {
@@ -150,6 +152,10 @@ export class HailPanel extends Widget {
     ];
     if (wantClusters) {
       calls.push(['clusters', () => requestAPI<IClusters>('clusters', init())]);
+      requestAPI<INodes>('nodes', init()).then(
+        n => (this.nodes = n),
+        () => (this.nodes = null)
+      );
     }
     const round: Promise<boolean>[] = [];
     for (const [name, call] of calls) {
@@ -296,7 +302,37 @@ export class HailPanel extends Widget {
         );
       }
     }
+    out.push(...this.renderNodes());
     return out;
+  }
+
+  /** The configured cluster's nodes, with a copyable `hail-emr-lab ssm` command for a terminal. */
+  private renderNodes(): Node[] {
+    const n = this.nodes;
+    if (!n || !n.available) {
+      return [];
+    }
+    const rows = n.nodes.map(node =>
+      h(
+        'li',
+        { class: 'jp-HailNode', 'data-instance': node.instance_id },
+        `${node.instance_id} ${node.group} `,
+        h('span', { class: 'jp-HailMuted' }, `${node.state} · ${node.managed ? 'SSM' : 'not managed by SSM'}`),
+        node.managed
+          ? h(
+              'div',
+              {},
+              h('code', { class: 'jp-HailNodeCommand' }, node.terminal_command),
+              ' ',
+              this.button('Copy', 'copy-ssm', () => void navigator.clipboard.writeText(node.terminal_command))
+            )
+          : null
+      )
+    );
+    return [
+      h('div', { class: 'jp-HailLabel' }, `Nodes of ${n.cluster_id} (${rows.length}): shell in a terminal`),
+      h('ul', { class: 'jp-HailList' }, ...rows)
+    ];
   }
 
   private renderSessions(data: ISessions): Node[] {
