@@ -39,7 +39,10 @@ KEYS: dict[str, tuple[Any, str]] = {
     "cluster_id": (None, "EMR cluster id (j-...) to find the Livy endpoint of"),
     "cluster_name": (None, "EMR cluster name to find the Livy endpoint of"),
     "region": (None, "AWS region (else boto3's default chain)"),
-    "auth": ("none", "Livy auth: none, basic or kerberos"),
+    "serverless_app": (None, "EMR Serverless application id to run sessions on (its Livy endpoint, SigV4-signed)"),
+    "serverless_execution_role": (None, "IAM role ARN EMR Serverless sessions run as (passed at session creation)"),
+    "auth": ("none", "Livy auth: none, basic, kerberos or sigv4"),
+    "sigv4_service": (None, "SigV4 signing name for --auth sigv4 (default emr-serverless)"),
     "username": (None, "user name for basic auth"),
     "password": (None, "password for basic auth (never shown; better HAIL_EMR_LAB_PASSWORD or password_file)"),
     "password_file": (None, "file whose first line is the basic-auth password (keep it mode 0600)"),
@@ -255,9 +258,9 @@ def load_config(
     for key, (default, _) in KEYS.items():
         if key not in cfg.sources:
             cfg.values[key] = type(default)(default) if isinstance(default, (list, dict)) else default
-    if cfg.values.get("auth") not in ("none", "basic", "kerberos"):
+    if cfg.values.get("auth") not in ("none", "basic", "kerberos", "sigv4"):
         raise ConfigError(
-            f"auth must be none, basic or kerberos, got {cfg.values.get('auth')!r} (from {cfg.source('auth')})"
+            f"auth must be none, basic, kerberos or sigv4, got {cfg.values.get('auth')!r} (from {cfg.source('auth')})"
         )
     return cfg
 

@@ -1,8 +1,9 @@
 """``%hail connect``: resolve the target, build the client, start or reattach the session.
 
-Resolution order: ``--url``, ``--cluster-id``/``--cluster-name`` (EMR discovery), ``--local``;
-without any, the configuration: environment (``HAIL_EMR_LAB_LIVY_URL``,
-``HAIL_EMR_LAB_CLUSTER_ID``), ``~/.hail-emr-lab/config.json``, ``~/.sparkmagic/config.json``,
+Resolution order: ``--serverless-app`` (EMR Serverless, ``--url`` then only overrides its endpoint),
+``--url``, ``--cluster-id``/``--cluster-name`` (EMR discovery), ``--local``; without any, the
+configuration: environment (``HAIL_EMR_LAB_LIVY_URL``, ``HAIL_EMR_LAB_CLUSTER_ID``,
+``HAIL_EMR_LAB_SERVERLESS_APP``), ``~/.hail-emr-lab/config.json``, ``~/.sparkmagic/config.json``,
 else the embedded server.
 
 The quick part (resolve, check the endpoint answers, create or find the session) happens in
@@ -63,6 +64,9 @@ class ConnectOptions:
     region: Optional[str] = None
     probe_timeout: float = 3.0
     start_timeout: float = 900.0
+    serverless_app: Optional[str] = None
+    execution_role: Optional[str] = None
+    sigv4_service: Optional[str] = None
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Target:
     how: str
     local: bool = False
     cluster: Any = None  # emr.ClusterEndpoint
+    serverless: Any = None  # serverless.ServerlessApp
+    execution_role: Optional[str] = None
 
 
 def _is_loopback(url: str) -> bool:
@@ -80,8 +86,20 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def resolve_target(opts: ConnectOptions, config: Config) -> Target:
-    """Decide which Livy endpoint to use (see the module docstring for the order)."""
+def resolve_target(
+    opts: ConnectOptions, config: Config, on_app_state: Optional[Callable[[str, float], None]] = None
+) -> Target:
+    """Decide which Livy endpoint to use (see the module docstring for the order).
+
+    An EMR Serverless application is started when needed; ``on_app_state(state, seconds)`` sees
+    its state while we wait.
+    """
+    if opts.serverless_app:
+        others = [x for x in ("cluster_id", "cluster_name", "local") if getattr(opts, x)]
+        if others:
+            flags = " and ".join("--" + c.replace("_", "-") for c in others)
+            raise HailEmrLabError(f"%hail connect got --serverless-app and {flags}: give only one target")
+        return _serverless_target(opts.serverless_app, opts, config, "argument", on_app_state)
     chosen = [x for x in ("url", "cluster_id", "cluster_name", "local") if getattr(opts, x)]
     if len(chosen) > 1:
         flags = " and ".join("--" + c.replace("_", "-") for c in chosen)
@@ -94,11 +112,12 @@ def resolve_target(opts: ConnectOptions, config: Config) -> Target:
         return _local_target(config, "--local")
     # No target given: the configuration decides.
     candidates = []
-    for key in ("livy_url", "cluster_id", "cluster_name"):
+    keys = ("livy_url", "cluster_id", "cluster_name", "serverless_app")
+    for key in keys:
         if config.get(key):
             source = config.source(key)
             rank = _SOURCE_RANK.get(source, 3 if "sparkmagic" in source else 2)
-            candidates.append((rank, ("livy_url", "cluster_id", "cluster_name").index(key), key, source))
+            candidates.append((rank, keys.index(key), key, source))
     if not candidates:
         return _local_target(config, "no endpoint configured")
     _, _, key, source = min(candidates)
@@ -107,6 +126,8 @@ def resolve_target(opts: ConnectOptions, config: Config) -> Target:
         return Target(normalize_url(url), f"config ({source})", local=_is_loopback(url))
     if key == "cluster_id":
         return _cluster_target(config.get("cluster_id"), None, opts, config, source)
+    if key == "serverless_app":
+        return _serverless_target(config.get("serverless_app"), opts, config, source, on_app_state)
     return _cluster_target(None, config.get("cluster_name"), opts, config, source)
 
 
@@ -120,6 +141,28 @@ def _cluster_target(cid: Optional[str], cname: Optional[str], opts: ConnectOptio
     return Target(ep.url, how, local=False, cluster=ep)
 
 
+def _serverless_target(app_id: str, opts: ConnectOptions, config: Config, source: str, on_app_state) -> Target:
+    import re
+
+    from . import serverless
+    from .errors import ConfigError
+
+    role = opts.execution_role or config.get("serverless_execution_role")
+    if not role:
+        raise ConfigError(
+            "an EMR Serverless session needs an execution role: pass --execution-role arn:aws:iam::ACCOUNT:role/NAME "
+            "(or set HAIL_EMR_LAB_SERVERLESS_EXECUTION_ROLE, or serverless_execution_role in the config)"
+        )
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
+        raise ConfigError(f"{role!r} is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME")
+    app = serverless.application_for(
+        app_id, region=opts.region or config.get("region"), on_state=on_app_state, timeout=opts.start_timeout
+    )
+    url = normalize_url(opts.url) if opts.url else app.livy_url
+    how = f"EMR Serverless application {app.app_id} ({app.name})" + ("" if source == "argument" else f" from {source}")
+    return Target(url, how, local=_is_loopback(url), serverless=app, execution_role=role)
+
+
 def _local_target(config: Config, why: str) -> Target:
     from .embedded_livy import ensure_local_livy
 
@@ -127,12 +170,22 @@ def _local_target(config: Config, why: str) -> Target:
     return Target(url, f"embedded Livy ({why})", local=True)
 
 
-def make_client(url: str, config: Config, opts: Optional[ConnectOptions] = None) -> LivyClient:
-    """A Livy client with the configured auth, TLS verification and proxy user."""
+def make_client(
+    url: str, config: Config, opts: Optional[ConnectOptions] = None, target: Optional[Target] = None
+) -> LivyClient:
+    """A Livy client with the configured auth, TLS verification and proxy user.
+
+    An EMR Serverless target always signs with SigV4 for ``emr-serverless`` in its region.
+    """
     opts = opts or ConnectOptions()
-    kind = opts.auth or config.get("auth")
+    app = target.serverless if target is not None else None
+    kind = "sigv4" if app is not None else (opts.auth or config.get("auth"))
     password = opts.password or (config.password() if kind == "basic" else None)
-    auth = make_auth(kind, opts.username or config.get("username"), password)
+    auth = make_auth(
+        kind, opts.username or config.get("username"), password,
+        sigv4_service=opts.sigv4_service or config.get("sigv4_service"),
+        region=app.region if app is not None else (opts.region or config.get("region")),
+    )
     from .embedded_livy import client_headers  # the token of an embedded Livy we started
 
     return LivyClient(
@@ -145,8 +198,27 @@ def make_client(url: str, config: Config, opts: Optional[ConnectOptions] = None)
 
 
 def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:
-    """Livy session fields: sizing, and Spark conf with Hail's conf for EMR targets."""
+    """Livy session fields: sizing, and Spark conf with Hail's conf for EMR targets.
+
+    For EMR Serverless the execution role goes in the conf, sizing as the Spark properties it
+    reads (:data:`serverless.SIZING_PROPERTIES`), and Hail's jar only with ``--hail-jar`` (a
+    custom image has its own path).
+    """
     conf: dict[str, str] = {}
+    if target.serverless is not None:
+        from .serverless import EXECUTION_ROLE_CONF, SIZING_PROPERTIES
+
+        conf[EXECUTION_ROLE_CONF] = str(target.execution_role)
+        for attr, key in SIZING_PROPERTIES.items():
+            if getattr(opts, attr) is not None:
+                conf[key] = str(getattr(opts, attr))
+        if opts.hail and opts.hail_jar:
+            from .livy import pyspark_hail_conf
+
+            conf.update(pyspark_hail_conf(opts.hail_jar))
+        conf.update(opts.conf)
+        conf[EXECUTION_ROLE_CONF] = str(target.execution_role)  # --conf cannot silently replace the role
+        return {"conf": conf}
     jar = opts.hail_jar or (None if target.local else EMR_HAIL_JAR)
     if opts.hail and jar:
         from .livy import pyspark_hail_conf
@@ -283,6 +355,7 @@ def connect(
     overrides: Optional[dict[str, Any]] = None,
     on_change: Optional[Callable[[Startup], None]] = None,
     local_dir: Optional[Path] = None,
+    on_app_state: Optional[Callable[[str, float], None]] = None,
 ) -> HailContext:
     """Resolve, create or reattach the session, and start the background setup.
 
@@ -290,19 +363,35 @@ def connect(
     unknown cluster, unreachable endpoint, refused credentials) are raised here.
     """
     config = load_config(overrides or {})
-    target = resolve_target(opts, config)
-    client = make_client(target.url, config, opts)
+    target = resolve_target(opts, config, on_app_state)
+    client = make_client(target.url, config, opts, target)
     try:
         client.list_sessions(size=1)  # fails fast with a clear message: unreachable, 401/403, not Livy
-    except LivyError:
+    except LivyError as exc:
         client.close()
+        if target.serverless is not None and target.serverless.livy_enabled is None:
+            raise LivyError(
+                f"{exc} (GetApplication did not say whether application {target.serverless.app_id} has its Livy "
+                "endpoint enabled: if it does not, stop it and run 'aws emr-serverless update-application "
+                f"--application-id {target.serverless.app_id} --interactive-configuration livyEndpointEnabled=true')"
+            ) from None
         raise
     # One session per notebook unless --name shares one deliberately.
     name = opts.name or default_session_name(config.get("session_name"))
     heartbeat = opts.heartbeat_timeout or int(config.get("heartbeat_timeout", 600))
-    session = LivySession.connect(
-        client, name, new=opts.new, heartbeat_timeout=heartbeat, **session_fields(opts, target)
-    )
+    try:
+        session = LivySession.connect(
+            client, name, new=opts.new, heartbeat_timeout=heartbeat, **session_fields(opts, target)
+        )
+    except LivyError as exc:
+        if target.serverless is None or not ("PassRole" in str(exc) or getattr(exc, "status", None) in (401, 403)):
+            raise
+        raise LivyError(
+            f"{exc} Creating an EMR Serverless session passes the execution role {target.execution_role}: the "
+            "notebook's role needs iam:PassRole on it (condition iam:PassedToService "
+            "emr-serverless.amazonaws.com) and the role must trust emr-serverless.amazonaws.com "
+            "(hail-emr-lab lifecycle iam-policy --serverless-app ... --execution-role ... writes the policy)."
+        ) from None
     if config.get("livy_retry_timeout") is not None:
         session.retry_timeout = config.get("livy_retry_timeout")
     ctx = HailContext(config=config, client=client, session=session, endpoint=target.url, target=target.how)

@@ -47,9 +47,11 @@ HELP = """\
 %load_ext hail_emr_lab, then:
 
   %hail connect [--url URL | --cluster-id j-... | --cluster-name NAME | --local] [--name NAME] [--new]
-                [--auth none|basic|kerberos --user U --password-prompt] [--conf key=value ...]
+                [--auth none|basic|kerberos|sigv4 --user U --password-prompt] [--conf key=value ...]
                 [--driver-memory 4g --executor-memory 8g --executor-cores 4 --num-executors 10]
                 [--no-hail] [--no-plots] [--plots-url URL] [--heartbeat-timeout S]
+  %hail connect --serverless-app APP_ID --execution-role ROLE_ARN [--region R]    EMR Serverless (Livy
+                endpoint, SigV4-signed with this notebook's AWS credentials; starts a stopped application)
   %%hail [-o NAME ...] [-n MAXROWS] [--timeout S] [-q] [--no-plots]   run the cell on the cluster
   %%hail sql [-o NAME] [-n MAXROWS] [-q]                               run Spark SQL
   %hail push LOCALVAR [--as NAME] [--pandas]                           send a local value to the session
@@ -59,7 +61,7 @@ HELP = """\
   %hail ssm --command CMD [--node master|core|task|i-...] [--cluster-id j-...]
                                            run a shell command on a cluster node through AWS Systems Manager
 
-Without a target, connect uses HAIL_EMR_LAB_LIVY_URL / HAIL_EMR_LAB_CLUSTER_ID,
+Without a target, connect uses HAIL_EMR_LAB_LIVY_URL / HAIL_EMR_LAB_CLUSTER_ID / HAIL_EMR_LAB_SERVERLESS_APP,
 ~/.hail-emr-lab/config.json, ~/.sparkmagic/config.json, else the embedded local server.
 Basic-auth password: --password-prompt asks for it, --password-file PATH or --password-env VAR
 read it, or set HAIL_EMR_LAB_PASSWORD (or password_file in the config). --password P works but
@@ -131,8 +133,11 @@ def _identifier(text: str) -> str:
 @magic_arguments.argument("--cluster-id", help="EMR cluster id (j-...): find its Livy endpoint")
 @magic_arguments.argument("--cluster-name", help="EMR cluster name: find its Livy endpoint")
 @magic_arguments.argument("--local", action="store_true", help="start (or reuse) the embedded local server")
-@magic_arguments.argument("--region", help="AWS region for --cluster-id/--cluster-name")
-@magic_arguments.argument("--auth", choices=["none", "basic", "kerberos"], help="Livy authentication")
+@magic_arguments.argument("--serverless-app", help="EMR Serverless application id: use its Livy endpoint")
+@magic_arguments.argument("--execution-role", help="IAM role ARN the EMR Serverless session runs as")
+@magic_arguments.argument("--region", help="AWS region for --cluster-id/--cluster-name/--serverless-app/sigv4")
+@magic_arguments.argument("--auth", choices=["none", "basic", "kerberos", "sigv4"], help="Livy authentication")
+@magic_arguments.argument("--sigv4-service", help="SigV4 signing name for --auth sigv4 (default emr-serverless)")
 @magic_arguments.argument("--user", dest="username", help="user name for basic auth")
 @magic_arguments.argument("--password", help="password for basic auth (stays in the notebook: prefer the next three)")
 @magic_arguments.argument("--password-prompt", action="store_true", help="ask for the basic-auth password (not stored)")
@@ -481,7 +486,8 @@ class HailMagics(Magics):
             executor_cores=args.executor_cores, num_executors=args.num_executors, new=args.new,
             hail=not args.no_hail, hail_jar=args.hail_jar, plots=not args.no_plots, plots_url=args.plots_url,
             plots_dir=args.plots_dir, heartbeat_timeout=args.heartbeat_timeout, region=args.region,
-            probe_timeout=args.probe_timeout,
+            probe_timeout=args.probe_timeout, serverless_app=args.serverless_app,
+            execution_role=args.execution_role, sigv4_service=args.sigv4_service,
         )
         old = current()
         if old.session is not None:
@@ -500,7 +506,11 @@ class HailMagics(Magics):
                 text += "\nThe next %%hail cell shows the error; %hail logs shows the session log."
             handle.update({"text/plain": text}, raw=True)
 
-        ctx = conn.connect(opts, on_change=show)
+        def show_app(state: str, elapsed: float) -> None:  # an EMR Serverless application starting
+            app = opts.serverless_app or "(from the configuration)"
+            handle.update({"text/plain": f"hail: EMR Serverless application {app}: {state} ({elapsed:.0f} s)"}, raw=True)
+
+        ctx = conn.connect(opts, on_change=show, on_app_state=show_app)
         show(ctx.extras["startup"])
         if args.wait:
             self._wait_ready(ctx)

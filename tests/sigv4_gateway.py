@@ -69,6 +69,8 @@ class SigV4Gateway:
         self.service = service
         self.upstream_token = upstream_token
         self.log: list[tuple[str, str, Optional[str], str]] = []
+        #: JSON bodies of the accepted POST /sessions requests (what a session was created with).
+        self.created: list[dict] = []
         self._lock = threading.Lock()
         gateway = self
 
@@ -98,9 +100,16 @@ class SigV4Gateway:
 
     def rotate(self, old_key: str, new_key: str, secret: str, token: Optional[str] = None) -> None:
         """Accept ``new_key`` from now on and revoke ``old_key`` (as an expired role session is)."""
+        self.allow(new_key, secret, token)
+        self.revoke(old_key)
+
+    def allow(self, key: str, secret: str, token: Optional[str] = None) -> None:
         with self._lock:
-            self.credentials.pop(old_key, None)
-            self.credentials[new_key] = (secret, token)
+            self.credentials[key] = (secret, token)
+
+    def revoke(self, key: str) -> None:
+        with self._lock:
+            self.credentials.pop(key, None)
 
     # ------------------------------------------------------------------ verification
 
@@ -176,6 +185,8 @@ class SigV4Gateway:
                          {"x-amzn-ErrorType": f"{exc.kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})
             return
         self.log.append((h.command, h.path, key, "ok"))
+        if h.command == "POST" and h.path.rstrip("/") == "/sessions":
+            self.created.append(json.loads(body or b"{}"))
         fwd = {k: headers[k] for k in _RELAYED if k in headers}
         if self.upstream_token:
             fwd["Authorization"] = f"Bearer {self.upstream_token}"

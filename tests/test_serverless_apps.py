@@ -103,3 +103,65 @@ def test_list_livy_applications(aws_env):
     rows = serverless.list_livy_applications()
     assert [r["application_id"] for r in rows] == [good]
     assert rows[0]["livy_url"].startswith(f"https://{good}.livy.emr-serverless-services.us-east-1")
+
+
+# ---------------------------------------------------------------- %hail connect's resolution
+
+ROLE = "arn:aws:iam::123456789012:role/HailServerless"
+
+
+def test_connect_needs_a_valid_execution_role_and_one_target(aws_env):
+    from hail_emr_lab.config import load_config
+    from hail_emr_lab.connect import ConnectOptions, resolve_target
+    from hail_emr_lab.errors import ConfigError, HailEmrLabError
+
+    _, app_id = _create()
+    with pytest.raises(ConfigError, match="needs an execution role: pass --execution-role"):
+        resolve_target(ConnectOptions(serverless_app=app_id), load_config())
+    with pytest.raises(ConfigError, match="'HailServerless' is not an IAM role ARN"):
+        resolve_target(ConnectOptions(serverless_app=app_id, execution_role="HailServerless"), load_config())
+    with pytest.raises(HailEmrLabError, match="got --serverless-app and --cluster-id: give only one target"):
+        resolve_target(ConnectOptions(serverless_app=app_id, execution_role=ROLE, cluster_id="j-1"), load_config())
+
+
+def test_configured_application_is_the_target_with_its_provenance(aws_env, monkeypatch):
+    from hail_emr_lab.config import load_config
+    from hail_emr_lab.connect import ConnectOptions, make_client, resolve_target, session_fields
+    from hail_emr_lab.livy.sigv4 import SigV4Auth
+
+    _, app_id = _create()
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", app_id)
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_EXECUTION_ROLE", ROLE)
+    config = load_config()
+    assert config.source("serverless_app") == "environment" and config.as_dict()["serverless_app"]["value"] == app_id
+    target = resolve_target(ConnectOptions(), config)
+    assert target.url == f"https://{app_id}.livy.emr-serverless-services.us-east-1.amazonaws.com"
+    assert target.how == f"EMR Serverless application {app_id} (hail) from environment"
+    with make_client(target.url, config, ConnectOptions(), target) as client:
+        assert isinstance(client.http.auth, SigV4Auth)
+        assert (client.http.auth.service, client.http.auth.region) == ("emr-serverless", "us-east-1")
+    opts = ConnectOptions(driver_memory="4g", driver_cores=2, executor_memory="8g", executor_cores=4, num_executors=3,
+                          conf={"spark.x": "1", "emr-serverless.session.executionRoleArn": "arn:other"})
+    fields = session_fields(opts, target)
+    assert fields == {"conf": {
+        "emr-serverless.session.executionRoleArn": ROLE, "spark.driver.memory": "4g", "spark.driver.cores": "2",
+        "spark.executor.memory": "8g", "spark.executor.cores": "4", "spark.executor.instances": "3", "spark.x": "1"}}
+
+
+def test_endpoint_refusal_for_an_application_not_known_to_be_livy_enabled(aws_env, livy_server):
+    from sigv4_gateway import SigV4Gateway
+
+    from hail_emr_lab.connect import ConnectOptions, connect
+    from hail_emr_lab.livy.errors import LivyError
+
+    _, app_id = _create()  # moto does not return interactiveConfiguration: "not known", tried
+    gateway = SigV4Gateway(livy_server.url, {"AKIAOTHER": ("other", None)}, region="us-east-1").start()
+    try:
+        with pytest.raises(LivyError) as err:
+            connect(ConnectOptions(serverless_app=app_id, execution_role=ROLE, url=gateway.url))
+    finally:
+        gateway.stop()
+    text = str(err.value)
+    assert "HTTP 403" in text and "emr-serverless:AccessLivyEndpoints" in text
+    assert f"did not say whether application {app_id} has its Livy endpoint enabled" in text
+    assert "--interactive-configuration livyEndpointEnabled=true" in text
