@@ -94,6 +94,11 @@ class Config:
         """Where ``key``'s value came from (``"default"`` if nowhere)."""
         return self.sources.get(key, "default")
 
+    def __repr__(self) -> str:
+        # A notebook may show a Config (or a context holding one): never with its secrets.
+        shown = {k: v["value"] for k, v in self.as_dict(redact=True).items()}
+        return f"Config({shown!r})"
+
     def password(self) -> str | None:
         """The basic-auth password: ``password`` (argument, ``HAIL_EMR_LAB_PASSWORD``, files), else
         the first line of ``password_file``; None if neither is set (ConfigError if unreadable)."""

@@ -119,8 +119,10 @@ def test_client_errors_and_repr_never_show_the_password(serve, caplog):
 def test_config_shows_urls_without_password(monkeypatch):
     monkeypatch.setenv("HAIL_EMR_LAB_LIVY_URL", f"http://user:{SECRET}@10.0.0.5:8998")
     monkeypatch.setenv("HAIL_EMR_LAB_PLOTS_URL", f"http://user:{SECRET}@10.0.0.5/plots")
+    monkeypatch.setenv("HAIL_EMR_LAB_PASSWORD", SECRET)
     shown = json.dumps(load_config().as_dict())
     assert SECRET not in shown and "http://***@10.0.0.5:8998" in shown
+    assert SECRET not in repr(load_config()) and "http://***@10.0.0.5:8998" in repr(load_config())
 
 
 def test_password_sources(tmp_path, monkeypatch, capsys):
