@@ -203,6 +203,7 @@ class HailPanel:
         self.widget._view_count = 0
         self.refreshes = 0
         self._stop = threading.Event()
+        self._busy = threading.RLock()  # one refresh at a time, and none while closing
         self._thread: Optional[threading.Thread] = None
         if auto_refresh:
             self._thread = threading.Thread(target=self._loop, daemon=True, name="hail-panel-refresh")
@@ -236,6 +237,12 @@ class HailPanel:
 
     def refresh(self) -> None:
         """Fetch every section again."""
+        with self._busy:
+            if self._closed:
+                return
+            self._refresh()
+
+    def _refresh(self) -> None:
         self.refreshes += 1
         cfg, url = self._endpoint()
         self._guard("cluster", lambda: cluster_html(status.cluster_status(cfg, url)))
@@ -359,9 +366,18 @@ class HailPanel:
             except Exception as exc:  # keep the panel alive; show what went wrong
                 self.message.value = _error(f"refresh failed: {type(exc).__name__}: {exc}")
 
+    _closed = False
+
     def close(self) -> None:
         """Stop refreshing and close every widget of the panel."""
         self._stop.set()
+        with self._busy:
+            if self._closed:
+                return
+            self._closed = True
+            self._close_widgets()
+
+    def _close_widgets(self) -> None:
         for kept in (self._plot_button_of, self._delete_button_of):
             for button in kept.values():
                 _close_tree(button)
@@ -392,16 +408,19 @@ def kernel_connections() -> Optional[int]:
     import glob
     import json
     import re
+    import sys
 
     import requests
 
-    try:
-        from ipykernel.connect import get_connection_file
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        match = re.fullmatch(r"kernel-(.+)\.json", os.path.basename(get_connection_file()))
-    except (ImportError, RuntimeError, AttributeError):  # not an ipykernel kernel
+    # Only inside a running ipykernel: importing ipykernel elsewhere would swap the comm manager
+    # of the widgets already made, and IPKernelApp.instance() would make a kernel app.
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    if kernelapp is None or not kernelapp.IPKernelApp.initialized():
         return None
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    IPKernelApp = kernelapp.IPKernelApp
+    match = re.fullmatch(r"kernel-(.+)\.json", os.path.basename(IPKernelApp.instance().abs_connection_file))
     if not match:
         return None
     servers = [_SERVER["info"]] if _SERVER.get("info") else []
