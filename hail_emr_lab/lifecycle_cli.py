@@ -30,6 +30,8 @@ def _add_render_options(parser: argparse.ArgumentParser, bucket_required: bool) 
     parser.add_argument("--cluster-name", help="EMR cluster name (the active cluster with that name)")
     parser.add_argument("--livy-url", help="Livy URL, e.g. http://10.0.0.5:8998")
     parser.add_argument("--plots-dir", help="plot directory on the cluster (default /plots)")
+    parser.add_argument("--serverless-app", help="EMR Serverless application id for %%hail connect (with --execution-role)")
+    parser.add_argument("--execution-role", help="IAM role ARN the EMR Serverless sessions run as")
     parser.add_argument(
         "--package-source",
         default="s3",
@@ -78,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     policy.add_argument("--kms-key-arn", help="KMS key of the bucket's default encryption, if any")
     policy.add_argument("--ssm", action="store_true", help="add what `hail-emr-lab ssm` needs (a shell on EMR nodes only)")
     policy.add_argument("--cluster-id", help="with --ssm: only the nodes of this cluster (default: any EMR cluster's)")
+    policy.add_argument("--serverless-app", help="add Livy access to this EMR Serverless application (with --execution-role)")
+    policy.add_argument("--execution-role", help="with --serverless-app: the role its sessions run as (iam:PassRole on it)")
 
     steps = sub.add_parser("emr-steps", help="print the EMR plot-directory step and the Livy settings")
     steps.add_argument("--bucket", help="use s3://BUCKET/scripts/emr/create-plots-dir.sh (else an inline command)")
@@ -108,6 +112,8 @@ def _params(args: argparse.Namespace):
             "wheel": args.wheel,
             "read_tags": args.read_tags,
             "ssm": args.ssm,
+            "serverless_app": args.serverless_app,
+            "serverless_execution_role": args.execution_role,
         }
     )
 
@@ -173,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         if args.cluster_id and not args.ssm:
             raise HailEmrLabError("--cluster-id only limits the --ssm statements: add --ssm")
         policy = lifecycle.iam_policy(
-            args.bucket, args.user, args.instance_name, args.kms_key_arn, ssm=args.ssm, cluster_id=args.cluster_id
+            args.bucket, args.user, args.instance_name, args.kms_key_arn, ssm=args.ssm, cluster_id=args.cluster_id,
+            serverless_app=args.serverless_app, execution_role=args.execution_role,
         )
         print(json.dumps(policy, indent=2))
         from .lifecycle.iam import abort_rule_advice

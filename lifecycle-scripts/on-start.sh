@@ -22,6 +22,8 @@ REGION=''          #@region
 CLUSTER_ID=''      #@cluster_id
 CLUSTER_NAME=''    #@cluster_name
 LIVY_URL=''        #@livy_url
+SERVERLESS_APP=''  #@serverless_app
+SERVERLESS_ROLE='' #@serverless_execution_role
 PLOTS_DIR=''       #@plots_dir
 PACKAGE_SOURCE='s3'  #@package_source
 WHEEL=''           #@wheel
@@ -152,7 +154,7 @@ put_user_file() {
 write_config() {
   put_user_file "$EC2_HOME/.hail-emr-lab/config.json" "$(json bucket "$BUCKET" prefix "$PREFIX" \
     region "$REGION" cluster_id "$CLUSTER_ID" cluster_name "$CLUSTER_NAME" livy_url "$LIVY_URL" \
-    plots_dir "$PLOTS_DIR")"
+    plots_dir "$PLOTS_DIR" serverless_app "$SERVERLESS_APP" serverless_execution_role "$SERVERLESS_ROLE")"
 }
 
 write_sparkmagic() { put_user_file "$EC2_HOME/.sparkmagic/config.json" "$(sparkmagic_json "$1")"; }

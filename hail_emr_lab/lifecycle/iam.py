@@ -75,6 +75,8 @@ def iam_policy(
     kms_key_arn: str | None = None,
     ssm: bool = False,
     cluster_id: str | None = None,
+    serverless_app: str | None = None,
+    execution_role: str | None = None,
 ) -> dict[str, Any]:
     """The policy document for ``user`` (whose S3 prefix is ``<user>/``) in ``bucket``.
 
@@ -135,6 +137,8 @@ def iam_policy(
         )
     if ssm:
         statements += ssm_statements(cluster_id)
+    if serverless_app or execution_role:
+        statements += serverless_statements(serverless_app, execution_role)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -185,5 +189,52 @@ def ssm_statements(cluster_id: str | None = None) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": ["ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"],
             "Resource": "*",
+        },
+    ]
+
+
+def serverless_statements(app_id: str | None, execution_role: str | None) -> list[dict[str, Any]]:
+    """What ``%hail connect --serverless-app`` needs on one EMR Serverless application.
+
+    From the EMR Serverless user guide ("Run interactive workloads ... through an Apache Livy
+    endpoint", required permissions): ``emr-serverless:AccessLivyEndpoints`` and
+    ``GetDashboardForJobRun`` on the application, ``iam:PassRole`` on the execution role only
+    when passed to ``emr-serverless.amazonaws.com`` (``iam:PassedToService``). Plus GetApplication
+    / StartApplication on it (the lookup and start) and ListApplications (``hail-emr-lab
+    clusters``; no resource scoping in the Service Authorization Reference). Raises
+    LifecycleError when either is missing or malformed.
+    """
+    import re
+
+    from .params import LifecycleError
+
+    if not app_id or not re.fullmatch(r"[0-9a-z]{1,64}", app_id):
+        raise LifecycleError(f"--serverless-app needs an EMR Serverless application id (e.g. 00fabcdexample), got {app_id!r}")
+    m = re.fullmatch(r"arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]+", execution_role or "")
+    if not m:
+        raise LifecycleError(
+            f"--execution-role needs an IAM role ARN (arn:aws:iam::123456789012:role/NAME), got {execution_role!r}"
+        )
+    app_arn = f"arn:{m[1]}:emr-serverless:*:*:/applications/{app_id}"
+    return [
+        {
+            "Sid": "EmrServerlessLivyOnOneApplication",
+            "Effect": "Allow",
+            "Action": [
+                "emr-serverless:AccessLivyEndpoints",
+                "emr-serverless:GetDashboardForJobRun",
+                "emr-serverless:GetApplication",
+                "emr-serverless:StartApplication",
+            ],
+            "Resource": [app_arn, f"{app_arn}/*"],
+        },
+        {"Sid": "EmrServerlessListApplications", "Effect": "Allow", "Action": "emr-serverless:ListApplications",
+         "Resource": "*"},
+        {
+            "Sid": "PassExecutionRoleToEmrServerlessOnly",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": execution_role,
+            "Condition": {"StringLike": {"iam:PassedToService": "emr-serverless.amazonaws.com"}},
         },
     ]

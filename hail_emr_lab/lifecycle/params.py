@@ -149,6 +149,8 @@ class LifecycleParams:
     wheel: str = ""
     read_tags: bool = True
     ssm: bool = False  # install the Session Manager plugin (for `hail-emr-lab ssm`)
+    serverless_app: str = ""  # EMR Serverless application id for %hail connect
+    serverless_execution_role: str = ""  # IAM role ARN its sessions run as
 
     def validate(self, require_bucket: bool = True) -> LifecycleParams:
         """Check every field; raise LifecycleError naming the first bad one."""
@@ -172,6 +174,10 @@ class LifecycleParams:
             check_livy_url(self.livy_url)
         if self.plots_dir:
             check_plots_dir(self.plots_dir)
+        if self.serverless_app or self.serverless_execution_role:
+            from .iam import serverless_statements  # the same checks as the policy's
+
+            serverless_statements(self.serverless_app, self.serverless_execution_role)
         if self.package_source not in ("s3", "pypi"):
             raise LifecycleError(
                 f"package source must be s3 (a wheel from s3://BUCKET/packages/, works without internet) "
