@@ -772,14 +772,17 @@ class HailMagics(Magics):
     def _cmd_clusters(self, rest: str) -> None:
         args = _parse(_clusters_parser, rest)
         from .emr import list_clusters
+        from .emr_cli import format_serverless_table, serverless_rows
 
         rows = list_clusters(region=args.region, probe_timeout=args.timeout)
+        apps, note = serverless_rows(args.region)
         if not rows:
             _print("No active EMR clusters in this region.")
-            return
         for r in rows:
             r["answers"] = "yes" if r.get("reachable") else f"no ({r.get('problem') or '?'})"
-        _table(rows, ["cluster_id", "name", "state", "livy_url", "answers"])
+        if rows:
+            _table(rows, ["cluster_id", "name", "state", "livy_url", "answers"])
+        _print(format_serverless_table(apps, note))
 
     def _cmd_ssm(self, rest: str) -> None:
         # Shell quoting, so that --command 'df -h /mnt' reaches the node without its quotes.

@@ -63,6 +63,7 @@ def test_blocks_are_found_and_aws_ones_are_marked():
     for block in runnable:
         # An EMR-only target in a block that runs on the embedded default can only fail there.
         assert not re.search(r"--cluster-(id|name)\b", block), f"needs AWS but is not marked:\n{block}"
+        assert "--serverless-app" not in block, f"needs AWS but is not marked:\n{block}"
 
 
 def test_readme_python_blocks_run_in_a_kernel(livy_server, tmp_path):

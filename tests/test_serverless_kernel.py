@@ -90,6 +90,18 @@ def connected(kernel, gateway, app_id, moto_server):
     return kernel
 
 
+def test_help_config_and_clusters_show_serverless(kernel, app_id):
+    res = kernel.run("%hail help")
+    assert "--serverless-app APP_ID --execution-role ROLE_ARN" in res.stdout
+    res = kernel.run(f"import os; os.environ['HAIL_EMR_LAB_SERVERLESS_APP'] = '{app_id}'\n%hail config")
+    assert res.status == "ok", res.text
+    assert any(app_id in line and "environment" in line and "serverless_app" in line for line in res.text.splitlines())
+    kernel.run("del os.environ['HAIL_EMR_LAB_SERVERLESS_APP']")
+    res = kernel.run("%hail clusters --timeout 0.3")
+    assert res.status == "ok", res.text
+    assert "EMR Serverless applications with a Livy endpoint" in res.text and app_id in res.text
+
+
 def test_session_created_with_the_execution_role(connected, gateway):
     body = gateway.created[-1]
     assert body["conf"]["emr-serverless.session.executionRoleArn"] == ROLE
