@@ -82,8 +82,9 @@ class StatementProgress:
             return None  # the Spark UI is not reachable from here: no job line, the cell goes on
         return spark_line(jobs_for_statement(self.statement_id, jobs, stages))
 
-    def finish(self, outcome: str) -> None:
-        """Leave the record: ``outcome`` is ``ok``, ``error``, ``cancelled`` or ``interrupted``."""
+    def finish(self, outcome: str, quiet: bool = False) -> None:
+        """Leave the record: ``outcome`` is ``ok``, ``error``, ``cancelled`` or ``interrupted``;
+        ``quiet`` (``%%hail -q``) clears the line of a statement that finished well instead."""
         what = f"statement {self.statement_id}" if self.statement_id is not None else "the statement"
         took = format_elapsed(self.bar.elapsed, tenths=True)
         words = {
@@ -93,6 +94,6 @@ class StatementProgress:
             "interrupted": f"{what} was interrupted after {took}",
         }
         state = "ok" if outcome == "ok" else ("error" if outcome == "error" else "cancelled")
-        self.bar.finish(words.get(outcome, f"{what}: {outcome} after {took}"), state)
+        self.bar.finish(words.get(outcome, f"{what}: {outcome} after {took}"), state, keep=not (quiet and outcome == "ok"))
         if self._http is not None:
             self._http.close()

@@ -521,7 +521,7 @@ class HailMagics(Magics):
         args = _parse(_cell_parser, line)
         ctx = self._ctx(auto_connect=True)
         self._wait_ready(ctx)
-        output = self._run_code(ctx, cell, args.timeout, "the cell")
+        output = self._run_code(ctx, cell, args.timeout, "the cell", quiet=args.quiet)
         if not output.ok:
             if ctx.plots is not None and not args.no_plots:
                 self._after_cell(ctx, pull=True)  # plots made before the error still show
@@ -533,7 +533,8 @@ class HailMagics(Magics):
         if ctx.plots is not None:
             self._after_cell(ctx, pull=not args.no_plots)
 
-    def _run_code(self, ctx: HailContext, code: str, timeout: Optional[float], what: str, kind: Optional[str] = None):
+    def _run_code(self, ctx: HailContext, code: str, timeout: Optional[float], what: str, kind: Optional[str] = None,
+                  quiet: bool = False):
         watch = StatementProgress(ctx.session)  # state and elapsed from the first second
         outcome = "error"
 
@@ -561,7 +562,7 @@ class HailMagics(Magics):
             outcome = "cancelled"
             raise HailMagicError(f"{what.capitalize()} was cancelled on the cluster ({exc}).") from None
         finally:
-            watch.finish(outcome)  # a plain record of how it ended, no live widget left behind
+            watch.finish(outcome, quiet)  # a plain record of how it ended, no live widget left behind
 
     def _after_cell(self, ctx: HailContext, pull: bool) -> None:
         try:

@@ -130,6 +130,13 @@ def test_fast_cell_and_push_leave_no_progress_or_widget(kernel):
     assert all(not d.get("text/plain") for d in res.final().values())  # the push line is cleared
 
 
+def test_quiet_cell_leaves_no_record(kernel):
+    res = run_timed(kernel, "%%hail -q\nimport time\ntime.sleep(2)\nprint('hidden')")
+    assert res.status == "ok" and "hidden" not in res.stdout
+    assert any("statement" in d.get("text/plain", "") for _, _, d, _ in res.shown)  # shown while running
+    assert all(not d.get("text/plain") for d in res.final().values()), res.final()
+
+
 def test_failed_statement_leaves_a_failed_record(kernel):
     res = run_timed(kernel, "%%hail\nimport time\ntime.sleep(1.5)\nraise ValueError('boom')")
     assert res.status == "error"
