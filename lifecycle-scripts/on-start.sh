@@ -224,6 +224,46 @@ enable_ext() {
   "$CONDA_ENV/bin/jupyter" labextension enable hail-emr-lab
 }
 
+# What the Quick Start set on the notebook side, as it applies to JupyterLab 4 / Notebook 7:
+# - The IOPub data rate: Jupyter drops output above 1 MB/s averaged over 3 s ("IOPub data rate
+#   exceeded"), and one pulled plot or table of a few MB is a single message. On jupyter_server 2
+#   the setting is ZMQChannelsWebsocketConnection.iopub_data_rate_limit (ServerApp's is only a
+#   deprecated alias; config.d files carry extension switches only, so it goes into
+#   jupyter_server_config.json, merged, never clobbered). NotebookApp's is set only where the classic
+#   notebook server (notebook < 7, JupyterLab 1-3 instances) still runs.
+# - The ipywidgets lab extension needs no step: ipywidgets 8 (a dependency of hail-emr-lab) ships it
+#   prebuilt (jupyterlab_widgets); `jupyter labextension install` would need node and internet.
+jupyter_settings() {
+  "$CONDA_ENV/bin/python" - "$CONDA_ENV/etc/jupyter" "$LOG_DIR/.restart" <<'PY'
+import json, os, sys
+from importlib import metadata
+conf_dir, restart = sys.argv[1], sys.argv[2]
+try:
+    classic = int(metadata.version("notebook").split(".")[0]) < 7
+except (metadata.PackageNotFoundError, ValueError):
+    classic = False
+targets = [("jupyter_server_config.json", "ZMQChannelsWebsocketConnection")]
+if classic:
+    targets.append(("jupyter_notebook_config.json", "NotebookApp"))
+for name, section in targets:
+    path = os.path.join(conf_dir, name)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        data = {}
+    if data.get(section, {}).get("iopub_data_rate_limit") == 1e10:
+        continue
+    data.setdefault(section, {})["iopub_data_rate_limit"] = 1e10
+    os.makedirs(conf_dir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + ".tmp", path)
+    print(f"set {section}.iopub_data_rate_limit = 1e10 in {path}")
+    open(restart, "w").close()
+PY
+}
+
 restart_jupyter() {
   # Amazon Linux 1 (VERSION_ID="2018.03") uses upstart; Amazon Linux 2 uses systemd.
   if grep -Eqs 'amazon-linux-ami|VERSION_ID="?20[0-9]{2}\.[0-9]' "$OS_RELEASE"; then
@@ -263,13 +303,14 @@ install_cron() { as_user "$HEL" sync install-cron $(sync_args); }
 
 bg_main() {
   log "background work started"
-  rm -f "$LOG_DIR/.installed"
+  rm -f "$LOG_DIR/.installed" "$LOG_DIR/.restart"
   step "install hail-emr-lab ($PACKAGE_SOURCE)" install_pkg
   step "enable the Jupyter extensions" enable_ext
   #@if ssm=1
   step "install the Session Manager plugin" install_ssm_plugin
   #@endif
-  if [ -e "$LOG_DIR/.installed" ]; then step "restart Jupyter" restart_jupyter; fi
+  step "Jupyter settings (IOPub data rate)" jupyter_settings
+  if [ -e "$LOG_DIR/.installed" ] || [ -e "$LOG_DIR/.restart" ]; then step "restart Jupyter" restart_jupyter; fi
   if [ -z "$LIVY_URL" ] && [ -n "$CLUSTER_ID$CLUSTER_NAME" ]; then step "sparkmagic config" discover_livy; fi
   if [ -n "$BUCKET" ] && [ -n "$PREFIX" ]; then
     if [ ! -e "$STATE_DIR/restored" ]; then step "restore home from s3://$BUCKET/$PREFIX/" restore_home; fi

@@ -82,6 +82,7 @@ if [ "$1" = install ]; then
 fi
 """,
     "jupyter": 'echo "jupyter $*" >>"$HEL_RECORD"\n',
+    "python": f'exec {shlex.quote(str(VENV_BIN / "python"))} "$@"\n',
 }
 
 
@@ -340,10 +341,15 @@ def test_a_failing_step_never_fails_the_start(tmp_path, aws_env):
     log = box.log()
     assert "no hail_emr_lab wheel in s3://hel-bucket/packages/" in log
     assert "FAILED" in log and "background work done" in log
-    # The config is still written, and no restart without an install.
+    # The config is still written; without an install, Jupyter restarts only for the settings it
+    # had not read yet (the raised IOPub data rate), and on the next start not at all.
     config = json.loads((box.home / ".hail-emr-lab/config.json").read_text())
     assert config["cluster_id"] == "j-NOSUCHCLUSTER"
-    assert not any(r.startswith("systemctl") for r in box.records())
+    assert "iopub_data_rate_limit = 1e10" in log
+    seen = len(box.records())
+    box.run(scripts / "on-start.sh")
+    box.wait_background()
+    assert not any(r.startswith("systemctl") for r in box.records()[seen:])
     assert not (box.nb_home / ".hail-emr-lab-lifecycle/restored").exists()
 
 
@@ -395,3 +401,48 @@ def test_ssm_plugin_source_by_package_source(tmp_path):
     text = (online / "on-start.sh").read_text()
     assert "https://s3.amazonaws.com/session-manager-downloads/plugin/latest/$arch/session-manager-plugin.rpm" in text
     assert "s3://$BUCKET/packages/session-manager-plugin.rpm" not in text
+
+
+def _iopub_limit(config_dir: Path) -> float:
+    """What the real jupyter_server reads from ``config_dir`` for the IOPub data rate (bytes/s)."""
+    code = (
+        "from jupyter_server.serverapp import ServerApp\n"
+        "from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection as Z\n"
+        "app = ServerApp(); app.load_config_file()\n"
+        "print(Z(config=app.config).iopub_data_rate_limit)\n"
+    )
+    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(config_dir), "JUPYTER_CONFIG_DIR": str(config_dir / "user")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def test_iopub_data_rate_is_raised_for_jupyter_server_2(tmp_path, aws_env):
+    """The Quick Start's iopub_data_rate_limit, set where JupyterLab 4's jupyter_server reads it,
+    merged into an existing config, once; Jupyter restarts only when it changed."""
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    arn = _notebook_instance("erin", {})
+    scripts = _render(tmp_path, livy_url="http://10.1.2.3:8998")
+    box = Instance(tmp_path, aws_env, arn, "erin", AL2)
+    conf_dir = box.conda_bin.parent / "etc/jupyter"
+    conf_dir.mkdir(parents=True)
+    assert _iopub_limit(conf_dir) == 1e6, "jupyter_server's default (1 MB/s) is what the Quick Start raised"
+    (conf_dir / "jupyter_server_config.json").write_text(json.dumps({"ServerApp": {"shutdown_no_activity_timeout": 7}}))
+
+    started, _ = box.run(scripts / "on-start.sh")
+    assert started.returncode == 0, started.stderr
+    status = box.wait_background()  # no wheel in the bucket: the install fails, the settings do not
+    assert "[Jupyter settings" not in status, box.log()
+    data = json.loads((conf_dir / "jupyter_server_config.json").read_text())
+    assert data == {
+        "ServerApp": {"shutdown_no_activity_timeout": 7},
+        "ZMQChannelsWebsocketConnection": {"iopub_data_rate_limit": 1e10},
+    }
+    assert _iopub_limit(conf_dir) == 1e10
+    # The venv's notebook is 7 (on jupyter_server): no classic notebook config is written.
+    assert not (conf_dir / "jupyter_notebook_config.json").exists()
+    assert "systemctl --no-block restart jupyter-server.service" in box.records()
+
+    seen = len(box.records())
+    started, _ = box.run(scripts / "on-start.sh")
+    box.wait_background()
+    assert not any(r.startswith("systemctl") for r in box.records()[seen:]), "nothing changed: no restart"
