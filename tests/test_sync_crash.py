@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def _spawn(home: Path, action: str, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "hail_emr_lab", "sync", action, "--quiet", "--home", str(home),
            "--bucket", BUCKET, "--prefix", PREFIX, "--wait", "30", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _kill_during(proc: subprocess.Popen, started, rng: random.Random, max_delay: float) -> None:
+    """``kill -9`` ``proc`` a random moment (up to ``max_delay`` s) after ``started()`` holds."""
+    deadline = time.monotonic() + 60
+    while not started() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(rng.uniform(0, max_delay))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def _incomplete_uploads(client) -> list[str]:
@@ -176,10 +187,9 @@ def test_kill9_restore_at_random_with_remote_changes_converges(s3, tmp_path):
     keys = sorted(remote_objects(s3.client))
     for _ in range(8):
         s3.proxy.delay = 0.01  # ~10 ms a file, one at a time: kills land while files are placed
+        s3.proxy.reset()
         proc = _spawn(dest, "restore", "--concurrency", "1")
-        time.sleep(rng.uniform(0.3, 2.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        _kill_during(proc, lambda: any(m == "GET" and "?" not in p for m, p in list(s3.proxy.requests)), rng, 0.5)
         s3.proxy.delay = 0.0
         for key in rng.sample(keys, 20):  # the other machine keeps working
             s3.client.put_object(Bucket=BUCKET, Key=key, Body=rng.randbytes(rng.randint(0, 30_000)))
@@ -205,25 +215,21 @@ def test_backup_killed_after_s3_completed_an_upload(s3, tmp_path):
     (home / "half.bin").write_bytes(rng.randbytes(48 * 1024 * 1024))
     s3.proxy.reset()
     victim: list[subprocess.Popen] = []
-    seen: set[str] = set()
+    killed = threading.Event()
 
-    def kill_when_done_completed_and_half_started(method: str, path: str, status: int) -> None:
-        if method == "POST" and path.startswith(f"/{BUCKET}/{PREFIX}/done.bin?uploadId=") and status == 200:
-            seen.add("done completed")
-        if method == "PUT" and path.startswith(f"/{BUCKET}/{PREFIX}/half.bin?") and status == 200:
-            seen.add("half has a part")
-        if len(seen) == 2:
-            victim[0].send_signal(signal.SIGKILL)
+    def kill_when_done_completes(method: str, path: str, status: int) -> None:
+        if method == "PUT" and path.startswith(f"/{BUCKET}/{PREFIX}/half.bin?"):
+            killed.wait(60)  # half.bin's parts reach moto, their answers wait: half-way for sure
+        elif method == "POST" and path.startswith(f"/{BUCKET}/{PREFIX}/done.bin?uploadId=") and status == 200:
+            victim[0].send_signal(signal.SIGKILL)  # S3 completed it; the process never hears so
+            killed.set()
 
-    s3.proxy.on_answer = kill_when_done_completed_and_half_started
-    victim.append(_spawn(home, "backup", "--concurrency", "4"))
+    s3.proxy.on_answer = kill_when_done_completes
+    victim.append(_spawn(home, "backup", "--concurrency", "10"))  # room for every part at once
     assert victim[0].wait(120) == -signal.SIGKILL
     s3.proxy.on_answer = None
     assert s3.client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/done.bin")["Body"].read() == (home / "done.bin").read_bytes()
-    deadline = time.monotonic() + 10  # the killed process's last requests may still be in moto
-    while f"{PREFIX}/half.bin" not in _incomplete_uploads(s3.client) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert f"{PREFIX}/half.bin" in _incomplete_uploads(s3.client), "half.bin was not half-way at the kill"
+    assert f"{PREFIX}/half.bin" in _incomplete_uploads(s3.client)
 
     s3.proxy.reset()
     done = cli(home, "backup")
@@ -247,10 +253,9 @@ def test_kill9_backup_of_large_files_leaves_no_multipart_upload(s3, tmp_path):
     for _ in range(8):
         for name in ("a.bin", "b.bin"):
             (home / name).write_bytes(rng.randbytes(rng.choice((9, 17, 25)) * 1024 * 1024))
+        s3.proxy.reset()
         proc = _spawn(home, "backup", "--concurrency", "2")
-        time.sleep(rng.uniform(0.1, 1.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        _kill_during(proc, lambda: any("partNumber" in p for _, p in list(s3.proxy.requests)), rng, 0.3)
     final = cli(home, "backup")
     assert final.returncode == 0, final.stderr
     assert _incomplete_uploads(s3.client) == []
