@@ -387,3 +387,27 @@ def test_offset_session_time_zones_at_every_depth(spark, zone):
             assert got == [want] * 4, (use_arrow, got, want)
     finally:
         spark.conf.set("spark.sql.session.timeZone", TZ)
+
+
+@pytest.mark.slow
+def test_push_timestamps_follow_the_session_time_zone(spark):
+    """Naive = wall-clock time in the session zone (as pulls and createDataFrame(pandas)); aware = the instant."""
+    src = pd.DataFrame({
+        "naive": pd.to_datetime(["2020-06-01 12:00:00.000001", None, "1950-01-01 00:00:00.000000"]),
+        "aware": pd.to_datetime(["2020-06-01 16:00", "2021-01-01 00:00", None]).tz_localize("UTC"),
+        "obj": [datetime.datetime(2020, 6, 1, 12), None, datetime.datetime(2020, 11, 1, 1, 30)],
+    })
+    from pyspark.sql import functions as F
+
+    kind, text = transfer.encode_for_push(src)
+    ns = {"spark": spark}
+    rpush.push_part("tz1", text)
+    rpush.push_finish(ns, "tz1", "sdf", kind)
+    fmt = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+    shown = [list(r) for r in ns["sdf"].select(*[F.date_format(c, fmt) for c in ("naive", "aware", "obj")]).collect()]
+    assert shown == [["2020-06-01 12:00:00.000001", "2020-06-01 12:00:00.000000", "2020-06-01 12:00:00.000000"],
+                     [None, "2020-12-31 19:00:00.000000", None],
+                     ["1950-01-01 00:00:00.000000", None, "2020-11-01 01:30:00.000000"]]
+    back, *_ = _pull_local(ns["sdf"], False)
+    assert back["naive"].tolist()[0] == pd.Timestamp("2020-06-01 12:00:00.000001")
+

@@ -203,3 +203,29 @@ def test_timestamps_follow_the_session_time_zone_at_every_depth(connected, trans
     finally:
         connected.run("%%hail\nspark.conf.unset('spark.sql.session.timeZone')\n"
                       "spark.conf.unset('spark.sql.execution.arrow.pyspark.enabled')")
+
+
+def test_pushed_timestamps_follow_the_session_time_zone(connected, transport):
+    res = connected.run(
+        "%%hail\nspark.conf.set('spark.sql.session.timeZone', 'America/New_York')\nprint('set')")
+    assert res.status == "ok", res.text
+    try:
+        res = connected.run(
+            "import pandas as pd\n"
+            "lts = pd.DataFrame({'naive': pd.to_datetime(['2020-06-01 12:00:00.000001', None]),\n"
+            "                    'aware': pd.to_datetime(['2020-06-01 16:00:00', '2021-01-01 00:00:00']).tz_localize('UTC')})\n"
+            "%hail push lts"
+        )
+        assert res.status == "ok", res.text
+        shown = remote(connected, "[list(r) for r in lts.selectExpr("
+                                  "\"date_format(naive, 'yyyy-MM-dd HH:mm:ss.SSSSSS')\", "
+                                  "\"date_format(aware, 'yyyy-MM-dd HH:mm:ss.SSSSSS')\").collect()]")
+        # Naive: wall-clock time in the session zone (as Spark's createDataFrame(pandas)); aware: the instant.
+        assert shown == [["2020-06-01 12:00:00.000001", "2020-06-01 12:00:00.000000"],
+                         [None, "2020-12-31 19:00:00.000000"]]
+        res = connected.run("%%hail -o lts_back\nlts_back = lts")
+        pulled(res, "lts_back", transport, "spark")
+        assert connected.value("_hel_show(lts_back)[1]") == [
+            ["2020-06-01 12:00:00.000001", None], ["2020-06-01 12:00:00", "2020-12-31 19:00:00"]]
+    finally:
+        connected.run("%%hail\nspark.conf.unset('spark.sql.session.timeZone')")

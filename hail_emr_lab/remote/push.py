@@ -75,19 +75,26 @@ def spark_type_for(series):
 
 
 def pandas_to_spark(spark, pdf):
-    """A Spark DataFrame from ``pdf`` with an explicit schema (no type guessing from values)."""
+    """A Spark DataFrame from ``pdf`` with an explicit schema (no type guessing from values).
+
+    Timestamps follow the rule of pulls and of Spark's ``createDataFrame(pandas)``: a naive
+    value is wall-clock time in the Spark session time zone, an aware one is that instant.
+    They travel as text that Spark itself reads (``CAST(... AS TIMESTAMP)``), so the Python
+    process's own time zone never touches them. Raises ``ValueError`` if Spark cannot read one.
+    """
     import pandas as pd
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     # By position: names may repeat, and every column must arrive (as toPandas keeps them).
     series = [pdf.iloc[:, i] for i in range(len(pdf.columns))]
-    fields = [T.StructField(str(c), spark_type_for(s), True) for c, s in zip(pdf.columns, series)]
+    types = [spark_type_for(s) for s in series]
+    fields = [T.StructField("c%d" % i, T.StringType() if isinstance(t, T.TimestampType) else t, True)
+              for i, t in enumerate(types)]
     cols = []
-    for s in series:
-        if str(s.dtype).startswith("datetime64"):
-            if getattr(s.dtype, "tz", None) is not None:
-                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-            cols.append([None if v is pd.NaT else v.to_pydatetime() for v in s])
+    for s, t in zip(series, types):
+        if isinstance(t, T.TimestampType):
+            cols.append([_timestamp_text(v) for v in s.tolist()])
         elif hasattr(s.array, "_mask"):
             mask = s.array._mask
             data = s.array._data.tolist()
@@ -98,4 +105,36 @@ def pandas_to_spark(spark, pdf):
                 vals = [None if (v is None or v is pd.NA) else v for v in vals]
             cols.append(vals)
     rows = list(zip(*cols)) if cols else [()] * len(pdf)
-    return spark.createDataFrame(rows, T.StructType(fields))
+    df = spark.createDataFrame(rows, T.StructType(fields))
+    stamps = [i for i, t in enumerate(types) if isinstance(t, T.TimestampType)]
+    if stamps:
+        df = df.select(*[F.col("c%d" % i).cast("timestamp").alias("c%d" % i) if i in stamps else F.col("c%d" % i)
+                         for i in range(len(types))])
+        _check_timestamps_read(df, stamps, cols)
+    return df.toDF(*[str(c) for c in pdf.columns])
+
+
+def _timestamp_text(v):
+    """A pandas/Python timestamp as text Spark reads: naive as is, aware in UTC with "Z"."""
+    import pandas as pd
+
+    if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+        return None
+    zone = ""
+    if getattr(v, "tzinfo", None) is not None:
+        v = pd.Timestamp(v).tz_convert("UTC")
+        zone = "Z"
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d%s" % (
+        v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, zone)
+
+
+def _check_timestamps_read(df, stamps, cols):
+    """Fail loudly if Spark read any timestamp text as null (one small job, nulls counted)."""
+    from pyspark.sql import functions as F
+
+    sent = [sum(v is not None for v in cols[i]) for i in stamps]
+    got = df.select(*[F.count(F.col("c%d" % i)) for i in stamps]).first()
+    bad = [i for i, n, m in zip(stamps, sent, got) if n != m]
+    if bad:
+        raise ValueError("Spark could not read the timestamps of column(s) %s; nothing was bound"
+                         % ", ".join("#%d" % (i + 1) for i in bad))
