@@ -3,7 +3,10 @@
 Starts, in the background and tied to this process:
 
 * the embedded Livy server (``hail-emr-lab local-livy``) on 127.0.0.1;
-* a local S3 (a moto server) with a bucket for the home backup;
+* the local S3 (``hail-emr-lab local-s3``: ``rclone serve s3``, objects on disk under
+  ``<state dir>/s3`` unless ``--s3-dir``, so backups survive a restart) with a bucket for the
+  home backup, signed requests only, credentials from ``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` or generated once into ``<state dir>/s3-credentials.json`` (0600);
 
 then runs JupyterLab in the foreground with the environment pointing at both
 (``HAIL_EMR_LAB_LIVY_URL``, ``AWS_ENDPOINT_URL``, ``HAIL_EMR_LAB_BUCKET`` ...), so that
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import local_s3
 from .embedded_livy import TOKEN_FILE_ENV, TOKEN_FILE_NAME
 from .errors import HailEmrLabError
 
@@ -48,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", default="~/.hail-emr-lab/local", help="where local services keep state")
     parser.add_argument("--livy-port", type=int, default=8998, help="port of the embedded Livy (default 8998)")
     parser.add_argument("--s3-port", type=int, default=5900, help="port of the local S3 (default 5900)")
+    parser.add_argument("--s3-dir", default=None,
+                        help="directory where the local S3 keeps its objects (default: <state-dir>/s3)")
     parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket of the local S3 for backups")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("lab_args", nargs=argparse.REMAINDER, help="further arguments for jupyter lab")
@@ -106,7 +112,8 @@ def tutorials_dir() -> Optional[Path]:
     return None
 
 
-def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots_dir: Path) -> dict[str, str]:
+def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots_dir: Path,
+                      s3_credentials: tuple[str, str]) -> dict[str, str]:
     """Environment variables that point hail-emr-lab (and boto3) at the local services."""
     return {
         "HAIL_EMR_LAB_LIVY_URL": livy_url,
@@ -115,8 +122,8 @@ def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots
         "HAIL_EMR_LAB_HOME": str(home),
         "HAIL_EMR_LAB_PLOTS_DIR": str(plots_dir),
         "AWS_ENDPOINT_URL": s3_url,
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_ACCESS_KEY_ID": s3_credentials[0],
+        "AWS_SECRET_ACCESS_KEY": s3_credentials[1],
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PATH": path_with_install_first(os.environ.get("PATH", "")),
@@ -137,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
             raise HailEmrLabError(
                 f"port {port} on 127.0.0.1 is in use (another hail-emr-lab lab?): stop it or pick {what} N"
             )
+    s3_dir = Path(args.s3_dir).expanduser().resolve() if args.s3_dir else state / "s3"
+    s3_dir.mkdir(parents=True, exist_ok=True)
+    s3_credentials = local_s3.credentials(state)
     env = dict(os.environ)
     env.update(stack_environment(
-        f"http://127.0.0.1:{args.livy_port}", f"http://127.0.0.1:{args.s3_port}", args.bucket, root, plots_dir
+        f"http://127.0.0.1:{args.livy_port}", f"http://127.0.0.1:{args.s3_port}", args.bucket, root, plots_dir,
+        s3_credentials,
     ))
     children: list[subprocess.Popen] = []
 
@@ -155,9 +166,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         s3_log = state / "s3.log"
-        s3 = _start([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.s3_port)], s3_log, env)
+        s3 = _start(local_s3.server_command(s3_dir, "127.0.0.1", args.s3_port), s3_log,
+                    local_s3.server_environment(*s3_credentials, env))
         children.append(s3)
-        _wait_port(args.s3_port, s3, "the local S3 (moto)", s3_log)
+        _wait_port(args.s3_port, s3, "the local S3", s3_log)
         _ensure_bucket(env, args.bucket)
         seed_tutorials(env, args.bucket, root, state / "seed.log")
         livy_log = state / "livy.log"
@@ -172,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         children.append(livy)
         _wait_port(args.livy_port, livy, "the embedded Livy", livy_log)
         print(f"hail-emr-lab: embedded Livy at {env['HAIL_EMR_LAB_LIVY_URL']} (log {livy_log})")
-        print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {args.bucket} (log {s3_log})")
+        print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {args.bucket}, objects in {s3_dir} "
+              f"(log {s3_log})")
         print(f"hail-emr-lab: serving the home {root}")
         print("hail-emr-lab: in a notebook run  %load_ext hail_emr_lab  then  %hail connect")
         jupyter = shutil.which("jupyter", path=str(install_bin())) or "jupyter"

@@ -184,6 +184,8 @@ def _status_text(info: dict[str, Any]) -> str:
     if info.get("skipped_text"):
         lines.append(f"skipped:     {info['skipped_text']} (not work: rebuilt, not written; "
                      "--include-environments or config backup_environments backs them up)")
+    for limit in info.get("server_limits", []):
+        lines.append(f"limitation:  {limit}")
     for c in info["conflicts"][:20]:
         lines.append(f"conflict:    {c['path']} (other version: {c['conflict_copy']}, {c['time']})")
     for e in info["errors"][:20]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from . import markers
+from . import markers, server_facts
 from .excludes import environments_in, inside
 from .journal import UploadJournal, journal_path
 from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, unsafe_reason, within
@@ -200,7 +200,8 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
         else:
             (files, dirs), gone = _stat_paths(target, paths, report), []
         uploads = _changed(run, files, known)
-        new_dirs = markers.new_markers(dirs, known)
+        facts = server_facts.known_facts(state)
+        new_dirs = markers.new_markers(dirs, known) if facts is None or facts.folder_markers else []
         trash = [r for r in gone if os.path.lexists(target.home / r) is False] if delete else []
         interrupted = UploadJournal(journal_path(target)).path.exists()
         if uploads or trash or new_dirs or interrupted:
@@ -209,9 +210,11 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
             report.remote_calls = True
             with Remote(target) as remote:
                 try:
+                    facts = server_facts.server_facts(state, remote)
                     _abort_interrupted(run, remote, lock)
                     _upload_all(run, remote, uploads)
-                    markers.put_markers(run, remote, dirs, new_dirs)
+                    if facts.folder_markers:
+                        markers.put_markers(run, remote, dirs, new_dirs)
                     if trash:
                         _trash(run, remote, trash, known)
                         _purge_trash(run, remote)
@@ -726,8 +729,10 @@ def status(target: SyncTarget) -> dict[str, Any]:
     scan = scan_home(target.home, target.matcher)
     with State(target.state_path) as state:
         known = state.all_files()
+        facts = server_facts.known_facts(state)
+        new_dirs = markers.new_markers(scan.dirs, known) if facts is None or facts.folder_markers else []
         pending = sorted([r for r, st in scan.files.items() if r not in known or not known[r].same_stat(st)]
-                         + [markers.marker(d) for d in markers.new_markers(scan.dirs, known)])
+                         + [markers.marker(d) for d in new_dirs])
         deleted = sorted(r for r in known if gone_locally(scan, target.home, target.matcher, r))
         last_b = state.meta("last_backup_result", {}) or {}
         last_r = state.meta("last_restore_result", {}) or {}
@@ -746,6 +751,7 @@ def status(target: SyncTarget) -> dict[str, Any]:
             "conflicts": state.conflicts(),
             "errors": _dedupe(list(last_b.get("errors", [])) + list(last_r.get("errors", [])) + scan.errors),
             "notes": scan.notes,
+            "server_limits": server_facts.degradations(facts),
             "empty_dirs": sorted(scan.dirs)[:STATUS_PENDING_LIMIT],
             "empty_dirs_count": len(scan.dirs),
             "skipped": scan.skipped_counts(),

@@ -21,6 +21,14 @@ Interrupted multipart uploads: a process killed in the middle of one leaves part
 lock, so no live upload of this home can be in it) aborts exactly the uploads of dead runs
 (:meth:`Remote.abort_interrupted_uploads`). The bucket's ``AbortIncompleteMultipartUpload``
 lifecycle rule (``hail-emr-lab lifecycle iam-policy`` prints it) is the safety net for the rest.
+
+S3-compatible servers that differ from AWS in what they send are brought to AWS's form here,
+once, so the rest of the sync sees one dialect (found with ``rclone serve s3``): ETags in
+listings without their quotes, user-metadata names not lower-cased, ``If-Match`` on GetObject
+ignored (checked here against the response's ETag and turned into S3's 412), and a multipart
+object whose ETag is the "md5-of-parts" form when completed but the whole object's md5 later
+(the ETag later requests give is the one recorded). Conditional writes and folder markers
+cannot be fixed after the fact: :mod:`.server_facts` finds out whether the server honours them.
 """
 
 from __future__ import annotations
@@ -107,6 +115,9 @@ class Remote:
         for op in (*_WRITES, "GetObject"):
             events.register(f"before-parameter-build.s3.{op}", self._add_condition)
             events.register(f"after-call.s3.{op}", self._record_response)
+        events.register("after-call.s3.ListObjectsV2", _quote_listed_etags)
+        for op in ("HeadObject", "GetObject"):
+            events.register(f"after-call.s3.{op}", _lower_metadata_names)
         self.journal = UploadJournal(journal_path(target))
         for op in ("CreateMultipartUpload", "CompleteMultipartUpload", "AbortMultipartUpload"):
             events.register(f"before-parameter-build.s3.{op}", self._journal_request)
@@ -133,6 +144,7 @@ class Remote:
         if model.name == "GetObject":
             if name == "IfMatch":
                 params["IfMatch"] = value
+                context["hail_emr_lab_if_match"] = value
         else:
             params[name] = value
 
@@ -145,6 +157,12 @@ class Remote:
                 self.etags[key] = parsed["ETag"]
                 self.write_encryption[key] = parsed.get("ServerSideEncryption") or ""
             elif model.name == "GetObject":
+                wanted = context.get("hail_emr_lab_if_match")
+                if wanted and parsed.get("ETag") and parsed["ETag"] != wanted:
+                    # The server ignored If-Match (AWS answers 412): refuse the other version.
+                    raise ClientError({"Error": {"Code": "PreconditionFailed",
+                                                 "Message": f"the object is now {parsed['ETag']}, not {wanted}"}},
+                                      "GetObject")
                 self.metadata[key] = parsed.get("Metadata") or {}
                 self.encryption[key] = parsed.get("SSECustomerAlgorithm") or parsed.get("ServerSideEncryption") or ""
 
@@ -225,7 +243,8 @@ class Remote:
             elif md5:
                 self.content_md5[key] = base64.b64encode(bytes.fromhex(md5)).decode()
         fut = self.manager.upload(path, self.bucket, key, extra_args=extra, subscribers=_subs(size, on_bytes))
-        return VerifiedUpload(self, fut, key, expect_etag)
+        multipart_md5 = md5 if size >= self.config.multipart_threshold else None
+        return VerifiedUpload(self, fut, key, expect_etag, multipart_md5)
 
     def download(self, key: str, path: str, size: int, etag: str | None,
                  on_bytes: Callable[[int], None] | None = None) -> VerifiedDownload:
@@ -273,17 +292,29 @@ class Remote:
 class VerifiedUpload:
     """A queued upload; :meth:`result` raises :class:`IntegrityError` if S3 stored other bytes."""
 
-    def __init__(self, remote: Remote, future: Any, key: str, expect_etag: str | None) -> None:
+    def __init__(self, remote: Remote, future: Any, key: str, expect_etag: str | None,
+                 multipart_md5: str | None = None) -> None:
         self._remote, self._future, self._key, self._expect = remote, future, key, expect_etag
+        self._multipart_md5 = multipart_md5
 
     def result(self) -> str | None:
-        """Wait; return the stored ETag."""
+        """Wait; return the stored ETag (the one later HEADs and listings give)."""
         self._future.result()
         etag = self._remote.etags.get(self._key)
         kms = self._remote.write_encryption.get(self._key, "") in _KMS  # the ETag is not an md5 then
         if self._expect and etag and not kms and etag != self._expect:
             raise IntegrityError(f"S3 stored different bytes (ETag {etag}, expected {self._expect}); "
                                  "the file probably changed during the upload: run the backup again")
+        if self._multipart_md5 and etag and "-" in etag:
+            # Some servers report a multipart object under the md5 of its whole bytes once it is
+            # complete: record that ETag, or every later listing would look like a remote change.
+            head = self._remote.head(self._key)
+            later = head.get("ETag") if head else None
+            if later and later != etag:
+                if later.strip('"') != self._multipart_md5:
+                    raise IntegrityError(f"S3 now reports {shown(self._key)} as ETag {later}, neither {etag} "
+                                         "nor the md5 of the bytes sent: it changed meanwhile; run the backup again")
+                etag = later
         return etag
 
 
@@ -415,6 +446,21 @@ def error_code(exc: BaseException) -> str:
         err = exc.response.get("Error", {})
         return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
     return ""
+
+
+def _quote_listed_etags(parsed: dict[str, Any], **_: Any) -> None:
+    """ListObjectsV2: ETags as AWS sends them, in quotes (some servers list them bare)."""
+    for obj in parsed.get("Contents") or []:
+        etag = obj.get("ETag")
+        if etag and not etag.startswith('"'):
+            obj["ETag"] = f'"{etag}"'
+
+
+def _lower_metadata_names(parsed: dict[str, Any], **_: Any) -> None:
+    """HeadObject / GetObject: user-metadata names lower-cased, as AWS stores them."""
+    meta = parsed.get("Metadata")
+    if meta and any(k != k.lower() for k in meta):
+        parsed["Metadata"] = {k.lower(): v for k, v in meta.items()}
 
 
 def is_precondition_failed(exc: BaseException) -> bool:
