@@ -37,6 +37,7 @@ from typing import Optional
 from . import local_s3
 from .embedded_livy import TOKEN_FILE_ENV, TOKEN_FILE_NAME
 from .errors import HailEmrLabError
+from .sync.server_facts import PROBE_ENV
 
 DEFAULT_BUCKET = "hail-emr-lab-local"
 #: Shared prefix of the bucket the tutorials are seeded from (the lifecycle scripts' layout).
@@ -122,6 +123,7 @@ def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots
         "HAIL_EMR_LAB_HOME": str(home),
         "HAIL_EMR_LAB_PLOTS_DIR": str(plots_dir),
         "AWS_ENDPOINT_URL": s3_url,
+        PROBE_ENV: "1",  # the sync finds out what the local S3 lacks of S3's semantics
         "AWS_ACCESS_KEY_ID": s3_credentials[0],
         "AWS_SECRET_ACCESS_KEY": s3_credentials[1],
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),

@@ -29,7 +29,7 @@ from s3transfer.exceptions import S3DownloadFailedError
 
 from hail_emr_lab.sync.engine import backup, restore, status
 from hail_emr_lab.sync.remote import Remote
-from hail_emr_lab.sync.server_facts import ServerFacts, probe
+from hail_emr_lab.sync.server_facts import PROBE_ENV, ServerFacts, probe
 from hail_emr_lab.sync.target import SyncTarget
 
 BIN = Path(sys.executable).parent
@@ -94,6 +94,7 @@ def s3_env(server, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv(PROBE_ENV, "1")  # as the lab sets it
     return server
 
 
@@ -248,6 +249,7 @@ def test_backups_survive_a_restart_of_the_server(tmp_path, monkeypatch):
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv(PROBE_ENV, "1")  # as the lab sets it
         s3.client().create_bucket(Bucket="restart")
         home = tmp_path / "home"
         home.mkdir()

@@ -5,9 +5,11 @@ guide "Conditional requests") and keeps folder-marker keys ending in ``/``. S3-c
 servers may not: ``rclone serve s3`` (the lab's local S3) accepts and ignores the conditions
 and stores ``dir/`` as a zero-byte file ``dir`` (which then refuses any key below it).
 
-:func:`server_facts` probes both with four small requests under the remote trash (never
-restored), the first time a backup talks to a target, and keeps the answer in the state, so a
-backup with nothing to do still makes no request. What the sync does without them:
+:func:`server_facts` assumes AWS's semantics (no request) unless ``HAIL_EMR_LAB_S3_PROBE=1``
+is set (``hail-emr-lab lab`` sets it for its local S3; set it for any S3-compatible server):
+then it probes both with six small requests under the remote trash (never restored), the
+first time a backup talks to a target, and keeps the answer in the state, so a backup with
+nothing to do still makes no request. What the sync does without them:
 
 * no conditional writes: uploads go ahead unconditionally, so another machine backing up
   the same prefix can overwrite this one's objects unnoticed (no cross-writer conflict
@@ -18,6 +20,7 @@ backup with nothing to do still makes no request. What the sync does without the
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from .state import State
 
 _META = "server_facts"
+#: Set to 1 to have the sync probe the server (see the module docstring).
+PROBE_ENV = "HAIL_EMR_LAB_S3_PROBE"
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,12 @@ def known_facts(state: State) -> ServerFacts | None:
 
 
 def server_facts(state: State, remote: Remote) -> ServerFacts:
-    """The recorded facts for this endpoint + bucket, probing (and recording) them if needed.
+    """AWS's semantics unless ``HAIL_EMR_LAB_S3_PROBE=1``; then the facts recorded for this
+    endpoint + bucket, probing (and recording) them if needed.
 
     Raises the client's error when the probe requests themselves fail (S3 unusable)."""
+    if os.environ.get(PROBE_ENV, "") not in ("1", "true", "yes"):
+        return ServerFacts()
     raw = state.meta(_META)
     if isinstance(raw, dict) and raw.get("where") == _where(remote) and "facts" in raw:
         return ServerFacts(**raw["facts"])
