@@ -25,6 +25,8 @@ class LatencyProxy:
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.delay = delay
         self.requests: list[tuple[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests open at once since the last reset()
         self._lock = threading.Lock()
         proxy = self
 
@@ -60,6 +62,15 @@ class LatencyProxy:
                 body = self._body()
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path))
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                try:
+                    self._relay(body)
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _relay(self, body: bytes) -> None:
                 if proxy.delay:
                     time.sleep(proxy.delay)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
@@ -117,6 +128,7 @@ class LatencyProxy:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.max_in_flight = self.in_flight
 
     def count(self, method: str | None = None) -> int:
         with self._lock:
