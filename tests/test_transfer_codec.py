@@ -187,6 +187,19 @@ def test_codec_keeps_non_default_index():
     assert out.to_dict("list") == {"key": ["a", "b"], "v": [1, 2]}
 
 
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_index_named_like_a_column_keeps_both(use_arrow):
+    src = pd.DataFrame({"k": [1, 2], "v": ["a", "b"]}).set_index("k", drop=False)
+    fmt, blob, rows, truncated, extra, kind = rdf.encode_object(src, use_arrow=use_arrow)
+    out = transfer.decode({"format": fmt, **extra}, codec.pack(blob))
+    if use_arrow:  # pandas metadata travels: the index is restored as an index
+        pd.testing.assert_frame_equal(out, src)
+    else:
+        assert _columns(out) == (["k", "k", "v"], [[1, 2], [1, 2], ["a", "b"]])
+    pushed = codec.decode_pandas(codec.unpack(transfer.encode_for_push(src)[1]))
+    assert _columns(pushed) == (["k", "k", "v"], [[1, 2], [1, 2], ["a", "b"]])
+
+
 def test_codec_rejects_garbage():
     with pytest.raises(ValueError, match="bad magic"):
         codec.decode_pandas(b"PK\x03\x04 not ours")

@@ -118,7 +118,11 @@ def encode_pandas(df):
     """Encode a pandas DataFrame (index dropped unless it carries information)."""
     w = _Writer()
     if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
-        df = df.reset_index()
+        # The index becomes columns, even when a column has its name (set_index("k", drop=False)).
+        try:
+            df = df.reset_index(allow_duplicates=True)
+        except TypeError:  # pandas < 1.5 (a cluster's): the same by hand
+            df = pd.concat([df.index.to_frame(index=False), df.reset_index(drop=True)], axis=1)
     # By position: names may repeat (after a join, say) and each column must travel.
     for i, name in enumerate(df.columns):
         w.columns.append(_encode_series(w, str(name), df.iloc[:, i]))
