@@ -177,6 +177,8 @@ def make_client(
 
     An EMR Serverless target always signs with SigV4 for ``emr-serverless`` in its region.
     """
+    from .serverless import endpoint_region
+
     opts = opts or ConnectOptions()
     app = target.serverless if target is not None else None
     kind = "sigv4" if app is not None else (opts.auth or config.get("auth"))
@@ -184,7 +186,7 @@ def make_client(
     auth = make_auth(
         kind, opts.username or config.get("username"), password,
         sigv4_service=opts.sigv4_service or config.get("sigv4_service"),
-        region=app.region if app is not None else (opts.region or config.get("region")),
+        region=app.region if app is not None else (opts.region or config.get("region") or endpoint_region(url)),
     )
     from .embedded_livy import client_headers  # the token of an embedded Livy we started
 
@@ -364,6 +366,9 @@ def connect(
     """
     config = load_config(overrides or {})
     target = resolve_target(opts, config, on_app_state)
+    if target.serverless is not None:  # the panel and sidebar then sign their requests as the client does
+        for key, value in (("auth", "sigv4"), ("region", target.serverless.region)):
+            config.values[key], config.sources[key] = value, target.how
     client = make_client(target.url, config, opts, target)
     try:
         client.list_sessions(size=1)  # fails fast with a clear message: unreachable, 401/403, not Livy

@@ -50,6 +50,26 @@ def livy_endpoint_url(app_id: str, region: str) -> str:
     return f"https://{app_id}.livy.emr-serverless-services.{region}.amazonaws.com"
 
 
+def endpoint_region(url: str) -> Optional[str]:
+    """The region of an EMR Serverless Livy endpoint URL (see :func:`livy_endpoint_url`), else None."""
+    from urllib.parse import urlsplit
+
+    m = re.fullmatch(r"[0-9a-z]+\.livy\.emr-serverless-services\.([a-z0-9-]+)\.amazonaws\.com",
+                     urlsplit(url or "").hostname or "")
+    return m[1] if m else None
+
+
+def configured_endpoint(app_id: Optional[str], region: Optional[str]) -> Optional[str]:
+    """The Livy endpoint of a configured application (region: given, else boto3's default), or None."""
+    if not app_id:
+        return None
+    if not region:
+        import boto3
+
+        region = boto3.session.Session().region_name
+    return livy_endpoint_url(app_id, region) if region else None
+
+
 def parse_release(label: str) -> Optional[tuple[int, int, int]]:
     """``"emr-6.14.0"`` -> ``(6, 14, 0)``; None when the label has another form."""
     m = re.match(r"^emr-(\d+)\.(\d+)\.(\d+)", label or "")

@@ -165,3 +165,22 @@ def test_endpoint_refusal_for_an_application_not_known_to_be_livy_enabled(aws_en
     assert "HTTP 403" in text and "emr-serverless:AccessLivyEndpoints" in text
     assert f"did not say whether application {app_id} has its Livy endpoint enabled" in text
     assert "--interactive-configuration livyEndpointEnabled=true" in text
+
+
+def test_sidebar_signs_requests_to_a_serverless_endpoint(monkeypatch):
+    from hail_emr_lab.config import load_config
+    from hail_emr_lab.livy.sigv4 import SigV4Auth
+    from hail_emr_lab.overview import status
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", "00fabcdexample")
+    monkeypatch.setenv("HAIL_EMR_LAB_REGION", "eu-west-1")
+    url = "https://00fabcdexample.livy.emr-serverless-services.eu-west-1.amazonaws.com"
+    cfg = load_config()
+    with status.make_client(cfg) as client:  # the configured application's endpoint, not "no endpoint"
+        assert client.url == url
+        assert isinstance(client.http.auth, SigV4Auth) and client.http.auth.region == "eu-west-1"
+    out = status.cluster_status(cfg)  # no network here: it only says the endpoint does not answer
+    assert out["livy_url"] == url and out["reachable"] is False
+    assert out["livy_url_source"] == "EMR Serverless application 00fabcdexample (environment)"

@@ -114,6 +114,17 @@ def test_every_request_was_signed_and_accepted(connected, gateway):
     assert {key for _, _, key, _ in gateway.log} == {FIRST[0]}
 
 
+def test_panel_status_signs_through_the_gateway(connected):
+    # What %hail panel and the sidebar's Cluster/Sessions sections do with the connected endpoint.
+    res = connected.run(
+        "from hail_emr_lab.overview import status as _st\nfrom hail_emr_lab.context import current as _cur\n"
+        "_c = _cur()\n_out = _st.cluster_status(_c.config, _c.endpoint)\n"
+        "print('panel', _out['reachable'], _out['error'], _c.config.get('auth'), _c.config.source('auth'))"
+    )
+    assert res.status == "ok", res.text
+    assert "panel True None sigv4 EMR Serverless application" in res.stdout, res.stdout
+
+
 def test_pull_and_push_through_the_gateway(connected):
     res = connected.run("%%hail -o frame\nframe = spark.range(5).selectExpr('id', 'id * 2 AS twice')")
     assert res.status == "ok", res.text

@@ -61,13 +61,18 @@ def effective_config(cfg: Config) -> dict[str, Any]:
 def make_client(cfg: Config, url: Optional[str] = None):
     """A :class:`LivyClient` for the configured endpoint with short timeouts and no retries."""
     from ..livy import LivyClient, make_auth
+    from ..serverless import configured_endpoint, endpoint_region
 
-    url = url or cfg.get("livy_url")
+    url = url or cfg.get("livy_url") or configured_endpoint(cfg.get("serverless_app"), cfg.get("region"))
     if not url:
         raise HailEmrLabError(no_endpoint_hint(cfg))
     from ..embedded_livy import client_headers  # the token of an embedded Livy we started
 
-    auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.password() if cfg.get("auth") == "basic" else None)
+    if endpoint_region(url):  # an EMR Serverless Livy endpoint: always SigV4 (as %hail connect signs it)
+        auth = make_auth("sigv4", sigv4_service=cfg.get("sigv4_service"), region=endpoint_region(url))
+    else:
+        auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.password() if cfg.get("auth") == "basic" else None,
+                         sigv4_service=cfg.get("sigv4_service"), region=cfg.get("region"))
     return LivyClient(
         url,
         auth=auth,
@@ -107,10 +112,16 @@ def connect_hint(cfg: Config) -> str:
 def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> dict[str, Any]:
     """The Cluster section: endpoint (from ``url`` or the config), whether it answers, and why not."""
     cfg = cfg or load_config()
+    from ..serverless import configured_endpoint
+
     endpoint = url or cfg.get("livy_url")
+    source = "argument" if url else cfg.source("livy_url")
+    if not endpoint and cfg.get("serverless_app"):
+        endpoint = configured_endpoint(cfg.get("serverless_app"), cfg.get("region"))
+        source = f"EMR Serverless application {cfg.get('serverless_app')} ({cfg.source('serverless_app')})"
     out: dict[str, Any] = {
         "livy_url": safe_url(endpoint) if endpoint else None,
-        "livy_url_source": "argument" if url else cfg.source("livy_url"),
+        "livy_url_source": source,
         "session_name": cfg.get("session_name"),
         "auth": cfg.get("auth"),
         "cluster_id": cfg.get("cluster_id"),
