@@ -276,6 +276,8 @@ def test_backups_survive_a_restart_of_the_server(tmp_path, monkeypatch):
         assert report.exit_code == 0, report.errors
         for rel, data in files.items():
             assert (restored / rel).read_bytes() == data, rel
+            # Of the metadata only the mtime outlives the server (as the file's mtime; listed to the ms).
+            assert abs(os.stat(restored / rel).st_mtime_ns - os.stat(home / rel).st_mtime_ns) < 1_000_000, rel
         # One change after the restart goes up as usual and comes back.
         (home / "notebook.ipynb").write_bytes(b"edited after the restart")
         assert backup(target).uploaded == ["notebook.ipynb"]

@@ -140,8 +140,11 @@ class _Run:
         self.origin: str = origin
 
     def upload_meta(self, st: Any, md5: str) -> dict[str, str]:
-        # md5: lets a HEAD recognise our bytes where the ETag is not their md5 (multipart, KMS)
-        return {"mtime-ns": str(st.st_mtime_ns), "origin": self.origin, "md5": md5}
+        # md5: lets a HEAD recognise our bytes where the ETag is not their md5 (multipart, KMS).
+        # mtime (seconds.nanoseconds): rclone's name for it; rclone serve s3 keeps it as the file's
+        # modification time, the one piece of metadata it keeps across a restart.
+        ns = st.st_mtime_ns
+        return {"mtime-ns": str(ns), "origin": self.origin, "md5": md5, "mtime": f"{ns // 10**9}.{ns % 10**9:09d}"}
 
     def record(self, rel: str, st: Any, md5: str, etag: str) -> None:
         self.state.put(rel, st, md5, etag)
@@ -695,8 +698,11 @@ def _same(a: Any, b: Any) -> bool:
 def _apply_mtime(tmp: str, metadata: dict[str, str] | None, last_modified: Any) -> None:
     """Give the file its original mtime (kept in object metadata), else S3's LastModified."""
     ns = None
+    secs, _, frac = str((metadata or {}).get("mtime", "")).partition(".")
     if metadata and str(metadata.get("mtime-ns", "")).isdigit():
         ns = int(metadata["mtime-ns"])
+    elif secs.isdigit() and (frac.isdigit() or not frac):
+        ns = int(secs) * 10**9 + int((frac or "0")[:9].ljust(9, "0"))
     elif last_modified is not None and hasattr(last_modified, "timestamp"):
         ns = int(last_modified.timestamp() * 1e9)
     if ns is not None:
