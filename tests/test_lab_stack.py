@@ -1,6 +1,6 @@
 """``hail-emr-lab lab``, the real stack, started from the checkout as ``./dev.sh lab`` does.
 
-The whole command runs as a user would run it (local S3 on moto, the embedded Livy, JupyterLab)
+The whole command runs as a user would run it (the local S3 on disk, the embedded Livy, JupyterLab)
 with a temporary HOME, so its defaults are exercised: the served root is a home of its own under
 ``~/.hail-emr-lab/local``, seeded with the tutorials; terminals and kernels find
 ``hail-emr-lab`` on their PATH; and the checkout it was started from gains no file. Kernels and
@@ -187,7 +187,7 @@ def test_terminals_find_the_cli_on_path(lab):
 
 
 def test_a_restart_keeps_a_tutorial_the_user_edited(aws_env, tmp_path):
-    """The local S3 is in memory: each start uploads the tutorials again and seeds once more."""
+    """Each start uploads the tutorials again and seeds once more, even into a wiped local S3."""
     import boto3
 
     from hail_emr_lab.embedded import seed_tutorials

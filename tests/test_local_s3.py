@@ -296,6 +296,7 @@ def test_status_names_each_server_limitation_once(s3_env, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "a.txt").write_text("a")
+    (home / "empty").mkdir()
     target = SyncTarget(home, BUCKET, "once")
     assert backup(target).exit_code == 0
     assert backup(target).exit_code == 0
@@ -304,6 +305,7 @@ def test_status_names_each_server_limitation_once(s3_env, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("ignores conditional writes") == 1, out.stdout
     assert out.stdout.count("empty directories are not backed up") == 1, out.stdout
+    assert "kept as folder markers" not in out.stdout, out.stdout
 
 
 # Credentials ---------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def _status_text(info: dict[str, Any]) -> str:
     lines += [f"  {p}" for p in info["pending"][:20]]
     if info["pending_count"] > 20:
         lines.append(f"  ... and {info['pending_count'] - 20} more")
-    if info.get("empty_dirs_count"):
+    if info.get("empty_dirs_count") and info.get("folder_markers", True):
         lines.append(f"empty dirs:  {info['empty_dirs_count']} (kept as folder markers): "
                      + ", ".join(d + "/" for d in info["empty_dirs"][:5])
                      + (" ..." if info["empty_dirs_count"] > 5 else ""))

@@ -758,6 +758,7 @@ def status(target: SyncTarget) -> dict[str, Any]:
             "errors": _dedupe(list(last_b.get("errors", [])) + list(last_r.get("errors", [])) + scan.errors),
             "notes": scan.notes,
             "server_limits": server_facts.degradations(facts),
+            "folder_markers": facts is None or facts.folder_markers,  # empty dirs are kept
             "empty_dirs": sorted(scan.dirs)[:STATUS_PENDING_LIMIT],
             "empty_dirs_count": len(scan.dirs),
             "skipped": scan.skipped_counts(),
