@@ -367,7 +367,8 @@ def connect(
     config = load_config(overrides or {})
     target = resolve_target(opts, config, on_app_state)
     if target.serverless is not None:  # the panel and sidebar then sign their requests as the client does
-        for key, value in (("auth", "sigv4"), ("region", target.serverless.region)):
+        app = target.serverless
+        for key, value in (("auth", "sigv4"), ("region", app.region), ("serverless_app", app.app_id)):
             config.values[key], config.sources[key] = value, target.how
     client = make_client(target.url, config, opts, target)
     try:

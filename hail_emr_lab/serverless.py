@@ -236,6 +236,14 @@ def application_for(
     return ensure_started(app, client, on_state=on_state, timeout=timeout, poll=poll)
 
 
+def application_status(app_id: str, region: Optional[str] = None, boto3_session: Any = None) -> dict[str, Any]:
+    """The sidebar's view of an application: :meth:`ServerlessApp.to_dict`, or ``{application_id, error}``."""
+    try:
+        return describe(app_id, serverless_client(boto3_session, region)).to_dict()
+    except ServerlessError as exc:
+        return {"application_id": app_id, "error": str(exc)}
+
+
 def list_livy_applications(boto3_session: Any = None, region: Optional[str] = None) -> list[dict[str, Any]]:
     """Spark applications not known to lack a Livy endpoint (emr-6.14.0+, not TERMINATED), as dicts."""
     client = serverless_client(boto3_session, region)

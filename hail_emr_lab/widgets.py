@@ -51,6 +51,12 @@ def cluster_html(data: dict[str, Any]) -> str:
         f"<div>Endpoint <code>{_e(data.get('livy_url') or 'not configured')}</code> "
         f'<b style="color:{color}">{reach}</b></div>'
     )
+    app = data.get("serverless")
+    if app and app.get("error"):
+        out += _error(app["error"])
+    elif app:
+        out += (f"<div>EMR Serverless application <code>{_e(app['application_id'])}</code> {_e(app.get('name'))} "
+                f"<code>{_e(app.get('state'))}</code> {_e(app.get('release'))}</div>")
     if data.get("error"):
         out += _error(data["error"])
     return out + _muted(f"Connect: {data.get('hint', '')}")

@@ -184,3 +184,23 @@ def test_sidebar_signs_requests_to_a_serverless_endpoint(monkeypatch):
     out = status.cluster_status(cfg)  # no network here: it only says the endpoint does not answer
     assert out["livy_url"] == url and out["reachable"] is False
     assert out["livy_url_source"] == "EMR Serverless application 00fabcdexample (environment)"
+
+
+def test_cluster_section_shows_the_application(aws_env, monkeypatch):
+    from hail_emr_lab.config import load_config
+    from hail_emr_lab.overview import status
+    from hail_emr_lab.widgets import cluster_html
+
+    _, app_id = _create(name="hail-interactive")
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", app_id)
+    out = status.cluster_status(load_config())
+    app = out["serverless"]
+    assert (app["application_id"], app["name"], app["state"], app["release"]) == (
+        app_id, "hail-interactive", "STARTED", "emr-7.2.0")
+    assert app["livy_url"] == out["livy_url"]
+    html = cluster_html(out)
+    assert f"EMR Serverless application <code>{app_id}</code> hail-interactive <code>STARTED</code>" in html
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", "00fnothere")
+    missing = status.cluster_status(load_config())["serverless"]
+    assert "no EMR Serverless application '00fnothere'" in missing["error"]
+    assert "no EMR Serverless application" in cluster_html(status.cluster_status(load_config()))

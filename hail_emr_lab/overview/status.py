@@ -131,6 +131,10 @@ def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> d
         "hint": connect_hint(cfg),
         "config": effective_config(cfg),
     }
+    if cfg.get("serverless_app"):  # id, name, state, release and Livy endpoint of the application
+        from ..serverless import application_status
+
+        out["serverless"] = application_status(cfg.get("serverless_app"), cfg.get("region"))
     if not endpoint:
         out["error"] = no_endpoint_hint(cfg)
         return out
