@@ -111,6 +111,19 @@ def test_gwas_tutorial(livy_server, tmp_path, monkeypatch):
         assert (tmp_path / "plots" / name).is_file(), name
 
 
+def test_vep_tutorial_without_vep(livy_server, tmp_path, monkeypatch):
+    """On the embedded default (no VEP) every other cell runs, and the VEP cells say what is missing."""
+    nb = execute("vep-tutorial.ipynb", tmp_path, {"HAIL_EMR_LAB_LIVY_URL": livy_server.url}, monkeypatch)
+    assert_no_errors(nb)
+    out = text_of(nb)
+    assert "samples, variants: 100 1000" in out
+    assert re.search(r"common variants \(AF > 5%\): \d+", out) and "pulled 10 common variants locally" in out
+    assert "VEP is not installed on this cluster (no VEP configuration was given" in out
+    assert out.count("Skipped: VEP is not installed on this cluster") == 3, "each VEP cell says so"
+    assert "VEP AMI" in out and "set VEP_CONFIG" in out, "and how to get it"
+    assert "Traceback" not in out
+
+
 def test_backup_and_restore(aws_env, tmp_path, monkeypatch):
     boto3.client("s3").create_bucket(Bucket="nb-bucket")
     env = {"HAIL_EMR_LAB_BUCKET": "nb-bucket", "HAIL_EMR_LAB_PREFIX": "alice", "HAIL_EMR_LAB_HOME": str(tmp_path)}
