@@ -641,20 +641,43 @@ def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
     for d in plan:
         tmp = run.tmp_path()
         futures.append((d, tmp, remote.download(d.key, tmp, d.size, d.etag, bar.add_bytes)))
-    for d, tmp, fut in futures:
-        try:
-            md5 = fut.result()  # the bytes are checked against the ETag before anything is placed
-            _finish_download(run, remote, d, tmp, md5)
-        except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
-            run.error(d.rel, f"download failed: {exc}")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            bar.file_done()
+    i = 0
+    while i < len(futures):
+        # The next download, and those after it already finished: one commit of their intents.
+        batch = [futures[i]]
+        i += 1
+        while i < len(futures) and len(batch) < COMMIT_EVERY and futures[i][2].done():
+            batch.append(futures[i])
+            i += 1
+        ready = []
+        for d, tmp, fut in batch:
+            try:
+                ready.append((d, tmp, fut.result()))  # bytes checked against the ETag: md5 hex
+            except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
+                run.error(d.rel, f"download failed: {exc}")
+                _drop(tmp)
+                bar.file_done()
+        # Committed before any of them is in place: if we die while placing them, the next run
+        # knows these bytes came from S3.
+        run.state.put_intents("placed", [(d.rel, md5, d.etag, d.size) for d, _, md5 in ready if not d.conflict])
+        for d, tmp, md5 in ready:
+            try:
+                _finish_download(run, remote, d, tmp, md5)
+            except Exception as exc:  # noqa: BLE001 - reported per file, the run goes on
+                run.error(d.rel, f"download failed: {exc}")
+            finally:
+                _drop(tmp)
+                bar.file_done()
     bar.finish()
 
 
+def _drop(tmp: str) -> None:
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+
+
 def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str, md5: str) -> None:
+    """Put a verified download in place (its ``placed`` intent is committed already)."""
     t = run.target
     _apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
     path = run.guard.path(d.rel)
@@ -670,9 +693,6 @@ def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str, md5: str
         why = "changed locally and in S3 since the last sync" if d.conflict else "changed locally during the restore"
         _conflict(run, d.rel, copy_rel, why)
         return
-    # Committed before the file is in place: if we die right after, the next run knows these
-    # bytes came from S3.
-    run.state.put_intents("placed", [(d.rel, md5, d.etag, d.size)])
     if d.expect is None:
         _place_new(run, tmp, path)
     else:

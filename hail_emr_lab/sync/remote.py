@@ -390,6 +390,10 @@ class VerifiedDownload:
         self._remote, self._future, self._sink = remote, future, sink
         self._key, self._size, self._etag = key, size, etag
 
+    def done(self) -> bool:
+        """True once the transfer has finished (then :meth:`result` does not wait)."""
+        return self._future.done()
+
     def result(self) -> str:
         """Wait, close the file and verify it: raises :class:`IntegrityError` on a mismatch."""
         try:
