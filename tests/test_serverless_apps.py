@@ -204,3 +204,36 @@ def test_cluster_section_shows_the_application(aws_env, monkeypatch):
     missing = status.cluster_status(load_config())["serverless"]
     assert "no EMR Serverless application '00fnothere'" in missing["error"]
     assert "no EMR Serverless application" in cluster_html(status.cluster_status(load_config()))
+
+
+def _answer(state: str) -> dict:
+    app = dict(RECORDED_NOT_LIVY["application"], applicationId="00fslowstart00", state=state)
+    app["interactiveConfiguration"] = {"livyEndpointEnabled": True}
+    return {"application": app}
+
+
+def test_waits_through_creating_and_starting(monkeypatch):
+    """The phases moto skips, replayed: CREATING -> CREATED (we start it) -> STARTING -> STARTED."""
+    client = boto3.client("emr-serverless", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    monkeypatch.setattr(serverless, "serverless_client", lambda *a, **k: client)
+    seen = []
+    with Stubber(client) as stub:
+        stub.add_response("get_application", _answer("CREATING"), {"applicationId": "00fslowstart00"})
+        stub.add_response("get_application", _answer("CREATED"), {"applicationId": "00fslowstart00"})
+        stub.add_response("start_application", {}, {"applicationId": "00fslowstart00"})
+        stub.add_response("get_application", _answer("STARTING"), {"applicationId": "00fslowstart00"})
+        stub.add_response("get_application", _answer("STARTED"), {"applicationId": "00fslowstart00"})
+        app = application_for("00fslowstart00", on_state=lambda s, e: seen.append(s), poll=0.01)
+        stub.assert_no_pending_responses()  # started exactly once
+    assert app.state == "STARTED" and app.livy_enabled is True
+    assert seen == ["CREATING", "CREATED", "STARTING", "STARTED"]
+
+
+def test_start_timeout_says_it_may_still_start(monkeypatch):
+    client = boto3.client("emr-serverless", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    monkeypatch.setattr(serverless, "serverless_client", lambda *a, **k: client)
+    with Stubber(client) as stub:
+        for _ in range(50):
+            stub.add_response("get_application", _answer("STARTING"), {"applicationId": "00fslowstart00"})
+        with pytest.raises(ServerlessError, match=r"still STARTING after 0 s; it may still start"):
+            application_for("00fslowstart00", timeout=0.05, poll=0.01)
