@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import free_port, wait_http
-from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook
+from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook, accept_kernel_dialog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -110,14 +110,7 @@ def _open(page, url: str) -> None:
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    # JupyterLab may still ask which kernel to use (its default answer is the notebook's own).
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    try:
-        dialog.wait_for(timeout=3_000)
-    except Exception:  # no dialog: the kernel started on its own  # noqa: BLE001
-        return
-    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    accept_kernel_dialog(page)
 
 
 def _done(cell) -> bool:

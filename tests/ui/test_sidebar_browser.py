@@ -198,6 +198,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    accept_kernel_dialog(page)
 
     # Open the Hail sidebar the way a user does: its tab in the left bar.
     page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']")
@@ -334,6 +335,18 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
 
     with LivyClient(livy_url) as client:
         assert not [s for s in client.list_sessions() if (s.name or "").startswith(SESSION_NAME) and s.state.is_alive]
+
+
+def accept_kernel_dialog(page) -> None:
+    """JupyterLab may still ask which kernel to use (on a loaded machine the kernel's start can
+    outlast its wait): take its default answer, the notebook's own kernel."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    try:
+        dialog.wait_for(timeout=3_000)
+    except Exception:  # no dialog: the kernel started on its own  # noqa: BLE001
+        return
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
 
 
 def _command(page, command: str) -> None:
