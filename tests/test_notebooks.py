@@ -124,6 +124,53 @@ def test_vep_tutorial_without_vep(livy_server, tmp_path, monkeypatch):
     assert "Traceback" not in out
 
 
+# A stand-in for the vep program, speaking hl.vep's protocol (VCF lines on stdin, one JSON object
+# per variant on stdout, "input" echoing the VCF line). Real VEP's cache, plugins and consequence
+# calls are not covered: only that the tutorial's VEP cells run hl.vep and use its output.
+STAND_IN_VEP = """#!{python}
+import json, sys
+for line in sys.stdin:
+    if line.startswith("#") or not line.strip():
+        continue
+    chrom, pos = line.split("\\t")[:2]
+    worst = "stop_gained" if int(pos) % 5 == 0 else "missense_variant"
+    print(json.dumps({{"input": line.rstrip("\\n"), "most_severe_consequence": worst,
+                       "seq_region_name": chrom, "start": int(pos)}}), flush=True)
+"""
+
+
+def test_vep_tutorial_with_vep(livy_server, tmp_path, monkeypatch):
+    """With VEP_CONFIG set (the only change, as papermill would make it), the VEP cells run hl.vep."""
+    import sys
+
+    vep = tmp_path / "vep"
+    vep.write_text(STAND_IN_VEP.format(python=sys.executable))
+    vep.chmod(0o755)
+    config = tmp_path / "vep-configuration.json"
+    config.write_text(json.dumps({
+        "command": [str(vep), "__OUTPUT_FORMAT_FLAG__"],
+        "env": {},
+        "vep_json_schema": "Struct{input:String,most_severe_consequence:String,seq_region_name:String,start:Int32}",
+    }))
+    name = "vep-tutorial.ipynb"
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "VEP_CONFIG = None" in params.source
+    params.source = params.source.replace("VEP_CONFIG = None", f"VEP_CONFIG = {str(config)!r}")
+    (tmp_path / "src").mkdir()
+    nbformat.write(nb, tmp_path / "src" / name)
+    monkeypatch.setattr(sys.modules[__name__], "NOTEBOOKS", tmp_path / "src")
+    nb = execute(name, tmp_path, {"HAIL_EMR_LAB_LIVY_URL": livy_server.url}, monkeypatch)
+    assert_no_errors(nb)
+    out = text_of(nb)
+    assert f"VEP found: {vep}" in out and "Skipped" not in out
+    assert "annotated variants: 1000" in out
+    types = int(re.search(r"consequence types: (\d+)", out).group(1))
+    assert types == 2
+    lof = int(re.search(r"loss-of-function candidates: (\d+)", out).group(1))
+    assert 0 < lof < 1000
+
+
 def test_backup_and_restore(aws_env, tmp_path, monkeypatch):
     boto3.client("s3").create_bucket(Bucket="nb-bucket")
     env = {"HAIL_EMR_LAB_BUCKET": "nb-bucket", "HAIL_EMR_LAB_PREFIX": "alice", "HAIL_EMR_LAB_HOME": str(tmp_path)}
