@@ -22,6 +22,7 @@ import pandas as pd
 from .errors import HailEmrLabError
 from .remote import NAMESPACE
 from .remote.codec import (
+    check_ns_range,
     decode_pandas,
     encode_pandas,
     frame_from_columns,
@@ -64,14 +65,20 @@ def decode(entry: dict[str, Any], text: str) -> Any:
     raw = unpack(text)
     fmt = entry.get("format")
     if fmt == "arrow":
-        return arrow_to_pandas(_read_ipc(raw), entry.get("session_tz") or "UTC")
+        try:
+            return arrow_to_pandas(_read_ipc(raw), entry.get("session_tz") or "UTC")
+        except ValueError as exc:
+            raise TransferError(f"pulling {entry.get('name', 'the value')}: {exc}") from None
     if fmt == "arrow-pandas":
         frame = _read_ipc(raw).to_pandas()
         if entry.get("columns") is not None:  # names that repeat travelled as placeholders
             frame.columns = list(entry["columns"])
         return frame
     if fmt == "helc":
-        return decode_pandas(raw)
+        try:
+            return decode_pandas(raw)
+        except ValueError as exc:
+            raise TransferError(f"pulling {entry.get('name', 'the value')}: {exc}") from None
     if fmt == "json":
         return json.loads(raw.decode("utf-8"))
     raise TransferError(
@@ -88,11 +95,11 @@ def _read_ipc(raw: bytes):
 
 def arrow_to_pandas(table, session_tz: str = "UTC") -> pd.DataFrame:
     """A Spark Arrow table as pandas with exact dtypes (see the module docstring)."""
-    arrays = [_arrow_column(col, session_tz) for col in table.columns]
+    arrays = [_arrow_column(name, col, session_tz) for name, col in zip(table.column_names, table.columns)]
     return frame_from_columns(list(table.column_names), arrays, table.num_rows)
 
 
-def _arrow_column(col, session_tz: str):
+def _arrow_column(name: str, col, session_tz: str):
     import pyarrow as pa
     import pyarrow.types as pt
 
@@ -121,6 +128,8 @@ def _arrow_column(col, session_tz: str):
         values = col.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
         return pd.arrays.BooleanArray(values, col.is_null().to_numpy(zero_copy_only=False))
     if pt.is_timestamp(t):
+        if t.unit == "us":  # Spark's unit; datetime64[ns] would not hold every value
+            check_ns_range(name, col.view(pa.int64()).drop_null().to_numpy())
         series = pd.Series(col.to_pandas())
         if t.tz is not None:
             return series.dt.tz_convert(session_zone(session_tz)).dt.tz_localize(None).astype("datetime64[ns]")

@@ -424,3 +424,15 @@ def test_push_timestamps_follow_the_session_time_zone(spark):
     back, *_ = _pull_local(ns["sdf"], False)
     assert back["naive"].tolist()[0] == pd.Timestamp("2020-06-01 12:00:00.000001")
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use_arrow", [True, False], ids=["arrow", "codec"])
+def test_timestamps_pandas_cannot_hold_fail_clearly(spark, use_arrow):
+    """Year 1500 does not fit datetime64[ns]: a clear error, never a wrapped-around date."""
+    df = spark.sql("SELECT 1 AS k, timestamp'1500-01-01 00:00:00' AS old")
+    with pytest.raises(transfer.TransferError, match=r"column 'old' holds timestamps outside the years pandas can "
+                                                     r"hold \(1677-2262\), e.g. 1500-01-01"):
+        _pull_local(df, use_arrow)
+    pdf, *_ = _pull_local(spark.sql("SELECT timestamp'1700-01-01 00:00:00' AS ok"), use_arrow)
+    assert pdf["ok"][0] == pd.Timestamp("1700-01-01")

@@ -262,6 +262,8 @@ def _decode_column(col, body, rows, tz):
     if t == "ts":
         raw = np.frombuffer(_raw(body, col["data"]), dtype="<i8", count=rows).astype("i8")
         unit = col.get("unit", "ns")
+        if unit == "us":
+            check_ns_range(col["name"], raw if mask is None else raw[~mask])
         values = raw.astype("datetime64[%s]" % unit).astype("datetime64[ns]")
         if mask is not None:
             values[mask] = np.datetime64("NaT")
@@ -321,6 +323,23 @@ def _converter(spark_type, tz):
     if name in ("double", "float"):
         return float
     return lambda v: v
+
+
+#: Epoch microseconds pandas' datetime64[ns] can hold (about 1677-09-21 to 2262-04-11).
+NS_RANGE_US = (-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
+
+
+def check_ns_range(name, micros):
+    """Raise ``ValueError`` naming column ``name`` if any epoch-microsecond value in ``micros``
+    lies outside datetime64[ns] (numpy would wrap it around silently: 1500 would become 2084)."""
+    micros = np.asarray(micros, dtype="i8")
+    bad = micros[(micros < NS_RANGE_US[0]) | (micros > NS_RANGE_US[1])]
+    if len(bad):
+        first = EPOCH_DT + datetime.timedelta(microseconds=int(bad[0]))
+        raise ValueError(
+            "column %r holds timestamps outside the years pandas can hold (1677-2262), e.g. %s (UTC): "
+            "filter them out or cast the column to string on the cluster first" % (name, first.isoformat(" "))
+        )
 
 
 def _wall_clock(micros, tz):
