@@ -220,9 +220,9 @@ def _clusters_parser(line: str) -> None:
 @magic_arguments.magic_arguments(name="hail ssm")
 @magic_arguments.argument("--command", required=True, help="shell command, run as root on the node")
 @magic_arguments.argument("--node", default="master", help="master (default), core, task or an instance id")
-@magic_arguments.argument("--cluster-id", default=None)
-@magic_arguments.argument("--cluster-name", default=None)
-@magic_arguments.argument("--region", default=None)
+@magic_arguments.argument("--cluster-id", default=None, help="EMR cluster id, j-... (default: the configured cluster)")
+@magic_arguments.argument("--cluster-name", default=None, help="name of an active EMR cluster")
+@magic_arguments.argument("--region", default=None, help="AWS region (default: the cluster's)")
 @magic_arguments.argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
 def _ssm_parser(line: str) -> None:
     """Run a command on a cluster node through SSM Run Command (an interactive shell: hail-emr-lab ssm in a terminal)."""
