@@ -195,6 +195,8 @@ export interface INodes {
     group: string;
     state: string;
     managed: boolean | null;
+    /** The SSM agent's PingStatus: Online, ConnectionLost, Inactive (null: not registered). */
+    ping_status: string | null;
     terminal_command: string;
   }[];
 }

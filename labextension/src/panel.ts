@@ -312,13 +312,26 @@ export class HailPanel extends Widget {
     if (!n || !n.available) {
       return [];
     }
+    // A shell only where `hail-emr-lab ssm` opens one (ssm.require_managed): an agent that
+    // registered but stopped answering (ConnectionLost, Inactive) is refused like an absent one.
+    const shell = (node: INodes['nodes'][number]) =>
+      node.managed === true && (!node.ping_status || node.ping_status === 'Online');
     const rows = n.nodes.map(node =>
       h(
         'li',
-        { class: 'jp-HailNode', 'data-instance': node.instance_id },
+        { class: 'jp-HailNode', 'data-instance': node.instance_id, 'data-shell': String(shell(node)) },
         `${node.instance_id} ${node.group} `,
-        h('span', { class: 'jp-HailMuted' }, `${node.state} · ${node.managed ? 'SSM' : 'not managed by SSM'}`),
-        node.managed
+        h(
+          'span',
+          { class: 'jp-HailMuted' },
+          `${node.state} · ` +
+            (!node.managed
+              ? 'not managed by SSM: no shell'
+              : shell(node)
+                ? `SSM ${node.ping_status ?? ''}`.trim()
+                : `SSM agent ${node.ping_status}: no shell`)
+        ),
+        shell(node)
           ? h(
               'div',
               {},
@@ -329,10 +342,21 @@ export class HailPanel extends Widget {
           : null
       )
     );
-    return [
+    const out: Node[] = [
       h('div', { class: 'jp-HailLabel' }, `Nodes of ${n.cluster_id} (${rows.length}): shell in a terminal`),
       h('ul', { class: 'jp-HailList' }, ...rows)
     ];
+    if (!n.nodes.every(shell)) {
+      out.push(
+        h(
+          'div',
+          { class: 'jp-HailMuted', 'data-field': 'no-shell' },
+          'No shell: the SSM agent is not running or not answering, the instance profile lacks ' +
+            'AmazonSSMManagedInstanceCore, or the VPC has no SSM endpoints (hail-emr-lab ssm --node ID says more).'
+        )
+      );
+    }
+    return out;
   }
 
   private renderSessions(data: ISessions): Node[] {
