@@ -1,7 +1,10 @@
-"""Back up a file within seconds of being saved in Jupyter.
+"""Back up a file within seconds of being saved (or renamed, or copied) in Jupyter.
 
-:func:`register` adds a ``post_save_hook`` to the server's contents manager. The hook only
-puts the path in a queue (a save is never slowed down or failed by the backup); a daemon
+:func:`register` adds a ``post_save_hook`` to the server's contents manager, and a listener
+for the contents service's ``rename`` / ``copy`` events (jupyter_server's event schema
+``contents_service/v1``): no save hook runs for those, so a notebook created by "Rename and
+Save", or a folder renamed in the file browser, would otherwise wait for the next save or cron.
+Both only put paths in a queue (a save is never slowed down or failed by the backup); a daemon
 thread uploads queued paths with a targeted :func:`~.engine.backup`, which takes the same
 lock as cron and manual runs. Errors are logged, never raised.
 """
@@ -18,12 +21,18 @@ from ..config import SAGEMAKER_HOME, load_config
 from ..errors import HailEmrLabError
 from .keys import within
 from .lock import SyncBusy
+from .scan import scan_home
 from .target import SyncTarget
 
 log = logging.getLogger("hail_emr_lab.sync.onsave")
 
 #: Wait this long after a save for more saves to batch (autosave of several files).
 COALESCE_SECONDS = 0.2
+
+#: jupyter_server's contents events (jupyter_server's ``event_schemas/contents_service/v1``).
+CONTENTS_EVENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
+#: Contents actions that put files at a new path without running the post-save hooks.
+MOVES = ("rename", "copy")
 
 
 class BackgroundUploader:
@@ -100,6 +109,32 @@ def make_hook(uploader: BackgroundUploader) -> Any:
     return hail_emr_lab_backup_on_save
 
 
+def paths_at(path: Path, uploader: BackgroundUploader) -> list[Path]:
+    """The file at ``path``, or the files and empty directories under it (excludes applied)."""
+    if not path.is_dir() or path.is_symlink():
+        return [path]
+    found = scan_home(path, uploader.target.matcher)
+    return [path / rel for rel in [*found.files, *found.dirs]] or [path]
+
+
+def make_listener(uploader: BackgroundUploader, root_dir: str) -> Any:
+    """A contents-event listener that queues what a rename or copy put at its new path."""
+    home_real = str(Path(uploader.target.home).resolve())
+
+    async def hail_emr_lab_backup_on_move(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        if data.get("action") not in MOVES:
+            return
+        try:
+            os_path = Path(root_dir, data.get("path") or "").resolve()
+            if within(home_real, str(os_path)):
+                for p in paths_at(os_path, uploader):
+                    uploader.enqueue(str(p))
+        except Exception:  # noqa: BLE001 - never fail a rename
+            uploader.log.exception("hail-emr-lab: could not queue %s for backup", data.get("path"))
+
+    return hail_emr_lab_backup_on_move
+
+
 def register(server_app: Any) -> BackgroundUploader | None:
     """Register the on-save backup on ``server_app``'s contents manager (if a bucket is set)."""
     logger = getattr(server_app, "log", log)
@@ -119,6 +154,13 @@ def register(server_app: Any) -> BackgroundUploader | None:
                             environments=bool(cfg.get("backup_environments")))
         uploader = BackgroundUploader(target, logger)
         cm.register_post_save_hook(make_hook(uploader))
+        events = getattr(cm, "event_logger", None) or getattr(server_app, "event_logger", None)
+        root_dir = getattr(cm, "root_dir", None) or getattr(server_app, "root_dir", None)
+        if events is not None and root_dir:
+            events.add_listener(schema_id=CONTENTS_EVENTS, listener=make_listener(uploader, root_dir))
+        else:
+            logger.warning("hail-emr-lab: renamed files are backed up at their next save only "
+                           "(this Jupyter server emits no contents events)")
         server_app.hail_emr_lab_uploader = uploader  # reachable for the REST handlers / tests
         logger.info("hail-emr-lab: files saved under %s are backed up to %s", target.home, target.url)
         return uploader
