@@ -52,13 +52,18 @@ up_to_date() {  # $@: extras, any of which would do
 
 # pip's output, shortened to one line per package and per long step (build dependencies,
 # metadata, wheels: pip prints ": started" and then ": still running..." while one lasts).
+# A bash loop, not awk: mawk (Debian's awk) reads its input in blocks, which held these lines
+# back for minutes; pip itself runs with PYTHONUNBUFFERED for the same reason.
 show_progress() {
-  awk '
-    /^Collecting / { n++; printf "    %4d  %s\n", n, $2; fflush(); next }
-    /: (started|still running)/ { sub(/^ +/, ""); print "    " $0; fflush(); next }
-    /^Installing collected packages:/ { printf "    installing %d packages\n", NF - 3; fflush(); next }
-    /^Successfully installed/ { printf "    installed %d packages\n", NF - 2; fflush() }
-  '
+  local line n=0 words
+  while IFS= read -r line; do
+    case $line in
+      "Collecting "*) n=$((n + 1)); read -r -a words <<<"$line"; printf '    %4d  %s\n' "$n" "${words[1]}" ;;
+      *": started"* | *": still running"*) printf '    %s\n' "${line#"${line%%[! ]*}"}" ;;
+      "Installing collected packages:"*) read -r -a words <<<"$line"; printf '    installing %d packages\n' $((${#words[@]} - 3)) ;;
+      "Successfully installed"*) read -r -a words <<<"$line"; printf '    installed %d packages\n' $((${#words[@]} - 2)) ;;
+    esac
+  done
 }
 
 install_python() {  # $1: the extra to install (lab or dev); further arguments: extras that also do
@@ -68,7 +73,7 @@ install_python() {  # $1: the extra to install (lab or dev); further arguments: 
     return 0
   fi
   if [ ! -x "$VENV/bin/python" ]; then
-    echo "==> creating $VENV"
+    echo "==> creating $VENV (and upgrading pip, setuptools, wheel in it)"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
   fi
@@ -77,7 +82,7 @@ install_python() {  # $1: the extra to install (lab or dev); further arguments: 
   rm -f "$VENV"/.hail-emr-lab-installed-*
   # jlpm (from jupyterlab) builds the labextension during the install: it must be on PATH.
   local rc=0
-  PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install --progress-bar off -e ".[$extra]" 2>&1 \
+  PYTHONUNBUFFERED=1 PATH="$VENV/bin:$PATH" "$VENV/bin/pip" install --progress-bar off -e ".[$extra]" 2>&1 \
     | tee "$log" | show_progress || rc=${PIPESTATUS[0]}
   if [ "$rc" -ne 0 ]; then
     grep -v "is ignored: it is neither" "$log" | tail -40 >&2
