@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -83,3 +84,10 @@ def test_every_hail_magic_option_has_help():
     missing = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in parsers for a in p._actions
                if not isinstance(a, argparse._HelpAction) and not a.help]
     assert not missing, f"without help text: {missing}"
+
+
+def test_readme_names_every_command():
+    # The README's list of commands is where a newcomer looks first: a command added later
+    # without a word there fails here.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert not [name for name in COMMANDS if f"`{name}`" not in readme]
