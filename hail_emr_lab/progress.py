@@ -163,8 +163,10 @@ class Progress:
                 return
             fraction = 1.0 if state == "ok" and self.fraction is not None else self.fraction
             record = f"{self.description}: {record}" if self.description else record
-            plain = text_bar(fraction, record) + (f"\n  {self.detail}" if self.detail else "")
-            self._write({"text/plain": plain, "text/html": html_line(fraction, record, self.detail, state)}, plain,
+            # The detail line is a live view (e.g. "Spark job 6 running: 0/2 tasks"): kept in a
+            # record it would describe work that is over as still running.
+            plain = text_bar(fraction, record)
+            self._write({"text/plain": plain, "text/html": html_line(fraction, record, "", state)}, plain,
                         final=True)
 
     def close(self, keep: bool = False) -> None:
