@@ -58,7 +58,7 @@ show_progress() {
   local line n=0 words
   while IFS= read -r line; do
     case $line in
-      "Collecting "*) n=$((n + 1)); read -r -a words <<<"$line"; printf '    %4d  %s\n' "$n" "${words[1]}" ;;
+      "Collecting "*) n=$((n + 1)); read -r -a words <<<"$line"; printf '    %4d  %s\n' "$n" "${words[1]-}" ;;
       *": started"* | *": still running"*) printf '    %s\n' "${line#"${line%%[! ]*}"}" ;;
       "Installing collected packages:"*) read -r -a words <<<"$line"; printf '    installing %d packages\n' $((${#words[@]} - 3)) ;;
       "Successfully installed"*) read -r -a words <<<"$line"; printf '    installed %d packages\n' $((${#words[@]} - 2)) ;;
