@@ -60,8 +60,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=25)
     args = parser.parse_args()
 
+    from hail_emr_lab.embedded.server import EmbeddedLivy
     from hail_emr_lab.livy import LivyClient, LivySession
-    from hail_emr_lab.local.server import EmbeddedLivy
 
     server = EmbeddedLivy(host="127.0.0.1", port=0, max_sessions=2)
     server.start()

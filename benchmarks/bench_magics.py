@@ -137,7 +137,7 @@ def main() -> int:
     from IPython.testing.globalipapp import start_ipython
     from IPython.utils.capture import capture_output
 
-    from hail_emr_lab.local.server import EmbeddedLivy
+    from hail_emr_lab.embedded.server import EmbeddedLivy
 
     server = EmbeddedLivy(host="127.0.0.1", port=0, plots_dir=str(tmp / "plots"), max_sessions=3)
     server.start()

@@ -50,9 +50,9 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=10.0, help="size of the bokeh HTML (approximate)")
     args = parser.parse_args()
 
+    from hail_emr_lab.embedded.server import EmbeddedLivy
     from hail_emr_lab.livy import LivyClient, LivySession
-    from hail_emr_lab.local.server import EmbeddedLivy
-    from hail_emr_lab.plots import PlotManager
+    from hail_emr_lab.plots.manager import PlotManager
 
     work = Path(tempfile.mkdtemp(prefix="bench-plots-"))
     server = EmbeddedLivy(host="127.0.0.1", port=0, plots_dir=str(work / "remote"), max_sessions=1)

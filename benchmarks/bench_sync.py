@@ -166,8 +166,8 @@ def start_moto(work: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
 
 
 def start_local_s3(work: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
-    """``rclone serve s3`` as ``hail-emr-lab lab`` runs it (the command line of hail_emr_lab.local_s3)."""
-    from hail_emr_lab import local_s3
+    """``rclone serve s3`` as ``hail-emr-lab lab`` runs it (the command line of hail_emr_lab.embedded.s3)."""
+    from hail_emr_lab.embedded import s3 as local_s3
 
     port = free_port()
     cmd = local_s3.server_command(work / "local-s3", "127.0.0.1", port)

@@ -15,14 +15,14 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own type
     """Register the ``%hail`` magics (``%load_ext hail_emr_lab``)."""
-    from .magics import load_ipython_extension as _load
+    from .notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
     """Stop background work started by the magics (``%unload_ext hail_emr_lab``)."""
-    from .magics import unload_ipython_extension as _unload
+    from .notebook.magics import unload_ipython_extension as _unload
 
     _unload(ipython)
 

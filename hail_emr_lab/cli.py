@@ -20,14 +20,14 @@ from .errors import HailEmrLabError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "local-livy": ("hail_emr_lab.local.cli", "run the embedded Livy-protocol server (PySpark + Hail)"),
-    "local-s3": ("hail_emr_lab.local_s3", "run the local S3-compatible server (objects on disk) in the foreground"),
-    "lab": ("hail_emr_lab.embedded", "start JupyterLab on the embedded default (local Livy + local S3)"),
-    "clusters": ("hail_emr_lab.emr_cli", "list active EMR clusters, their Livy URL and whether it answers"),
+    "local-livy": ("hail_emr_lab.embedded.cli", "run the embedded Livy-protocol server (PySpark + Hail)"),
+    "local-s3": ("hail_emr_lab.embedded.s3", "run the local S3-compatible server (objects on disk) in the foreground"),
+    "lab": ("hail_emr_lab.embedded.devstack", "start JupyterLab on the embedded default (local Livy + local S3)"),
+    "clusters": ("hail_emr_lab.emr.cli", "list active EMR clusters, their Livy URL and whether it answers"),
     "sync": ("hail_emr_lab.sync.cli", "back up / restore the home directory to S3"),
-    "lifecycle": ("hail_emr_lab.lifecycle_cli", "render, validate and install SageMaker lifecycle scripts"),
+    "lifecycle": ("hail_emr_lab.lifecycle.cli", "render, validate and install SageMaker lifecycle scripts"),
     "jobs": ("hail_emr_lab.jobs.cli", "submit and follow batch jobs (Livy, EMR Serverless, EMR on EKS, AWS Batch)"),
-    "ssm": ("hail_emr_lab.ssm_cli", "a shell or one command on the cluster's nodes through AWS Systems Manager"),
+    "ssm": ("hail_emr_lab.emr.ssm_cli", "a shell or one command on the cluster's nodes through AWS Systems Manager"),
 }
 
 

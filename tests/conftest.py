@@ -12,40 +12,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
+from support.net import free_port, wait_http  # noqa: F401 - the fixtures below use them
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    """Wait until ``url`` answers any HTTP status."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not come up in {timeout:.0f} s") from None
-            time.sleep(0.1)
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +43,7 @@ def isolated_config(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def livy_server(tmp_path_factory):
     """The embedded Livy server, started once per test run (``.url``, ``.plots_dir``)."""
-    from hail_emr_lab.local.server import EmbeddedLivy
+    from hail_emr_lab.embedded.server import EmbeddedLivy
 
     plots = tmp_path_factory.mktemp("plots")
     server = EmbeddedLivy(host="127.0.0.1", port=0, plots_dir=str(plots), max_sessions=6)

@@ -49,7 +49,7 @@ def client_for(url: Optional[str]) -> LivyClient:
     """A client for ``url`` using the configured auth; the notebook's connected client when
     no URL is given (or it is the same endpoint)."""
     from ..config import load_config
-    from ..context import current
+    from ..notebook.context import current
 
     ctx_client = current().client
     if url is None:
@@ -63,7 +63,7 @@ def client_for(url: Optional[str]) -> LivyClient:
 
     if ctx_client is not None and getattr(ctx_client, "url", None) == normalize_url(url):
         return ctx_client
-    from ..embedded_livy import client_headers  # the token of an embedded Livy we started
+    from ..embedded.launcher import client_headers  # the token of an embedded Livy we started
 
     cfg = load_config()
     return LivyClient(

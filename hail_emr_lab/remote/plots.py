@@ -1,6 +1,6 @@
 """Plot directory helpers that run on the cluster, inside the Livy session.
 
-Sent as source text by ``hail_emr_lab.plots.PlotManager.setup_code`` and exec'd into a
+Sent as source text by ``hail_emr_lab.plots.manager.PlotManager.setup_code`` and exec'd into a
 private namespace, so only a few names reach the user's globals: ``PLOTS_DIR``,
 ``save_plot`` and the ``_hel_plots_*`` helpers. Must run on Python 3.7+ with the standard
 library only (bokeh and matplotlib are used when present).

@@ -3,7 +3,7 @@
 Thin ``APIHandler`` subclasses: authenticated (403 without a token or login cookie), POST and
 DELETE XSRF-checked by jupyter_server, blocking work (Livy, Spark, S3, EMR) run in a small
 thread pool so the server's event loop never waits on a cluster. The logic lives in
-``hail_emr_lab.overview``.
+``hail_emr_lab.dashboard``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ..config import load_config
+from ..dashboard import backup, listings, nodes, plots, progress, status
 from ..errors import ConfigError, HailEmrLabError
-from ..overview import backup, listings, nodes, plots, progress, status
 from ..redact import redact_text
 
 API = "hail-emr-lab/api"

@@ -45,7 +45,7 @@ function pad(n: number): string {
 
 /**
  * A time as local `YYYY-MM-DD HH:MM:SS` (ISO text or epoch seconds); 'never' when absent. The
- * same format as `hail_emr_lab.overview.times.local_time`, used by the `%hail panel`.
+ * same format as `hail_emr_lab.dashboard.times.local_time`, used by the `%hail panel`.
  */
 export function formatTime(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') {

@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import free_port
+from support.net import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -113,7 +113,7 @@ def _no_sessions(livy) -> None:
 
 
 def test_a_page_of_another_origin_cannot_start_a_session_or_run_code(browser, tmp_path):
-    from hail_emr_lab.local.server import EmbeddedLivy
+    from hail_emr_lab.embedded.server import EmbeddedLivy
 
     marker = tmp_path / "pwned.txt"
     livy = EmbeddedLivy(port=_port(), max_sessions=1, plots_dir=str(tmp_path / "plots"))
@@ -135,7 +135,7 @@ def test_a_page_of_another_origin_cannot_start_a_session_or_run_code(browser, tm
 
 def test_dns_rebinding_gets_nothing(browser, tmp_path):
     """The page's own origin now points at the Livy: even same-origin requests are refused."""
-    from hail_emr_lab.local.server import EmbeddedLivy
+    from hail_emr_lab.embedded.server import EmbeddedLivy
 
     port = _port()
     attacker = _PageServer(port)

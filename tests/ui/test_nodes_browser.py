@@ -23,8 +23,8 @@ from typing import Callable
 
 import boto3
 import pytest
-from conftest import free_port, wait_http
-from ssm_standin import SsmStandIn
+from support.net import free_port, wait_http
+from support.ssm_standin import SsmStandIn
 from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -16,14 +16,14 @@ import time
 
 import pytest
 import requests
-from conftest import free_port, wait_http
+from support.net import free_port, wait_http
 from test_progress_browser import _open
 from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TOKEN = "progress-test-token"  # the token _open() uses
-PANEL = "__import__('hail_emr_lab.widgets').widgets._SHOWN"
+PANEL = "__import__('hail_emr_lab.notebook.panel').notebook.panel._SHOWN"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, wait_http
+from support.net import free_port, wait_http
 from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook, accept_kernel_dialog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

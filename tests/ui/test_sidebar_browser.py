@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import free_port, wait_http
+from support.net import free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -1,0 +1,1 @@
+"""Amazon EMR: cluster discovery, EMR Serverless applications, SSM shells on nodes."""

@@ -1,0 +1,266 @@
+"""EMR Serverless applications as Livy targets: look one up, check it can serve Livy, start it.
+
+Facts from the EMR Serverless user guide ("Run interactive workloads with EMR Serverless through
+an Apache Livy endpoint"):
+
+* the Livy endpoint exists from release emr-6.14.0, for Spark applications created (or updated)
+  with ``interactiveConfiguration.livyEndpointEnabled = true``;
+* the application must be started before the endpoint answers;
+* the endpoint is ``https://<application-id>.livy.emr-serverless-services.<region>.amazonaws.com``,
+  every request is SigV4-signed for ``emr-serverless`` (see :mod:`hail_emr_lab.livy.sigv4`);
+* a session is created with the execution role in its conf, key
+  ``emr-serverless.session.executionRoleArn``;
+* callers need ``emr-serverless:AccessLivyEndpoints`` on the application, ``iam:PassRole`` on the
+  execution role and (for the Spark UI links) ``emr-serverless:GetDashboardForJobRun``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from ..errors import HailEmrLabError
+
+#: First release with the Livy endpoint (EMR Serverless user guide, Livy endpoints).
+MIN_RELEASE = (6, 14, 0)
+#: Session conf key that names the execution role (EMR Serverless user guide, Livy endpoints).
+EXECUTION_ROLE_CONF = "emr-serverless.session.executionRoleArn"
+#: Service principal the execution role is passed to (the iam:PassedToService condition value).
+SERVICE_PRINCIPAL = "emr-serverless.amazonaws.com"
+#: Spark properties EMR Serverless reads for sizing (EMR Serverless user guide, Spark job properties).
+SIZING_PROPERTIES = {
+    "driver_memory": "spark.driver.memory",
+    "driver_cores": "spark.driver.cores",
+    "executor_memory": "spark.executor.memory",
+    "executor_cores": "spark.executor.cores",
+    "num_executors": "spark.executor.instances",
+}
+STARTABLE = ("CREATED", "STOPPED")
+WAITING = ("CREATING", "STARTING", "STOPPING")
+
+
+class ServerlessError(HailEmrLabError):
+    """The EMR Serverless application cannot serve Livy sessions (message says what to change)."""
+
+
+def livy_endpoint_url(app_id: str, region: str) -> str:
+    """The Livy endpoint of application ``app_id`` in ``region`` (EMR Serverless user guide form)."""
+    return f"https://{app_id}.livy.emr-serverless-services.{region}.amazonaws.com"
+
+
+def endpoint_region(url: str) -> Optional[str]:
+    """The region of an EMR Serverless Livy endpoint URL (see :func:`livy_endpoint_url`), else None."""
+    from urllib.parse import urlsplit
+
+    m = re.fullmatch(r"[0-9a-z]+\.livy\.emr-serverless-services\.([a-z0-9-]+)\.amazonaws\.com",
+                     urlsplit(url or "").hostname or "")
+    return m[1] if m else None
+
+
+def configured_endpoint(app_id: Optional[str], region: Optional[str]) -> Optional[str]:
+    """The Livy endpoint of a configured application (region: given, else boto3's default), or None."""
+    if not app_id:
+        return None
+    if not region:
+        import boto3
+
+        region = boto3.session.Session().region_name
+    return livy_endpoint_url(app_id, region) if region else None
+
+
+def parse_release(label: str) -> Optional[tuple[int, int, int]]:
+    """``"emr-6.14.0"`` -> ``(6, 14, 0)``; None when the label has another form."""
+    m = re.match(r"^emr-(\d+)\.(\d+)\.(\d+)", label or "")
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+@dataclass
+class ServerlessApp:
+    """What GetApplication says about one application (``livy_enabled`` None = the answer did not say)."""
+
+    app_id: str
+    name: str
+    state: str
+    release: str
+    region: str
+    app_type: str = "Spark"
+    livy_enabled: Optional[bool] = None
+    arn: str = ""
+
+    @property
+    def livy_url(self) -> str:
+        return livy_endpoint_url(self.app_id, self.region)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"application_id": self.app_id, "name": self.name, "state": self.state, "release": self.release,
+                "livy_enabled": self.livy_enabled, "livy_url": self.livy_url, "region": self.region}
+
+    @classmethod
+    def from_answer(cls, app: dict[str, Any], region: str) -> ServerlessApp:
+        interactive = app.get("interactiveConfiguration")
+        enabled = None if not isinstance(interactive, dict) else interactive.get("livyEndpointEnabled")
+        return cls(app_id=app.get("applicationId") or app.get("id") or "", name=app.get("name", ""),
+                   state=str(app.get("state", "")).upper(), release=app.get("releaseLabel", ""), region=region,
+                   app_type=str(app.get("type", "")), livy_enabled=enabled if enabled is None else bool(enabled),
+                   arn=app.get("arn", ""))
+
+
+def serverless_client(boto3_session: Any = None, region: Optional[str] = None) -> Any:
+    """An ``emr-serverless`` client (honours ``AWS_ENDPOINT_URL`` like every boto3 client)."""
+    import boto3
+
+    session = boto3_session or boto3.session.Session()
+    region = region or session.region_name
+    if not region:
+        raise ServerlessError("EMR Serverless needs an AWS region: pass --region or set AWS_REGION")
+    return session.client("emr-serverless", region_name=region)
+
+
+def _aws_error(exc: Exception, app_id: str, region: str, action: str) -> ServerlessError:
+    name = type(exc).__name__
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return ServerlessError(
+            "no AWS credentials to look up the EMR Serverless application: on SageMaker the instance role "
+            "provides them; elsewhere run 'aws configure' or set AWS_PROFILE"
+        )
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        return ServerlessError(f"cannot reach the EMR Serverless API in {region} ({exc}): check the network and region")
+    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
+    code, message = error.get("Code", name), error.get("Message", str(exc))
+    if code in ("ResourceNotFoundException", "ValidationException"):
+        return ServerlessError(
+            f"no EMR Serverless application {app_id!r} in region {region} ({message}): check the application id "
+            "and the region (--region, AWS_REGION); 'hail-emr-lab clusters --region REGION' lists the "
+            "Livy-enabled applications"
+        )
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return ServerlessError(
+            f"AWS denied emr-serverless:{action} on application {app_id} ({message}): the notebook's role needs "
+            "emr-serverless:GetApplication and StartApplication on it (hail-emr-lab lifecycle iam-policy "
+            "--serverless-app ... writes them)"
+        )
+    return ServerlessError(f"emr-serverless {action} for {app_id} failed: {code}: {message}")
+
+
+def describe(app_id: str, client: Any) -> ServerlessApp:
+    """GetApplication for ``app_id``; :class:`ServerlessError` if missing or not allowed."""
+    region = client.meta.region_name
+    try:
+        answer = client.get_application(applicationId=app_id)["application"]
+    except Exception as exc:
+        raise _aws_error(exc, app_id, region, "GetApplication") from None
+    return ServerlessApp.from_answer(answer, region)
+
+
+def check_livy_capable(app: ServerlessApp) -> None:
+    """Raise :class:`ServerlessError` when ``app`` cannot have a Livy endpoint (type, release, setting)."""
+    label = f"EMR Serverless application {app.app_id} ({app.name!r})"
+    if app.app_type and app.app_type.upper() != "SPARK":
+        raise ServerlessError(f"{label} is a {app.app_type} application: Livy sessions need a Spark application")
+    release = parse_release(app.release)
+    if release is not None and release < MIN_RELEASE:
+        raise ServerlessError(
+            f"{label} runs {app.release}: the Livy endpoint needs emr-6.14.0 or later. Create an application "
+            "with a newer release (e.g. --release-label emr-7.x.0) and --interactive-configuration "
+            "livyEndpointEnabled=true"
+        )
+    if app.livy_enabled is False:
+        raise ServerlessError(
+            f"{label} does not have its Livy endpoint enabled: stop it, then run 'aws emr-serverless "
+            f"update-application --application-id {app.app_id} --interactive-configuration "
+            "livyEndpointEnabled=true' (or create it with that option)"
+        )
+    if app.state == "TERMINATED":
+        raise ServerlessError(f"{label} is TERMINATED: create a new application and connect to it")
+
+
+def ensure_started(
+    app: ServerlessApp,
+    client: Any,
+    on_state: Optional[Callable[[str, float], None]] = None,
+    timeout: float = 600.0,
+    poll: float = 5.0,
+) -> ServerlessApp:
+    """Start ``app`` if it is CREATED/STOPPED and wait until it is STARTED (``on_state(state, seconds)``).
+
+    Raises :class:`ServerlessError` when it does not start within ``timeout`` seconds (it may
+    still be starting: GetApplication shows its state) or StartApplication is refused.
+    """
+    t0 = time.monotonic()
+    started_it = False
+    while True:
+        elapsed = time.monotonic() - t0
+        if on_state:
+            on_state(app.state, elapsed)
+        if app.state == "STARTED":
+            return app
+        if app.state in STARTABLE and not started_it:
+            try:
+                client.start_application(applicationId=app.app_id)
+            except Exception as exc:
+                raise _aws_error(exc, app.app_id, app.region, "StartApplication") from None
+            started_it = True
+        elif app.state not in WAITING and app.state not in STARTABLE:
+            raise ServerlessError(
+                f"EMR Serverless application {app.app_id} is {app.state}: it cannot serve Livy sessions"
+            )
+        if elapsed > timeout:
+            raise ServerlessError(
+                f"EMR Serverless application {app.app_id} is still {app.state} after {timeout:.0f} s; it may still "
+                "start: check 'aws emr-serverless get-application', then connect again"
+            )
+        time.sleep(poll)
+        app = describe(app.app_id, client)
+
+
+def application_for(
+    app_id: str,
+    region: Optional[str] = None,
+    boto3_session: Any = None,
+    on_state: Optional[Callable[[str, float], None]] = None,
+    timeout: float = 600.0,
+    poll: float = 5.0,
+) -> ServerlessApp:
+    """Look up ``app_id``, check it can serve Livy, start it if needed; the STARTED application."""
+    app_id = (app_id or "").strip()
+    if not re.fullmatch(r"[0-9a-z]{1,64}", app_id):
+        raise ServerlessError(
+            f"{app_id!r} is not an EMR Serverless application id: expected lower-case letters and digits such as "
+            "00fabcdexample ('aws emr-serverless list-applications' shows them)"
+        )
+    client = serverless_client(boto3_session, region)
+    app = describe(app_id, client)
+    check_livy_capable(app)
+    return ensure_started(app, client, on_state=on_state, timeout=timeout, poll=poll)
+
+
+def application_status(app_id: str, region: Optional[str] = None, boto3_session: Any = None) -> dict[str, Any]:
+    """The sidebar's view of an application: :meth:`ServerlessApp.to_dict`, or ``{application_id, error}``."""
+    try:
+        return describe(app_id, serverless_client(boto3_session, region)).to_dict()
+    except ServerlessError as exc:
+        return {"application_id": app_id, "error": str(exc)}
+
+
+def list_livy_applications(boto3_session: Any = None, region: Optional[str] = None) -> list[dict[str, Any]]:
+    """Spark applications not known to lack a Livy endpoint (emr-6.14.0+, not TERMINATED), as dicts."""
+    client = serverless_client(boto3_session, region)
+    rows: list[dict[str, Any]] = []
+    try:
+        for page in client.get_paginator("list_applications").paginate():
+            for summary in page.get("applications", []):
+                if str(summary.get("type", "")).upper() != "SPARK" or summary.get("state") == "TERMINATED":
+                    continue
+                release = parse_release(summary.get("releaseLabel", ""))
+                if release is not None and release < MIN_RELEASE:
+                    continue
+                app = describe(summary["id"], client)
+                if app.livy_enabled is not False:
+                    rows.append(app.to_dict())
+    except ServerlessError:
+        raise
+    except Exception as exc:
+        raise _aws_error(exc, "*", client.meta.region_name, "ListApplications") from None
+    return rows

@@ -1,0 +1,1 @@
+"""What runs in the kernel: the ``%hail`` magics, connect, transfer, the panel."""

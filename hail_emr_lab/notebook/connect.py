@@ -1,0 +1,448 @@
+"""``%hail connect``: resolve the target, build the client, start or reattach the session.
+
+Resolution order: ``--serverless-app`` (EMR Serverless, ``--url`` then only overrides its endpoint),
+``--url``, ``--cluster-id``/``--cluster-name`` (EMR discovery), ``--local``; without any, the
+configuration: environment (``HAIL_EMR_LAB_LIVY_URL``, ``HAIL_EMR_LAB_CLUSTER_ID``,
+``HAIL_EMR_LAB_SERVERLESS_APP``), ``~/.hail-emr-lab/config.json``, ``~/.sparkmagic/config.json``,
+else the embedded server.
+
+The quick part (resolve, check the endpoint answers, create or find the session) happens in
+:func:`connect`; waiting for the session and the setup statements (helpers, ``hl.init``,
+plots) run in a background thread (:class:`Startup`), so the notebook is free at once and the
+first cell waits for :meth:`Startup.wait`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from ..config import Config, load_config
+from ..errors import HailEmrLabError
+from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, make_auth, normalize_url
+from ..remote import bootstrap_code
+from ..remote.dataframe import MARKER
+from ..session_names import default_session_name
+from .context import HailContext, set_current
+
+#: Where EMR's Hail (Quick Start / hail-emr-lab bootstrap) keeps its jar.
+EMR_HAIL_JAR = "/opt/hail/hail-all-spark.jar"
+#: Config sources in the order the issue gives for "no target" (lower is stronger).
+_SOURCE_RANK = {"argument": 0, "environment": 1}
+
+
+@dataclass
+class ConnectOptions:
+    """Everything ``%hail connect`` accepts (None = take it from the configuration)."""
+
+    url: Optional[str] = None
+    cluster_id: Optional[str] = None
+    cluster_name: Optional[str] = None
+    local: bool = False
+    auth: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+    name: Optional[str] = None
+    conf: dict[str, str] = field(default_factory=dict)
+    driver_memory: Optional[str] = None
+    driver_cores: Optional[int] = None
+    executor_memory: Optional[str] = None
+    executor_cores: Optional[int] = None
+    num_executors: Optional[int] = None
+    new: bool = False
+    hail: bool = True
+    hail_jar: Optional[str] = None
+    plots: bool = True
+    plots_url: Optional[str] = None
+    plots_dir: Optional[str] = None
+    heartbeat_timeout: Optional[int] = None
+    region: Optional[str] = None
+    probe_timeout: float = 3.0
+    start_timeout: float = 900.0
+    serverless_app: Optional[str] = None
+    execution_role: Optional[str] = None
+    sigv4_service: Optional[str] = None
+
+
+@dataclass
+class Target:
+    """A resolved Livy endpoint and how it was found."""
+
+    url: str
+    how: str
+    local: bool = False
+    cluster: Any = None  # emr.ClusterEndpoint
+    serverless: Any = None  # serverless.ServerlessApp
+    execution_role: Optional[str] = None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def resolve_target(
+    opts: ConnectOptions, config: Config, on_app_state: Optional[Callable[[str, float], None]] = None
+) -> Target:
+    """Decide which Livy endpoint to use (see the module docstring for the order).
+
+    An EMR Serverless application is started when needed; ``on_app_state(state, seconds)`` sees
+    its state while we wait.
+    """
+    if opts.serverless_app:
+        others = [x for x in ("cluster_id", "cluster_name", "local") if getattr(opts, x)]
+        if others:
+            flags = " and ".join("--" + c.replace("_", "-") for c in others)
+            raise HailEmrLabError(f"%hail connect got --serverless-app and {flags}: give only one target")
+        return _serverless_target(opts.serverless_app, opts, config, "argument", on_app_state)
+    chosen = [x for x in ("url", "cluster_id", "cluster_name", "local") if getattr(opts, x)]
+    if len(chosen) > 1:
+        flags = " and ".join("--" + c.replace("_", "-") for c in chosen)
+        raise HailEmrLabError(f"%hail connect got {flags}: give only one target")
+    if opts.url:
+        return Target(normalize_url(opts.url), "url", local=_is_loopback(opts.url))
+    if opts.cluster_id or opts.cluster_name:
+        return _cluster_target(opts.cluster_id, opts.cluster_name, opts, config, "argument")
+    if opts.local:
+        return _local_target(config, "--local")
+    # No target given: the configuration decides.
+    candidates = []
+    keys = ("livy_url", "cluster_id", "cluster_name", "serverless_app")
+    for key in keys:
+        if config.get(key):
+            source = config.source(key)
+            rank = _SOURCE_RANK.get(source, 3 if "sparkmagic" in source else 2)
+            candidates.append((rank, keys.index(key), key, source))
+    if not candidates:
+        return _local_target(config, "no endpoint configured")
+    _, _, key, source = min(candidates)
+    if key == "livy_url":
+        url = config.get("livy_url")
+        return Target(normalize_url(url), f"config ({source})", local=_is_loopback(url))
+    if key == "cluster_id":
+        return _cluster_target(config.get("cluster_id"), None, opts, config, source)
+    if key == "serverless_app":
+        return _serverless_target(config.get("serverless_app"), opts, config, source, on_app_state)
+    return _cluster_target(None, config.get("cluster_name"), opts, config, source)
+
+
+def _cluster_target(cid: Optional[str], cname: Optional[str], opts: ConnectOptions, config: Config, source: str):
+    from ..emr import discovery as emr
+
+    ep = emr.endpoint_for(
+        cluster_id=cid, cluster_name=cname, region=opts.region or config.get("region"), probe_timeout=opts.probe_timeout
+    )
+    how = f"cluster {ep.cluster_id} ({ep.name})" + ("" if source == "argument" else f" from {source}")
+    return Target(ep.url, how, local=False, cluster=ep)
+
+
+def _serverless_target(app_id: str, opts: ConnectOptions, config: Config, source: str, on_app_state) -> Target:
+    import re
+
+    from ..emr import serverless
+    from ..errors import ConfigError
+
+    role = opts.execution_role or config.get("serverless_execution_role")
+    if not role:
+        raise ConfigError(
+            "an EMR Serverless session needs an execution role: pass --execution-role arn:aws:iam::ACCOUNT:role/NAME "
+            "(or set HAIL_EMR_LAB_SERVERLESS_EXECUTION_ROLE, or serverless_execution_role in the config)"
+        )
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
+        raise ConfigError(f"{role!r} is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME")
+    app = serverless.application_for(
+        app_id, region=opts.region or config.get("region"), on_state=on_app_state, timeout=opts.start_timeout
+    )
+    url = normalize_url(opts.url) if opts.url else app.livy_url
+    how = f"EMR Serverless application {app.app_id} ({app.name})" + ("" if source == "argument" else f" from {source}")
+    return Target(url, how, local=_is_loopback(url), serverless=app, execution_role=role)
+
+
+def _local_target(config: Config, why: str) -> Target:
+    from ..embedded.launcher import ensure_local_livy
+
+    url = ensure_local_livy(port=int(config.get("local_livy_port", 8998)))
+    return Target(url, f"embedded Livy ({why})", local=True)
+
+
+def make_client(
+    url: str, config: Config, opts: Optional[ConnectOptions] = None, target: Optional[Target] = None
+) -> LivyClient:
+    """A Livy client with the configured auth, TLS verification and proxy user.
+
+    An EMR Serverless target always signs with SigV4 for ``emr-serverless`` in its region.
+    """
+    from ..emr.serverless import endpoint_region
+
+    opts = opts or ConnectOptions()
+    app = target.serverless if target is not None else None
+    kind = "sigv4" if app is not None else (opts.auth or config.get("auth"))
+    password = opts.password or (config.password() if kind == "basic" else None)
+    auth = make_auth(
+        kind, opts.username or config.get("username"), password,
+        sigv4_service=opts.sigv4_service or config.get("sigv4_service"),
+        region=app.region if app is not None else (opts.region or config.get("region") or endpoint_region(url)),
+    )
+    from ..embedded.launcher import client_headers  # the token of an embedded Livy we started
+
+    return LivyClient(
+        url,
+        auth=auth,
+        headers=client_headers(url),
+        verify=config.get("verify", True),
+        proxy_user=config.get("proxy_user"),
+    )
+
+
+def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:
+    """Livy session fields: sizing, and Spark conf with Hail's conf for EMR targets.
+
+    For EMR Serverless the execution role goes in the conf, sizing as the Spark properties it
+    reads (:data:`serverless.SIZING_PROPERTIES`), and Hail's jar only with ``--hail-jar`` (a
+    custom image has its own path).
+    """
+    conf: dict[str, str] = {}
+    if target.serverless is not None:
+        from ..emr.serverless import EXECUTION_ROLE_CONF, SIZING_PROPERTIES
+
+        conf[EXECUTION_ROLE_CONF] = str(target.execution_role)
+        for attr, key in SIZING_PROPERTIES.items():
+            if getattr(opts, attr) is not None:
+                conf[key] = str(getattr(opts, attr))
+        if opts.hail and opts.hail_jar:
+            from ..livy import pyspark_hail_conf
+
+            conf.update(pyspark_hail_conf(opts.hail_jar))
+        conf.update(opts.conf)
+        conf[EXECUTION_ROLE_CONF] = str(target.execution_role)  # --conf cannot silently replace the role
+        return {"conf": conf}
+    jar = opts.hail_jar or (None if target.local else EMR_HAIL_JAR)
+    if opts.hail and jar:
+        from ..livy import pyspark_hail_conf
+
+        conf.update(pyspark_hail_conf(jar))
+    conf.update(opts.conf)  # the user's --conf wins
+    fields: dict[str, Any] = {
+        "conf": conf or None,
+        "driverMemory": opts.driver_memory,
+        "driverCores": opts.driver_cores,
+        "executorMemory": opts.executor_memory,
+        "executorCores": opts.executor_cores,
+        "numExecutors": opts.num_executors,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def setup_code(hail: bool) -> str:
+    """Run once per connection: our helpers, then Hail (once per session), then versions."""
+    lines = [bootstrap_code(), "import json as _hel_json, sys as _hel_sys"]
+    if hail:
+        lines += [
+            "if not globals().get('_hel_hail_ready'):",
+            "    import hail as hl",
+            "    hl.init(sc)",
+            "    _hel_hail_ready = True",
+            "_hail_emr_lab.guard_hail_init(hl, sc)  # a notebook's own hl.init(...) then does what it can",
+            "_hel_versions = {'hail': hl.version()}",
+        ]
+    else:
+        lines.append("_hel_versions = {}")
+    lines += [
+        "_hel_versions.update(spark=sc.version, python=_hel_sys.version.split()[0],",
+        "                     pyarrow=_hail_emr_lab.have_arrow(), app_id=sc.applicationId)",
+        f"print({MARKER!r} + _hel_json.dumps(_hel_versions))",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Startup:
+    """Waits for the session and runs the setup statements in a background thread."""
+
+    def __init__(self, ctx: HailContext, opts: ConnectOptions, on_change: Optional[Callable[[Startup], None]] = None):
+        self.ctx = ctx
+        self.opts = opts
+        self.on_change = on_change
+        self.state = "starting"
+        self.phase = "waiting for the session"
+        self.elapsed = 0.0
+        self.error: Optional[BaseException] = None
+        self.versions: dict[str, Any] = {}
+        self.done = threading.Event()
+        self.started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="hail-connect", daemon=True)
+
+    def start(self) -> Startup:
+        self._thread.start()
+        return self
+
+    def _notify(self) -> None:
+        self.elapsed = time.monotonic() - self.started
+        if self.on_change:
+            try:
+                self.on_change(self)
+            except Exception as exc:  # a display problem must not stop the startup
+                self.phase += f" (display failed: {exc})"
+
+    def _run(self) -> None:
+        session: LivySession = self.ctx.session
+        try:
+            def on_state(state: SessionState, elapsed: float) -> None:
+                self.state = state.value
+                self._notify()
+
+            session.wait_ready(timeout=self.opts.start_timeout, on_state=on_state)
+            self.state = "idle"
+            self.phase = "setting up Hail" if self.opts.hail else "setting up"
+            self._notify()
+            output = session.run(setup_code(self.opts.hail))
+            if not output.ok:
+                raise SetupError(output, self.opts.hail)
+            text = output.text
+            pos = text.rfind(MARKER)
+            self.versions = json.loads(text[pos + len(MARKER):]) if pos >= 0 else {}
+            self.ctx.extras["versions"] = self.versions
+            if self.ctx.plots is not None:
+                self.phase = "setting up plots"
+                self._notify()
+                out = session.run(self.ctx.plots.setup_code())
+                if not out.ok:
+                    raise SetupError(out, False)
+            self.state = "ready"
+            self.phase = "ready"
+        except BaseException as exc:  # kept and re-raised by wait() in the notebook's thread
+            self.error = exc
+            self.state = "failed"
+            self.phase = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        finally:
+            self.done.set()
+            self._notify()
+
+    def wait(self, timeout: Optional[float] = None, on_tick: Optional[Callable[[Startup], None]] = None) -> None:
+        """Block until the session is ready; raise what went wrong if it is not."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done.wait(0.25):
+            if on_tick:
+                self.elapsed = time.monotonic() - self.started
+                on_tick(self)
+            if deadline is not None and time.monotonic() > deadline:
+                raise HailEmrLabError(f"the session is still {self.state} after {timeout:.0f} s")
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def ready(self) -> bool:
+        """True once setup finished without error."""
+        return self.done.is_set() and self.error is None
+
+
+class SetupError(HailEmrLabError):
+    """The setup statement failed in the session."""
+
+    def __init__(self, output: Any, hail: bool):
+        hint = (
+            " Hail could not start in the session: check that Hail is installed on the cluster (or connect "
+            "with --no-hail)." if hail else ""
+        )
+        super().__init__(f"setting up the session failed: {output.error_text}.{hint}")
+        self.output = output
+
+
+def connect(
+    opts: ConnectOptions,
+    overrides: Optional[dict[str, Any]] = None,
+    on_change: Optional[Callable[[Startup], None]] = None,
+    local_dir: Optional[Path] = None,
+    on_app_state: Optional[Callable[[str, float], None]] = None,
+) -> HailContext:
+    """Resolve, create or reattach the session, and start the background setup.
+
+    Returns the new context (also made current). Errors that need no waiting (bad URL,
+    unknown cluster, unreachable endpoint, refused credentials) are raised here.
+    """
+    config = load_config(overrides or {})
+    target = resolve_target(opts, config, on_app_state)
+    if target.serverless is not None:  # the panel and sidebar then sign their requests as the client does
+        app = target.serverless
+        for key, value in (("auth", "sigv4"), ("region", app.region), ("serverless_app", app.app_id)):
+            config.values[key], config.sources[key] = value, target.how
+    client = make_client(target.url, config, opts, target)
+    try:
+        client.list_sessions(size=1)  # fails fast with a clear message: unreachable, 401/403, not Livy
+    except LivyError as exc:
+        client.close()
+        if target.serverless is not None and target.serverless.livy_enabled is None:
+            raise LivyError(
+                f"{exc} (GetApplication did not say whether application {target.serverless.app_id} has its Livy "
+                "endpoint enabled: if it does not, stop it and run 'aws emr-serverless update-application "
+                f"--application-id {target.serverless.app_id} --interactive-configuration livyEndpointEnabled=true')"
+            ) from None
+        raise
+    # One session per notebook unless --name shares one deliberately.
+    name = opts.name or default_session_name(config.get("session_name"))
+    heartbeat = opts.heartbeat_timeout or int(config.get("heartbeat_timeout", 600))
+    try:
+        session = LivySession.connect(
+            client, name, new=opts.new, heartbeat_timeout=heartbeat, **session_fields(opts, target)
+        )
+    except LivyError as exc:
+        if target.serverless is None or not ("PassRole" in str(exc) or getattr(exc, "status", None) in (401, 403)):
+            raise
+        raise LivyError(
+            f"{exc} Creating an EMR Serverless session passes the execution role {target.execution_role}: the "
+            "notebook's role needs iam:PassRole on it (condition iam:PassedToService "
+            "emr-serverless.amazonaws.com) and the role must trust emr-serverless.amazonaws.com "
+            "(hail-emr-lab lifecycle iam-policy --serverless-app ... --execution-role ... writes the policy)."
+        ) from None
+    if config.get("livy_retry_timeout") is not None:
+        session.retry_timeout = config.get("livy_retry_timeout")
+    ctx = HailContext(config=config, client=client, session=session, endpoint=target.url, target=target.how)
+    ctx.extras.update(reattached=session.reattached, local=target.local, options=opts, cluster=target.cluster)
+    if opts.plots:
+        ctx.plots = _plot_manager(session, config, opts, target, local_dir)
+    startup = Startup(ctx, opts, on_change)
+    ctx.extras["startup"] = startup
+    set_current(ctx)
+    startup.start()
+    return ctx
+
+
+def _plot_manager(session: LivySession, config: Config, opts: ConnectOptions, target: Target, local_dir):
+    try:
+        from ..plots.manager import PlotManager
+    except ImportError:
+        return None  # plots not available in this installation: cells run without them
+    plots_dir = opts.plots_dir or config.get("plots_dir", "/plots")
+    return PlotManager(session, Path(local_dir or Path.cwd()) / "plots", plots_dir, opts.plots_url or config.get("plots_url"))
+
+
+def disconnect(ctx: HailContext, delete: bool = False) -> None:
+    """Stop the heartbeat (and delete the session when ``delete``), close the client."""
+    if ctx.session is not None:
+        if delete:
+            ctx.session.delete()
+        else:
+            ctx.session.close()
+    if ctx.client is not None:
+        ctx.client.close()
+    set_current(None)
+
+
+def own_session_ids(ctx: HailContext) -> list[int]:
+    """Ids of the live sessions that carry this user's session name on the endpoint."""
+    name = ctx.session.name if ctx.session is not None else ctx.config.get("session_name")
+    return [s.id for s in ctx.client.list_sessions() if s.name == name and s.state.is_alive]
+
+
+def dead_session_error(session: LivySession) -> Optional[SessionDead]:
+    """A :class:`SessionDead` (why it ended, what to do, the log tail) if the session is over, else None."""
+    return session.dead_error()
+
+
+def startup_of(ctx: HailContext) -> Optional[Startup]:
+    """The context's startup tracker, if any."""
+    return ctx.extras.get("startup")

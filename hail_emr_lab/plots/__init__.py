@@ -1,0 +1,1 @@
+"""Plots: names, the local store and its index, pulls from the cluster, rendering."""
