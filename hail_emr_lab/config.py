@@ -1,6 +1,6 @@
 """One source of configuration, with the origin of every value.
 
-Precedence, highest first (see ``../shared/architecture.md``):
+Precedence, highest first:
 
 1. explicit arguments (``load_config(overrides=...)``: magic flags, CLI options);
 2. environment variables ``HAIL_EMR_LAB_<KEY>`` (e.g. ``HAIL_EMR_LAB_LIVY_URL``);

@@ -1,6 +1,7 @@
 """Check rendered lifecycle scripts before they reach SageMaker.
 
-What SageMaker and the notebook instance require (see ``shared/sagemaker-emr-facts.md``):
+What SageMaker and the notebook instance require (SageMaker ``CreateNotebookInstanceLifecycleConfig``
+API reference and the notebook instance lifecycle configuration guide):
 each script's base64 is at most 16,384 characters; the script is valid bash (``bash -n``,
 and ``shellcheck`` when installed); Unix line endings; and a script rendered for instances
 without internet (package source ``s3``) downloads nothing from outside AWS: no ``pip install``

@@ -1,7 +1,7 @@
 """Facts of the Livy REST protocol shared by our client and our embedded server.
 
 Both ends take the request fields from here, so what the client may send and what the
-server accepts cannot drift apart (see ``../shared/livy-rest-contract.md``).
+server accepts cannot drift apart (Apache Livy REST API docs).
 """
 
 from __future__ import annotations

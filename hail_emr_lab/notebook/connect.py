@@ -32,7 +32,8 @@ from .context import HailContext, set_current
 
 #: Where EMR's Hail (Quick Start / hail-emr-lab bootstrap) keeps its jar.
 EMR_HAIL_JAR = "/opt/hail/hail-all-spark.jar"
-#: Config sources in the order the issue gives for "no target" (lower is stronger).
+#: Rank of a config source when no target is given (lower is stronger): arguments, then the
+#: environment, then config files (2), then sparkmagic's config (3); see ``config``'s precedence.
 _SOURCE_RANK = {"argument": 0, "environment": 1}
 
 

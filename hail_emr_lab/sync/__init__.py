@@ -1,4 +1,4 @@
-"""Home-directory sync to a per-user S3 prefix (issue 5).
+"""Home-directory sync to a per-user S3 prefix.
 
 Python API (the CLI ``hail-emr-lab sync ...`` and the Jupyter server extension use it)::
 

@@ -1,6 +1,6 @@
 """Backup, restore and status: the decisions. S3 calls go through :mod:`.remote`.
 
-Rules that keep data safe (issue 5):
+Rules that keep data safe:
 
 * a file is uploaded only if its stat signature changed *and* its md5 differs from the state;
   the upload is conditional (``If-Match`` the ETag we last synced, or ``If-None-Match: *`` for

@@ -19,7 +19,7 @@ from typing import Iterable
 
 from .keys import RESERVED
 
-#: Skipped by default (issue 5). ``/bin/`` is anchored: the seeded scripts folder only.
+#: Skipped by default (environments and caches, not work). ``/bin/`` is anchored: the seeded scripts folder only.
 DEFAULT_EXCLUDES = (
     "/bin/",
     ".sparkmagic/",
