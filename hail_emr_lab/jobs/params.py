@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from ..config import config_path, load_config, read_json_file
 from ..errors import ConfigError
+from ..s3_names import RULE, bucket_name_problem
 
 
 class JobParamError(ConfigError):
@@ -45,7 +46,6 @@ _JOBDEF_ARN = re.compile(
 _APP_ID = re.compile(r"^[0-9a-z]{16}$")
 _VC_ID = re.compile(r"^[0-9a-z]{25}$")
 _RELEASE = re.compile(r"^emr-\d+\.\d+\.\d+(?:-latest|-\d{8})?$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMR_JOB_NAME = re.compile(r"^[.\-_/#A-Za-z0-9]{1,64}$")
 
 
@@ -159,20 +159,21 @@ def s3_uri(value: Any, what: str = "S3 URI") -> str:
     if not text.startswith("s3://"):
         raise JobParamError(f"{what}: {text!r} is not an S3 URI; expected s3://BUCKET/KEY")
     bucket = text[5:].split("/", 1)[0]
-    if not _BUCKET.match(bucket):
-        raise JobParamError(f"{what}: {text!r} has an invalid bucket name {bucket!r}")
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise JobParamError(f"{what}: {text!r} has an invalid bucket name {bucket!r} ({problem}); use {RULE}")
     return text
 
 
 def bucket_name(value: Any, what: str = "bucket") -> str:
-    """An S3 bucket name (``s3://`` prefix tolerated and removed)."""
+    """An S3 bucket name (``s3://`` prefix tolerated and removed); the rule is
+    :func:`hail_emr_lab.s3_names.bucket_name_problem` (S3 "Bucket naming rules")."""
     text = str(value).strip()
     if text.startswith("s3://"):
         text = text[5:].strip("/")
-    if not _BUCKET.match(text):
-        raise JobParamError(
-            f"{what}: {value!r} is not an S3 bucket name (3-63 lower-case letters, digits, dots and hyphens)"
-        )
+    problem = bucket_name_problem(text)
+    if problem:
+        raise JobParamError(f"{what}: {value!r} is not an S3 bucket name ({problem}); use {RULE}")
     return text
 
 

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 from ..errors import HailEmrLabError
 from ..redact import redact_url
+from ..s3_names import RULE, bucket_name_problem
 
 #: Prefixes of the bucket that are shared by every user (read-only for users).
 SHARED_PREFIXES = ("common-notebooks", "scripts", "packages")
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
 _CLUSTER_ID = re.compile(r"^j-[A-Z0-9]+$")
@@ -38,12 +38,11 @@ class LifecycleError(HailEmrLabError):
 
 
 def check_bucket(bucket: str) -> str:
-    """Return ``bucket`` if it is a valid S3 bucket name, else raise LifecycleError."""
-    if not bucket or not _BUCKET.match(bucket) or ".." in bucket or re.match(r"^\d+\.\d+\.\d+\.\d+$", bucket):
-        raise LifecycleError(
-            f"{bucket!r} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, dots and "
-            "hyphens, starting and ending with a letter or digit (e.g. my-jupyter-bucket)"
-        )
+    """Return ``bucket`` if it is a valid S3 bucket name (S3 "Bucket naming rules", see
+    :mod:`hail_emr_lab.s3_names`), else raise LifecycleError saying why."""
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise LifecycleError(f"{bucket!r} is not a valid S3 bucket name ({problem}): use {RULE}")
     return bucket
 
 

@@ -1,0 +1,52 @@
+"""Amazon S3 naming rules: the one place that says whether a bucket name is valid.
+
+The rules are Amazon S3's "General purpose bucket naming rules" (Amazon S3 User Guide,
+"Bucket naming rules"); every surface (lifecycle, jobs) asks here and wraps the reason in
+its own error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+#: Length, characters, first and last character (S3 "Bucket naming rules").
+_SHAPE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+#: "Formatted as an IP address": four dot-separated numbers (S3 rejects 999.1.1.1 too).
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+#: Prefixes S3 reserves (S3 "Bucket naming rules").
+RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+#: Suffixes S3 reserves for access point, Object Lambda, Multi-Region access point, directory
+#: and table bucket names (S3 "Bucket naming rules").
+RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+RULE = (
+    "3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit, "
+    "e.g. my-jupyter-bucket"
+)
+
+
+def bucket_name_problem(name: object) -> Optional[str]:
+    """Why ``name`` is not a valid general purpose S3 bucket name, or None when it is.
+
+    Applies Amazon S3's "General purpose bucket naming rules": 3 to 63 characters of
+    ``a-z 0-9 . -``, first and last a letter or digit, no two adjacent periods, not an IPv4
+    address, none of the reserved prefixes and suffixes above.
+    """
+    if not isinstance(name, str) or not name:
+        return "a bucket name is required"
+    if not 3 <= len(name) <= 63:
+        return f"it has {len(name)} characters (S3 allows 3-63)"
+    if not _SHAPE.match(name):
+        return "S3 allows only " + RULE
+    if ".." in name:
+        return "it has two adjacent periods"
+    if _IP_ADDRESS.match(name):
+        return "it is formatted as an IP address"
+    for prefix in RESERVED_PREFIXES:
+        if name.startswith(prefix):
+            return f"the prefix {prefix!r} is reserved by S3"
+    for suffix in RESERVED_SUFFIXES:
+        if name.endswith(suffix):
+            return f"the suffix {suffix!r} is reserved by S3"
+    return None
