@@ -1,4 +1,9 @@
-"""Spark configuration shared by sessions and batches: Hail's jar and serializer settings."""
+"""Spark configuration of the embedded server's sessions and batches.
+
+Hail's settings come from :mod:`hail_emr_lab.hail_spark`; this module adds what is the embedded
+server's own: the jar of the installed ``hail`` package, a local master on loopback, and Livy's
+request fields mapped to Spark keys.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,9 @@ import sys
 from importlib.util import find_spec
 from typing import Any
 
+from ..hail_spark import JAR_KEYS, PYSPARK_CONF
 from ..livy.protocol import LIVY_CONF_PREFIX, RSC_DEFAULTS
 from .common import bad_request
-
-# What Hail's own ``SparkBackend.pySparkConf()`` sets (checked against hail 0.2.13x); used for
-# batches, where the JVM is started by spark-submit before we could ask Hail for it.
-HAIL_SPARK_CONF: dict[str, str] = {
-    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
-    "spark.kryo.registrator": "is.hail.kryo.HailKryoRegistrator",
-    "spark.kryoserializer.buffer.max": "1g",
-    "spark.driver.maxResultSize": "0",
-    "spark.hadoop.io.compression.codecs": ",".join(
-        [
-            "org.apache.hadoop.io.compress.DefaultCodec",
-            "is.hail.io.compress.BGzipCodec",
-            "is.hail.io.compress.BGzipCodecTbi",
-            "org.apache.hadoop.io.compress.GzipCodec",
-        ]
-    ),
-}
 
 DEFAULT_DRIVER_MEMORY = "1g"
 
@@ -67,7 +56,7 @@ def session_conf(request: dict, name: str) -> dict[str, str]:
     ``spark.__livy__.`` are Livy settings (:func:`livy_settings`), not passed to Spark.
     """
     jar = hail_jar()
-    conf: dict[str, str] = dict(HAIL_SPARK_CONF)
+    conf: dict[str, str] = dict(PYSPARK_CONF)
     conf.update(
         {
             "spark.app.name": name,
@@ -93,9 +82,8 @@ def session_conf(request: dict, name: str) -> dict[str, str]:
     }
     conf.update(user_conf)
     conf.setdefault("spark.master", f"local[{request['driverCores']}]" if request.get("driverCores") else "local[*]")
-    _append(conf, "spark.jars", jar, ",")
-    _append(conf, "spark.driver.extraClassPath", jar, ":")
-    _append(conf, "spark.executor.extraClassPath", jar, ":")
+    for key, sep in JAR_KEYS.items():  # local master: executors read the jar where the driver does
+        _append(conf, key, jar, sep)
     for field, key in (
         ("jars", "spark.jars"),
         ("pyFiles", "spark.submit.pyFiles"),

@@ -7,12 +7,8 @@ import re
 import shlex
 from typing import Mapping, Optional, Sequence
 
+from ..hail_spark import KRYO_CONF, shipped_jar
 from .base import JobSpec
-
-KRYO = {
-    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
-    "spark.kryo.registrator": "is.hail.kryo.HailKryoRegistrator",
-}
 
 
 def sizing_conf(spec: JobSpec) -> dict[str, str]:
@@ -36,10 +32,9 @@ def hail_conf(jar_uri: Optional[str], archive_uri: Optional[str], driver_env_pre
     working directory by --jars) and the packed env's Python for driver and executors."""
     conf: dict[str, str] = {}
     if jar_uri:
-        jar_name = jar_uri.rstrip("/").rsplit("/", 1)[-1]
-        conf.update(KRYO)
-        conf["spark.driver.extraClassPath"] = f"./{jar_name}"
-        conf["spark.executor.extraClassPath"] = f"./{jar_name}"
+        conf.update(KRYO_CONF)
+        conf["spark.driver.extraClassPath"] = shipped_jar(jar_uri)
+        conf["spark.executor.extraClassPath"] = shipped_jar(jar_uri)
     if archive_uri:
         python = "./environment/bin/python"
         conf[f"{driver_env_prefix}.PYSPARK_DRIVER_PYTHON"] = python

@@ -17,7 +17,7 @@ from .errors import (
     transient_reason,
 )
 from .models import Batch, BatchState, Output, Session, SessionState, Statement, StatementState
-from .session import Heartbeat, LivySession, poll_intervals, pyspark_hail_conf
+from .session import Heartbeat, LivySession, poll_intervals
 
 __all__ = [
     "Batch",
@@ -44,6 +44,5 @@ __all__ = [
     "make_auth",
     "normalize_url",
     "poll_intervals",
-    "pyspark_hail_conf",
     "transient_reason",
 ]

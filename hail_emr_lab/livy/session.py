@@ -93,17 +93,6 @@ def poll_intervals(first: float = FIRST_POLL, growth: float = POLL_GROWTH, cap: 
         delay = min(cap, delay * growth)
 
 
-def pyspark_hail_conf(jar: str = "/opt/hail/hail-all-spark.jar") -> dict[str, str]:
-    """The Spark conf Hail needs (the jar path is EMR's; the embedded server sets its own)."""
-    return {
-        "spark.jars": jar,
-        "spark.driver.extraClassPath": jar,
-        "spark.executor.extraClassPath": "./hail-all-spark.jar",
-        "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
-        "spark.kryo.registrator": "is.hail.kryo.HailKryoRegistrator",
-    }
-
-
 def _span(seconds: float) -> str:
     """``"45 s"``, ``"12 min"``, ``"3.5 h"``."""
     if seconds < 120:

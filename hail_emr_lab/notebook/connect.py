@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
+from .. import hail_spark
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
 from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, make_auth, normalize_url
@@ -30,8 +31,6 @@ from ..remote.dataframe import MARKER
 from ..session_names import default_session_name
 from .context import HailContext, set_current
 
-#: Where EMR's Hail (Quick Start / hail-emr-lab bootstrap) keeps its jar.
-EMR_HAIL_JAR = "/opt/hail/hail-all-spark.jar"
 #: Rank of a config source when no target is given (lower is stronger): arguments, then the
 #: environment, then config files (2), then sparkmagic's config (3); see ``config``'s precedence.
 _SOURCE_RANK = {"argument": 0, "environment": 1}
@@ -216,17 +215,13 @@ def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:
             if getattr(opts, attr) is not None:
                 conf[key] = str(getattr(opts, attr))
         if opts.hail and opts.hail_jar:
-            from ..livy import pyspark_hail_conf
-
-            conf.update(pyspark_hail_conf(opts.hail_jar))
+            conf.update(hail_spark.session_conf(opts.hail_jar))
         conf.update(opts.conf)
         conf[EXECUTION_ROLE_CONF] = str(target.execution_role)  # --conf cannot silently replace the role
         return {"conf": conf}
-    jar = opts.hail_jar or (None if target.local else EMR_HAIL_JAR)
+    jar = opts.hail_jar or (None if target.local else hail_spark.EMR_HAIL_JAR)
     if opts.hail and jar:
-        from ..livy import pyspark_hail_conf
-
-        conf.update(pyspark_hail_conf(jar))
+        conf.update(hail_spark.session_conf(jar))
     conf.update(opts.conf)  # the user's --conf wins
     fields: dict[str, Any] = {
         "conf": conf or None,
