@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from ..errors import HailEmrLabError
+from ..paths import PathRefused, path_inside, within
 from .jsonable import jsonable
 
 PLOTS_DIRNAME = "plots"
@@ -28,39 +29,10 @@ CONTENT_TYPES = {
 }
 
 
-class UnsafePath(HailEmrLabError):
+class UnsafePath(HailEmrLabError, PathRefused):
     """A directory or plot name that would leave its directory."""
 
     exit_code = 2
-
-
-def _check_relative(rel: str, what: str) -> PurePosixPath:
-    if "\x00" in rel or "\\" in rel:
-        raise UnsafePath(f"{what} {rel!r} contains a backslash or NUL; use a plain relative path")
-    path = PurePosixPath(rel)
-    if path.is_absolute() or rel.startswith("~"):
-        raise UnsafePath(f"{what} {rel!r} must be relative to the Jupyter root, not absolute")
-    if any(part == ".." for part in path.parts):
-        raise UnsafePath(f"{what} {rel!r} contains '..'; it must stay inside its directory")
-    return path
-
-
-def _inside(root: Path, path: Path, what: str, rel: str) -> Path:
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if real != real_root and not real.startswith(real_root + os.sep):
-        raise UnsafePath(f"{what} {rel!r} leads outside {root} (a symlink?); refused")
-    return Path(real)
-
-
-def notebook_dir(root_dir: str | Path, rel: Optional[str]) -> Path:
-    """The notebook directory ``rel`` (relative to the Jupyter root), checked to stay inside it."""
-    root = Path(root_dir)
-    rel = (rel or "").strip().rstrip("/")
-    if not rel:
-        return Path(os.path.realpath(root))
-    path = _check_relative(rel, "notebook directory")
-    return _inside(root, root.joinpath(*path.parts), "notebook directory", rel)
 
 
 def plots_dir(root_dir: str | Path, rel: Optional[str]) -> Path:
@@ -70,11 +42,9 @@ def plots_dir(root_dir: str | Path, rel: Optional[str]) -> Path:
     (:class:`UnsafePath`), as Jupyter's own ``/files/`` handler does; one leading elsewhere
     inside the root is followed.
     """
-    path = notebook_dir(root_dir, rel) / PLOTS_DIRNAME
-    if not os.path.lexists(path):
-        return path
-    where = f"{(rel or '').strip().strip('/')}/{PLOTS_DIRNAME}".lstrip("/")
-    return _inside(Path(root_dir), path, "plots folder", where)
+    rel = (rel or "").strip().rstrip("/")
+    return path_inside(root_dir, f"{rel}/{PLOTS_DIRNAME}" if rel else PLOTS_DIRNAME, error=UnsafePath,
+                       what="plots folder", where="the Jupyter root")
 
 
 def plot_file(root_dir: str | Path, rel_dir: Optional[str], name: str) -> tuple[Path, str]:
@@ -82,8 +52,7 @@ def plot_file(root_dir: str | Path, rel_dir: Optional[str], name: str) -> tuple[
     if not name or not name.strip():
         raise UnsafePath("no plot name given: pass name=<file in plots/>")
     pdir = plots_dir(root_dir, rel_dir)
-    rel = _check_relative(name, "plot name")
-    path = _inside(pdir, pdir.joinpath(*rel.parts), "plot name", name)
+    path = path_inside(pdir, name, error=UnsafePath, what="plot name")
     ctype = CONTENT_TYPES.get(path.suffix.lower())
     if ctype is None:
         raise UnsafePath(
@@ -124,7 +93,7 @@ def _entry_from_index(item: Any, pdir: Path) -> Optional[dict[str, Any]]:
         local_path = pdir / local_path
     real_pdir = os.path.realpath(pdir)
     real = os.path.realpath(local_path)
-    if not real.startswith(real_pdir + os.sep):
+    if real == real_pdir or not within(real_pdir, real):
         return None
     file = os.path.relpath(real, real_pdir).replace(os.sep, "/")
     return {

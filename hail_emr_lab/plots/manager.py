@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Optional
 from urllib.parse import quote
 
 from ..errors import HailEmrLabError
+from ..paths import PathRefused, path_inside, unsafe_reason
 from .bokeh_offline import BokehJS, cdn_bundles, compressed_bokehjs
 
 INDEX_NAME = ".hail-plots-index.json"
@@ -42,7 +43,6 @@ REMOTE_SOURCE = Path(__file__).resolve().parent.parent / "remote" / "plots.py"
 
 _NAME_EXTRA = set("._-+=,@()[]~# ")
 MAX_NAME = 1024
-MAX_COMPONENT_BYTES = 255
 MAX_DEPTH = 4
 
 
@@ -50,7 +50,7 @@ class PlotError(HailEmrLabError):
     """A plot could not be listed, pulled or shown."""
 
 
-class UnsafePlotName(PlotError):
+class UnsafePlotName(PlotError, PathRefused):
     """A name from the cluster that could escape ``plots/`` or is otherwise unsafe to write."""
 
 
@@ -93,32 +93,26 @@ class LocalPlot:
 def check_name(name: Any) -> str:
     """Return ``name`` if it is a safe relative plot name, else raise :class:`UnsafePlotName`.
 
-    Allowed: '/'-separated components (at most 4) of letters, digits, spaces inside, and
-    ``._-+=,@()[]~#``; no component empty, '.', '..' or starting with '.'; no NUL, control or
-    format characters, backslashes, or absolute paths.
+    The rules of every relative name (:func:`hail_emr_lab.paths.unsafe_reason`: no NUL,
+    backslash, absolute path, empty, '.' or '..' component, component over 255 bytes), and for
+    plots: '/'-separated components (at most 4) of letters, digits, spaces inside, and
+    ``._-+=,@()[]~#``; no component starting with '.'; no control or format characters.
     """
     if not isinstance(name, str) or not name:
         raise UnsafePlotName(f"{name!r}: not a non-empty string")
     if len(name) > MAX_NAME:
         raise UnsafePlotName(f"{name[:60]!r}...: longer than {MAX_NAME} characters")
-    if "\x00" in name:
-        raise UnsafePlotName(f"{name!r}: contains NUL")
-    if "\\" in name:
-        raise UnsafePlotName(f"{name!r}: contains a backslash")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        raise UnsafePlotName(f"{name!r}: absolute path")
+    problem = unsafe_reason(name)
+    if problem:
+        raise UnsafePlotName(f"{name!r}: {problem}")
     parts = name.split("/")
     if len(parts) > MAX_DEPTH:
         raise UnsafePlotName(f"{name!r}: nested deeper than {MAX_DEPTH} levels")
     for part in parts:
-        if part in ("", ".", ".."):
-            raise UnsafePlotName(f"{name!r}: empty, '.' or '..' path component")
         if part.startswith("."):
             raise UnsafePlotName(f"{name!r}: hidden file name (starts with '.')")
         if part != part.strip():
             raise UnsafePlotName(f"{name!r}: leading or trailing space")
-        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
-            raise UnsafePlotName(f"{name!r}: a path component is longer than {MAX_COMPONENT_BYTES} bytes")
         odd = [ch for ch in part if not (ch.isalnum() or ch in _NAME_EXTRA)]
         if odd:
             raise UnsafePlotName(f"{name!r}: unexpected character(s) {''.join(sorted(set(odd)))!r}")
@@ -137,11 +131,12 @@ def _target(local_dir: Path, name: str) -> Path:
             continue
         if folder.is_symlink() or not folder.is_dir():
             raise UnsafePlotName(f"{name!r}: local folder {folder} is a symlink or not a directory")
+    if "/" in name:  # the folders' real path, symlinks included, stays inside plots/
+        path_inside(root, name.rsplit("/", 1)[0], error=UnsafePlotName, what="plot folder of")
+    # A symlink as the file itself is fine: the write replaces it (os.replace), never follows it.
     final = folder / name.split("/")[-1]
     if final.is_dir() and not final.is_symlink():
         raise UnsafePlotName(f"{name!r}: a directory of that name exists in {root}")
-    if os.path.commonpath([str(root), os.path.abspath(final)]) != str(root):  # belt and braces
-        raise UnsafePlotName(f"{name!r}: escapes {root}")
     return final
 
 
@@ -246,7 +241,9 @@ def _safe_existing(local_dir: Path, name: str) -> Optional[Path]:
     path = root.joinpath(*name.split("/"))
     if not path.is_file() or path.is_symlink():
         return None
-    if os.path.commonpath([str(root), str(path.resolve())]) != str(root):
+    try:
+        path_inside(root, name, error=UnsafePlotName, what="plot")
+    except UnsafePlotName:
         return None
     return path
 

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from ..paths import unsafe_reason, within
 from . import markers, server_facts
 from .excludes import environments_in, inside
 from .journal import UploadJournal, journal_path
-from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key, unsafe_reason, within
+from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport

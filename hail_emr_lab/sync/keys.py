@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..paths import PathRefused, path_inside, unsafe_reason
+
 #: Directory (relative to the home) holding the state, lock and download staging area.
 #: Inside the home on purpose: on a notebook instance only the home survives a restart, and
 #: a temp file must be on the same filesystem for an atomic rename. Always excluded.
@@ -21,7 +23,7 @@ TRASH_DIRNAME = ".hail-emr-lab-trash"
 RESERVED = frozenset({STATE_DIRNAME, TRASH_DIRNAME})
 
 
-class UnsafeKey(ValueError):
+class UnsafeKey(PathRefused):
     """A key (or local name) that cannot be mapped to a path inside the home."""
 
 
@@ -32,24 +34,6 @@ def normalize_prefix(prefix: str) -> str:
     if reason:
         raise UnsafeKey(f"prefix {prefix!r} is not usable ({reason})")
     return text
-
-
-def unsafe_reason(rel: str) -> str | None:
-    """Why ``rel`` (a ``/``-separated relative name) is unsafe, or None if it is fine."""
-    if not rel:
-        return "empty name"
-    if "\x00" in rel:
-        return "contains a NUL character"
-    if "\\" in rel:
-        return "contains a backslash"
-    if rel.startswith("/"):
-        return "is an absolute path"
-    if len(rel) >= 2 and rel[1] == ":" and rel[0].isalpha():
-        return "looks like a drive letter path"
-    for part in rel.split("/"):
-        if part in ("", ".", ".."):
-            return f"has a {part or 'empty'!r} path component" if part else "has an empty path component"
-    return None
 
 
 def key_for(prefix: str, rel: str) -> str:
@@ -96,56 +80,24 @@ def rel_of_path(home: Path, path: Path) -> str:
     return rel
 
 
-def within(root_real: str, path: str) -> bool:
-    """True if real path ``path`` is ``root_real`` or below it."""
-    return path == root_real or path.startswith(root_real.rstrip("/") + "/")
-
-
-def safe_local_path(home: Path, rel: str) -> Path:
-    """The local path for ``rel``, refusing anything whose existing parents escape the home.
-
-    Parents that already exist are resolved (symlinks included) and must stay inside the
-    real home; the final component must not be a symlink.
-    """
-    reason = unsafe_reason(rel)
-    if reason:
-        raise UnsafeKey(f"{rel!r} {reason}")
-    root = os.path.realpath(home)
-    path = Path(home, *rel.split("/"))
-    parent = os.path.realpath(path.parent)
-    if not within(root, parent):
-        raise UnsafeKey(f"{rel!r} would be written outside the home (through a symlink)")
-    if os.path.islink(path):
-        raise UnsafeKey(f"{rel!r} is a symlink locally; not writing through it")
-    return path
-
-
 class PathGuard:
-    """:func:`safe_local_path` for many names: parents already checked are remembered.
+    """The local path of each home-relative name a restore writes, refusing any that would land
+    outside the home (``..``, a symlinked parent, a symlink as the file itself): see
+    :func:`hail_emr_lab.paths.path_inside`.
 
-    One guard per run; directories it creates (:meth:`make_parent`) are real directories,
-    so a checked parent stays safe for the rest of the run.
+    One guard per run; parents already checked are remembered, and directories it creates
+    (:meth:`make_parent`) are real directories, so a checked parent stays safe for the run.
     """
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
-        self.root = os.path.realpath(home)
         self._checked: set[str] = set()
         self._made: set[str] = set()
 
     def path(self, rel: str) -> Path:
-        reason = unsafe_reason(rel)
-        if reason:
-            raise UnsafeKey(f"{rel!r} {reason}")
-        path = Path(self.home, *rel.split("/"))
-        parent = str(path.parent)
-        if parent not in self._checked:
-            if not within(self.root, os.path.realpath(parent)):
-                raise UnsafeKey(f"{rel!r} would be written outside the home (through a symlink)")
-            self._checked.add(parent)
-        if os.path.islink(path):
-            raise UnsafeKey(f"{rel!r} is a symlink locally; not writing through it")
-        return path
+        """``home/rel``; :class:`UnsafeKey` if writing it could leave the home."""
+        return path_inside(self.home, rel, follow=False, error=UnsafeKey, what="", where="the home",
+                           checked=self._checked)
 
     def make_parent(self, path: Path) -> None:
         parent = str(path.parent)

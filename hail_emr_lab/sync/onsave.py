@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import SAGEMAKER_HOME, load_config
 from ..errors import HailEmrLabError
-from .keys import within
+from ..paths import within
 from .lock import SyncBusy
 from .scan import scan_home
 from .target import SyncTarget

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..paths import unsafe_reason, within
 from .excludes import KINDS, Excludes
-from .keys import UnsafeKey, rel_of_path, unsafe_reason, within
+from .keys import UnsafeKey, rel_of_path
 
 _KIND = {
     stat_mod.S_IFIFO: "a FIFO",
