@@ -11,12 +11,17 @@ an Apache Livy endpoint"):
 * a session is created with the execution role in its conf, key
   ``emr-serverless.session.executionRoleArn``;
 * callers need ``emr-serverless:AccessLivyEndpoints`` on the application, ``iam:PassRole`` on the
-  execution role and (for the Spark UI links) ``emr-serverless:GetDashboardForJobRun``.
+  execution role and ``emr-serverless:GetDashboardForJobRun``, with which the endpoint makes the
+  Spark UI and driver-log links of a session (Livy's ``appInfo``).
+
+And from the EMR Serverless API reference (GetDashboardForJobRun): the dashboard URL of a job run
+is the live Spark UI while it runs, the Spark History Server after; it is valid for one hour.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -37,6 +42,14 @@ SIZING_PROPERTIES = {
     "executor_cores": "spark.executor.cores",
     "num_executors": "spark.executor.instances",
 }
+#: How long a dashboard URL is reused, in seconds (GetDashboardForJobRun: valid one hour after it is made).
+DASHBOARD_REUSE = 50 * 60.0
+#: How long a refused dashboard look-up is not repeated, in seconds (the sidebar refreshes every few seconds).
+DASHBOARD_RETRY = 60.0
+#: Form of an EMR Serverless job run id (EMR Serverless API reference, GetDashboardForJobRun).
+JOB_RUN_ID = re.compile(r"[0-9a-z]{1,64}")
+#: Where EMR Serverless applications and their job runs are in the AWS console (EMR Serverless user guide).
+CONSOLE_URL = "https://console.aws.amazon.com/emr/home?region={region}#/serverless"
 STARTABLE = ("CREATED", "STOPPED")
 WAITING = ("CREATING", "STARTING", "STOPPING")
 
@@ -118,6 +131,13 @@ def serverless_client(boto3_session: Any = None, region: Optional[str] = None) -
     return session.client("emr-serverless", region_name=region)
 
 
+def _code_and_message(exc: Exception) -> tuple[str, str]:
+    """The AWS error code and message of a botocore error (an HTML error page is not a message)."""
+    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
+    code, message = str(error.get("Code", type(exc).__name__)), str(error.get("Message", exc))
+    return code, ("" if message.lstrip().startswith("<") else message)
+
+
 def _aws_error(exc: Exception, app_id: str, region: str, action: str) -> ServerlessError:
     name = type(exc).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError"):
@@ -127,8 +147,7 @@ def _aws_error(exc: Exception, app_id: str, region: str, action: str) -> Serverl
         )
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
         return ServerlessError(f"cannot reach the EMR Serverless API in {region} ({exc}): check the network and region")
-    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
-    code, message = error.get("Code", name), error.get("Message", str(exc))
+    code, message = _code_and_message(exc)
     if code in ("ResourceNotFoundException", "ValidationException"):
         return ServerlessError(
             f"no EMR Serverless application {app_id!r} in region {region} ({message}): check the application id "
@@ -264,3 +283,110 @@ def list_livy_applications(boto3_session: Any = None, region: Optional[str] = No
     except Exception as exc:
         raise _aws_error(exc, "*", client.meta.region_name, "ListApplications") from None
     return rows
+
+
+# ---------------------------------------------------------------- Spark UI and driver-log links
+
+
+@dataclass(frozen=True)
+class SparkLinks:
+    """Where a session's Spark UI and driver log are: URLs, and ``note`` saying where to look (or why
+    there is no link) when one is missing. Dashboard URLs are valid for one hour."""
+
+    spark_ui_url: Optional[str] = None
+    driver_log_url: Optional[str] = None
+    note: Optional[str] = None
+
+
+_DASHBOARDS: dict[tuple[str, str, str], tuple[float, Optional[str], str]] = {}
+_DASHBOARDS_LOCK = threading.Lock()
+
+
+def where_to_look(app_id: str, region: Optional[str], job_run_id: Optional[str] = None) -> str:
+    """Where the Spark UI and driver logs of a session on application ``app_id`` are, without a link."""
+    run = f", job run {job_run_id}" if job_run_id else ""
+    cli = (f"; or run 'aws emr-serverless get-dashboard-for-job-run --application-id {app_id} --job-run-id "
+           f"{job_run_id} --region {region}'" if job_run_id and region else "")
+    return (f"open EMR Studio, or the EMR Serverless console ({CONSOLE_URL.format(region=region or 'REGION')}), "
+            f"application {app_id}{run}: its Spark UI shows the driver's logs under Executors{cli}")
+
+
+def _dashboard_refusal(exc: Exception, app_id: str, job_run_id: str) -> str:
+    code, message = _code_and_message(exc)
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+        return "no AWS credentials to ask EMR Serverless for the Spark UI link"
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return ("the notebook's role may not call emr-serverless:GetDashboardForJobRun on the application "
+                "(hail-emr-lab lifecycle iam-policy --serverless-app ... adds it)")
+    if code in ("ResourceNotFoundException", "404"):
+        return f"EMR Serverless knows no job run {job_run_id} on application {app_id}"
+    return f"GetDashboardForJobRun answered {code}" + (f": {message}" if message else "")
+
+
+def dashboard_url(app_id: str, job_run_id: str, client: Any) -> tuple[Optional[str], str]:
+    """``(url, "")`` from GetDashboardForJobRun, or ``(None, why not)``; reused for
+    :data:`DASHBOARD_REUSE` seconds (a refusal for :data:`DASHBOARD_RETRY`)."""
+    key = (client.meta.region_name, app_id, job_run_id)
+    now = time.monotonic()
+    with _DASHBOARDS_LOCK:
+        known = _DASHBOARDS.get(key)
+    if known is not None and known[0] > now:
+        return known[1], known[2]
+    try:
+        answer = client.get_dashboard_for_job_run(applicationId=app_id, jobRunId=job_run_id)
+        url, why, keep = answer["url"], "", DASHBOARD_REUSE
+    except Exception as exc:
+        url, why, keep = None, _dashboard_refusal(exc, app_id, job_run_id), DASHBOARD_RETRY
+    with _DASHBOARDS_LOCK:
+        _DASHBOARDS[key] = (now + keep, url, why)
+    return url, why
+
+
+def spark_links(
+    app_id: str,
+    region: Optional[str],
+    session_app_id: Optional[str],
+    spark_ui_url: Optional[str] = None,
+    driver_log_url: Optional[str] = None,
+    boto3_session: Any = None,
+) -> SparkLinks:
+    """The Spark UI / driver-log links of a Livy session on EMR Serverless application ``app_id``.
+
+    ``session_app_id`` is the session's Livy ``appId``: when it has the form of a job run id
+    (lower-case letters and digits, as EMR Serverless names the Spark application of a run) a fresh
+    GetDashboardForJobRun URL is the Spark UI (the links the endpoint put in ``appInfo``,
+    ``spark_ui_url`` / ``driver_log_url``, expire after an hour). Without one, the endpoint's links
+    are used; failing both, ``note`` says where to look. Never raises.
+    """
+    job_run_id = session_app_id if session_app_id and JOB_RUN_ID.fullmatch(session_app_id) else None
+    why = "" if job_run_id else "the endpoint did not give the session's job run id"
+    if job_run_id:
+        try:
+            client = serverless_client(boto3_session, region)
+        except Exception as exc:
+            url, why = None, str(exc)
+        else:
+            region = region or client.meta.region_name
+            url, why = dashboard_url(app_id, job_run_id, client)
+        spark_ui_url = url or spark_ui_url
+    if spark_ui_url and driver_log_url:
+        return SparkLinks(spark_ui_url, driver_log_url)
+    if spark_ui_url:
+        return SparkLinks(spark_ui_url, None, "driver log: the Spark UI's Executors tab (driver stdout / stderr)")
+    return SparkLinks(None, driver_log_url, f"no Spark UI link ({why}): {where_to_look(app_id, region, job_run_id)}")
+
+
+def serverless_app_of(config: Any) -> Optional[str]:
+    """The EMR Serverless application a configuration's Livy endpoint belongs to, else None: a
+    connected serverless context signs with SigV4; a configured one has no Livy URL of its own."""
+    app = config.get("serverless_app")
+    return app if app and (config.get("auth") == "sigv4" or not config.get("livy_url")) else None
+
+
+def session_links(config: Any, session: Any) -> SparkLinks:
+    """:func:`spark_links` for ``session`` (a ``livy.models.SessionInfo``) when ``config`` targets EMR
+    Serverless (:func:`serverless_app_of`), else the links Livy gave."""
+    app = serverless_app_of(config)
+    if app is None:
+        return SparkLinks(session.spark_ui_url, session.driver_log_url)
+    return spark_links(app, config.get("region"), session.app_id, session.spark_ui_url, session.driver_log_url)
