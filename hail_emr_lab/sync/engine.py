@@ -29,10 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import stat as stat_mod
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -41,25 +39,20 @@ from ..paths import unsafe_reason, within
 from . import markers, server_facts
 from .excludes import environments_in, inside
 from .journal import UploadJournal, journal_path
-from .keys import TRASH_DIRNAME, PathGuard, UnsafeKey, key_for, rel_for_key
+from .keys import TRASH_DIRNAME, UnsafeKey, key_for, rel_for_key
 from .lock import SyncLock, is_locked
 from .progress import Progress
 from .report import SyncReport
+from .run import COMMIT_EVERY, Run, apply_mtime, clean_tmp, lstat_or_none, now_iso, place_new, same_file
 from .scan import gone_locally, hash_file, scan_home, skipped_text, stat_one
-from .state import FileState, Intent, State, signature
+from .state import FileState, Intent, State
 from .target import SyncTarget, ensure_home
 
 if TYPE_CHECKING:  # boto3 is imported only when there is work to do
     from .remote import Remote
 
-#: Commit the state every this many files, so a crash loses little bookkeeping.
-COMMIT_EVERY = 200
 #: How many pending paths ``status`` lists (the count is always exact).
 STATUS_PENDING_LIMIT = 1000
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def conflict_name(rel: str, taken: Callable[[str], bool], source: str = "s3") -> str:
@@ -121,63 +114,6 @@ class _Upload:
     condition: tuple[str, str]
 
 
-class _Run:
-    """State shared by the steps of one run."""
-
-    def __init__(self, target: SyncTarget, state: State, report: SyncReport,
-                 progress: Callable[[str, int, int], Progress] | None) -> None:
-        self.target = target
-        self.state = state
-        self.report = report
-        self.progress_factory = progress
-        self.pending_commits = 0
-        self.tmp_seq = 0
-        self.guard = PathGuard(target.home)
-        origin = state.meta("origin")
-        if not origin:  # identifies objects uploaded from this home, so our own writes are no conflict
-            origin = uuid.uuid4().hex
-            state.set_meta("origin", origin)
-            state.commit()  # before any upload carries it
-        self.origin: str = origin
-
-    def upload_meta(self, st: Any, md5: str) -> dict[str, str]:
-        # md5: lets a HEAD recognise our bytes where the ETag is not their md5 (multipart, KMS).
-        # mtime (seconds.nanoseconds): rclone's name for it; rclone serve s3 keeps it as the file's
-        # modification time, the one piece of metadata it keeps across a restart.
-        ns = st.st_mtime_ns
-        return {"mtime-ns": str(ns), "origin": self.origin, "md5": md5, "mtime": f"{ns // 10**9}.{ns % 10**9:09d}"}
-
-    def record(self, rel: str, st: Any, md5: str, etag: str) -> None:
-        self.state.put(rel, st, md5, etag)
-        self.pending_commits += 1
-        if self.pending_commits >= COMMIT_EVERY:
-            self.state.commit()
-            self.pending_commits = 0
-
-    def remote_kept(self, rel: str, etag: str) -> None:
-        """The remote version ``etag`` of ``rel`` is now kept beside it as a conflict copy, so
-        the local file is its successor: the next backup replaces it, no second copy."""
-        self.state.remote_kept(rel, etag)
-
-    def progress(self, action: str, files: int, nbytes: int) -> Progress:
-        if self.progress_factory is None:
-            return Progress(action, files, nbytes, enabled=False)
-        return self.progress_factory(action, files, nbytes)
-
-    def tmp_path(self) -> str:
-        self.tmp_seq += 1
-        return str(self.target.tmp_dir / f"{os.getpid()}-{self.tmp_seq}.part")
-
-    def error(self, rel: str, text: str) -> None:
-        self.report.errors.append({"path": rel, "error": text})
-
-
-def _clean_tmp(target: SyncTarget) -> None:
-    """Remove staging files left by a killed run (we hold the lock, so none are live)."""
-    if target.tmp_dir.is_dir():
-        shutil.rmtree(target.tmp_dir, ignore_errors=True)
-
-
 # ------------------------------------------------------------------------------------------
 # backup
 # ------------------------------------------------------------------------------------------
@@ -193,7 +129,7 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
     start = time.monotonic()
     report = SyncReport("backup", target.url)
     with SyncLock(target.lock_path, wait) as lock, State(target.state_path) as state:
-        run = _Run(target, state, report, progress)
+        run = Run(target, state, report, progress)
         known = state.all_files()
         if paths is None:
             scan = scan_home(target.home, target.matcher)
@@ -232,7 +168,7 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
     return report
 
 
-def _raise_run_wide(action: str, run: _Run, remote: Remote, exc: BaseException) -> None:
+def _raise_run_wide(action: str, run: Run, remote: Remote, exc: BaseException) -> None:
     """If ``exc`` means S3 cannot be used at all, record it and raise the one clear message."""
     from .remote import remote_failure
 
@@ -245,7 +181,7 @@ def _raise_run_wide(action: str, run: _Run, remote: Remote, exc: BaseException) 
     raise failure from None
 
 
-def _abort_interrupted(run: _Run, remote: Remote, lock: SyncLock) -> None:
+def _abort_interrupted(run: Run, remote: Remote, lock: SyncLock) -> None:
     """Abort the multipart uploads killed runs of this home left in S3."""
     aborted, problems = remote.abort_interrupted_uploads(lock.acquired_at or time.time())
     run.report.aborted_uploads += aborted
@@ -276,7 +212,7 @@ def _stat_paths(target: SyncTarget, paths: Iterable[Path | str],
     return files, dirs
 
 
-def _changed(run: _Run, files: dict[str, Any], known: dict[str, FileState]) -> list[_Upload]:
+def _changed(run: Run, files: dict[str, Any], known: dict[str, FileState]) -> list[_Upload]:
     """Hash the files whose stat changed; those whose content changed need an upload."""
     t = run.target
     placed = run.state.intents("placed")
@@ -312,7 +248,7 @@ def _same_bytes(head: dict[str, Any], md5: str, etag: str) -> bool:
     return head.get("ETag") == etag or (head.get("Metadata") or {}).get("md5") == md5
 
 
-def _already_sent(run: _Run, remote: Remote, uploads: list[_Upload]) -> list[_Upload]:
+def _already_sent(run: Run, remote: Remote, uploads: list[_Upload]) -> list[_Upload]:
     """Drop the uploads a killed run already completed (same bytes, bookkeeping lost): one HEAD
     each, only for files with such an intent, instead of sending them again in full."""
     earlier = run.state.intents("upload")
@@ -329,7 +265,7 @@ def _already_sent(run: _Run, remote: Remote, uploads: list[_Upload]) -> list[_Up
     return todo
 
 
-def _upload_all(run: _Run, remote: Remote, uploads: list[_Upload]) -> None:
+def _upload_all(run: Run, remote: Remote, uploads: list[_Upload]) -> None:
     from .remote import is_precondition_failed, remote_failure
 
     t = run.target
@@ -378,7 +314,7 @@ def _missing(exc: BaseException) -> bool:
     return is_missing(exc)
 
 
-def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
+def _upload_now(run: Run, remote: Remote, rel: str, st: Any, md5: str, etag: str,
                 condition: tuple[str, str]) -> None:
     key = key_for(run.target.prefix, rel)
     run.state.put_intents("upload", [(rel, md5, etag, st.st_size)])
@@ -389,7 +325,7 @@ def _upload_now(run: _Run, remote: Remote, rel: str, st: Any, md5: str, etag: st
     run.report.bytes += st.st_size
 
 
-def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
+def _resolve_backup_conflict(run: Run, remote: Remote, u: _Upload) -> None:
     """Our conditional upload lost: the object changed (or appeared/vanished) remotely."""
     t = run.target
     key = key_for(t.prefix, u.rel)
@@ -416,10 +352,10 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
             md5 = remote.download(key, tmp, size, head["ETag"]).result()
             copy_rel = existing_copy(t, u.rel, size, md5)
             if copy_rel is None:
-                _apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
+                apply_mtime(tmp, remote.metadata.get(key), head.get("LastModified"))
                 copy_rel = conflict_name(u.rel, lambda r: os.path.lexists(t.home / r) or bool(run.state.get(r)))
                 copy_path = run.guard.path(copy_rel)
-                _place_new(run, tmp, copy_path)
+                place_new(run, tmp, copy_path)
                 cst = os.stat(copy_path)
                 cmd5, cetag = hash_file(copy_path, t.multipart_chunksize, t.multipart_threshold)
                 _upload_now(run, remote, copy_rel, cst, cmd5, cetag, ("IfNoneMatch", "*"))
@@ -431,13 +367,13 @@ def _resolve_backup_conflict(run: _Run, remote: Remote, u: _Upload) -> None:
     _conflict(run, u.rel, copy_rel, "changed both locally and in S3 since the last sync")
 
 
-def _conflict(run: _Run, rel: str, copy_rel: str, reason: str) -> None:
+def _conflict(run: Run, rel: str, copy_rel: str, reason: str) -> None:
     entry = {"path": rel, "conflict_copy": copy_rel, "time": now_iso(), "reason": reason}
     run.report.conflicts.append(entry)
     run.state.add_conflict(rel, copy_rel, entry["time"], reason)
 
 
-def _trash(run: _Run, remote: Remote, gone: list[str], known: dict[str, FileState]) -> None:
+def _trash(run: Run, remote: Remote, gone: list[str], known: dict[str, FileState]) -> None:
     """Move objects of locally deleted files under ``<prefix>/.hail-emr-lab-trash/<time>/``."""
     from .remote import error_code, is_missing, is_precondition_failed
 
@@ -466,7 +402,7 @@ def _trash(run: _Run, remote: Remote, gone: list[str], known: dict[str, FileStat
         run.report.trashed.append(rel)
 
 
-def _purge_trash(run: _Run, remote: Remote) -> None:
+def _purge_trash(run: Run, remote: Remote) -> None:
     """Delete trash folders older than the retention (only on ``--delete`` runs)."""
     t = run.target
     base = f"{t.prefix}/{TRASH_DIRNAME}/"
@@ -520,8 +456,8 @@ def restore(target: SyncTarget, wait: float = 10.0,
     if ensure_home(target):  # before the lock, which lives in the home by default
         report.notes.append({"path": str(target.home), "note": "created the home directory (it did not exist)"})
     with SyncLock(target.lock_path, wait) as lock, State(target.state_path) as state, Remote(target) as remote:
-        _clean_tmp(target)
-        run = _Run(target, state, report, progress)
+        clean_tmp(target)
+        run = Run(target, state, report, progress)
         try:
             _abort_interrupted(run, remote, lock)
             if paths is None:
@@ -559,12 +495,23 @@ def _restore_rels(target: SyncTarget, paths: Iterable[Path | str], report: SyncR
     return rels
 
 
-def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
-    t = run.target
+def _plan_restore(run: Run, objects: list[dict[str, Any]]) -> list[_Download]:
+    """What to download, decided per object against the local file and the state."""
     known = run.state.all_files()
     placed = run.state.intents("placed")
-    trash = f"{t.prefix}/{TRASH_DIRNAME}/"
     plan: list[_Download] = []
+    for obj in _restorable(run, objects):
+        dl = _plan_object(run, obj, known, placed)
+        if dl is not None:
+            plan.append(dl)
+    return plan
+
+
+def _restorable(run: Run, objects: list[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    """The objects that are files of the home: not the trash, not an environment's files; empty
+    directory markers are restored on the way."""
+    t = run.target
+    trash = f"{t.prefix}/{TRASH_DIRNAME}/"
     cut = len(t.prefix) + 1
     envs = set() if t.matcher.environments else environments_in([o["Key"][cut:] for o in objects])
     for obj in objects:
@@ -575,66 +522,78 @@ def _plan_restore(run: _Run, objects: list[dict[str, Any]]) -> list[_Download]:
             if key != t.prefix + "/":
                 markers.restore_marker(run, key, obj["ETag"])
             continue
-        try:
-            rel = rel_for_key(t.prefix, key)
-            path = run.guard.path(rel)
-        except UnsafeKey as exc:
-            run.error(key, f"refused to restore: {exc}")
-            continue
-        if t.matcher.excluded(rel):
-            continue
-        etag = obj["ETag"]
-        dl = _Download(rel, key, obj["Size"], etag, obj.get("LastModified"), None, False)
-        try:
-            lst = os.lstat(path)
-        except FileNotFoundError:
-            plan.append(dl)
-            continue
-        except OSError as exc:
-            run.error(rel, f"cannot check the local file: {exc.strerror}")
-            continue
-        if not stat_mod.S_ISREG(lst.st_mode):
-            run.error(rel, "cannot restore: something that is not a regular file is in the way locally")
-            continue
-        dl.expect = lst
-        k = known.get(rel)
-        if k is not None and k.same_stat(lst):
-            if k.etag == etag:
-                run.report.unchanged += 1
-            else:
-                plan.append(dl)  # only the remote changed
-            continue
-        try:
-            md5, local_etag = hash_file(path, t.multipart_chunksize, t.multipart_threshold)
-        except OSError as exc:
-            run.error(rel, f"cannot read the local file: {exc.strerror}")
-            continue
-        came = placed.get(rel)
-        if came is not None and came.md5 == md5:
-            # A killed restore put these bytes here (S3's version came.etag): not a local edit.
-            k = FileState(rel, lst.st_size, lst.st_mtime_ns, lst.st_ino, md5, came.etag, lst.st_ctime_ns)
-            run.record(rel, lst, md5, came.etag)
-        elif came is not None:
-            run.state.drop_intent(rel, "placed")  # never placed, or replaced since: forget it
-        if local_etag == etag or (k is not None and k.md5 == md5 and k.etag == etag):
-            run.record(rel, lst, md5, etag)
+        yield obj
+
+
+def _plan_object(run: Run, obj: dict[str, Any], known: dict[str, FileState],
+                 placed: dict[str, Any]) -> _Download | None:
+    """The download for one object, or None (unchanged, refused, or kept as it is)."""
+    t = run.target
+    key = obj["Key"]
+    try:
+        rel = rel_for_key(t.prefix, key)
+        path = run.guard.path(rel)
+    except UnsafeKey as exc:
+        run.error(key, f"refused to restore: {exc}")
+        return None
+    if t.matcher.excluded(rel):
+        return None
+    dl = _Download(rel, key, obj["Size"], obj["ETag"], obj.get("LastModified"), None, False)
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        return dl
+    except OSError as exc:
+        run.error(rel, f"cannot check the local file: {exc.strerror}")
+        return None
+    if not stat_mod.S_ISREG(lst.st_mode):
+        run.error(rel, "cannot restore: something that is not a regular file is in the way locally")
+        return None
+    dl.expect = lst
+    k = known.get(rel)
+    if k is not None and k.same_stat(lst):
+        if k.etag == dl.etag:
             run.report.unchanged += 1
-        elif k is not None and k.md5 == md5:
-            plan.append(dl)  # local untouched (only its stat changed), remote changed
-        elif k is not None and k.etag == etag:
-            run.report.notes.append({"path": rel, "note": "changed locally since the last backup: kept"})
-        else:
-            copy_rel = existing_copy(t, rel, obj["Size"], etag=etag)
-            if copy_rel is not None:  # this remote version is already kept beside the file
-                run.remote_kept(rel, etag)
-                _conflict(run, rel, copy_rel, "changed locally and in S3 since the last sync")
-                continue
-            dl.conflict = True
-            plan.append(dl)
-    return plan
+            return None
+        return dl  # only the remote changed
+    return _plan_changed_local(run, dl, path, k, placed.get(rel))
 
 
-def _download_all(run: _Run, remote: Remote, plan: list[_Download]) -> None:
+def _plan_changed_local(run: Run, dl: _Download, path: Path, k: FileState | None, came: Any) -> _Download | None:
+    """A local file whose stat changed since the last sync: compare bytes to decide."""
+    t = run.target
+    rel, etag = dl.rel, dl.etag
+    lst = dl.expect
+    try:
+        md5, local_etag = hash_file(path, t.multipart_chunksize, t.multipart_threshold)
+    except OSError as exc:
+        run.error(rel, f"cannot read the local file: {exc.strerror}")
+        return None
+    if came is not None and came.md5 == md5:
+        # A killed restore put these bytes here (S3's version came.etag): not a local edit.
+        k = FileState(rel, lst.st_size, lst.st_mtime_ns, lst.st_ino, md5, came.etag, lst.st_ctime_ns)
+        run.record(rel, lst, md5, came.etag)
+    elif came is not None:
+        run.state.drop_intent(rel, "placed")  # never placed, or replaced since: forget it
+    if local_etag == etag or (k is not None and k.md5 == md5 and k.etag == etag):
+        run.record(rel, lst, md5, etag)
+        run.report.unchanged += 1
+        return None
+    if k is not None and k.md5 == md5:
+        return dl  # local untouched (only its stat changed), remote changed
+    if k is not None and k.etag == etag:
+        run.report.notes.append({"path": rel, "note": "changed locally since the last backup: kept"})
+        return None
+    copy_rel = existing_copy(t, rel, dl.size, etag=etag)
+    if copy_rel is not None:  # this remote version is already kept beside the file
+        run.remote_kept(rel, etag)
+        _conflict(run, rel, copy_rel, "changed locally and in S3 since the last sync")
+        return None
+    dl.conflict = True
+    return dl
+
+
+def _download_all(run: Run, remote: Remote, plan: list[_Download]) -> None:
     t = run.target
     t.tmp_dir.mkdir(parents=True, exist_ok=True)
     bar = run.progress("restore", len(plan), sum(d.size for d in plan))
@@ -677,72 +636,30 @@ def _drop(tmp: str) -> None:
         os.unlink(tmp)
 
 
-def _finish_download(run: _Run, remote: Remote, d: _Download, tmp: str, md5: str) -> None:
+def _finish_download(run: Run, remote: Remote, d: _Download, tmp: str, md5: str) -> None:
     """Put a verified download in place (its ``placed`` intent is committed already)."""
     t = run.target
-    _apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
+    apply_mtime(tmp, remote.metadata.get(d.key), d.last_modified)
     path = run.guard.path(d.rel)
-    current = _lstat(path)
-    changed_meanwhile = not _same(current, d.expect)
+    current = lstat_or_none(path)
+    changed_meanwhile = not same_file(current, d.expect)
     if d.conflict or changed_meanwhile:
         copy_rel = existing_copy(t, d.rel, d.size, md5)
         if copy_rel is None:
             copy_rel = conflict_name(d.rel, lambda r: os.path.lexists(t.home / r))
-            _place_new(run, tmp, run.guard.path(copy_rel))
+            place_new(run, tmp, run.guard.path(copy_rel))
             run.report.downloaded.append(copy_rel)
         run.remote_kept(d.rel, d.etag)
         why = "changed locally and in S3 since the last sync" if d.conflict else "changed locally during the restore"
         _conflict(run, d.rel, copy_rel, why)
         return
     if d.expect is None:
-        _place_new(run, tmp, path)
+        place_new(run, tmp, path)
     else:
         os.replace(tmp, path)
     run.record(d.rel, os.stat(path), md5, d.etag)
     run.report.downloaded.append(d.rel)
     run.report.bytes += d.size
-
-
-def _lstat(path: Path) -> Any:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return signature(a) == signature(b)
-
-
-def _apply_mtime(tmp: str, metadata: dict[str, str] | None, last_modified: Any) -> None:
-    """Give the file its original mtime (kept in object metadata), else S3's LastModified."""
-    ns = None
-    secs, _, frac = str((metadata or {}).get("mtime", "")).partition(".")
-    if metadata and str(metadata.get("mtime-ns", "")).isdigit():
-        ns = int(metadata["mtime-ns"])
-    elif secs.isdigit() and (frac.isdigit() or not frac):
-        ns = int(secs) * 10**9 + int((frac or "0")[:9].ljust(9, "0"))
-    elif last_modified is not None and hasattr(last_modified, "timestamp"):
-        ns = int(last_modified.timestamp() * 1e9)
-    if ns is not None:
-        os.utime(tmp, ns=(ns, ns))
-
-
-def _place_new(run: _Run, tmp: str, path: Path) -> None:
-    """Move ``tmp`` to ``path``, which must not exist (no clobbering, even in a race)."""
-    run.guard.make_parent(path)
-    try:
-        os.link(tmp, path)  # fails if path appeared meanwhile: never clobbers
-    except FileExistsError:
-        raise
-    except OSError:
-        if os.path.lexists(path):
-            raise FileExistsError(str(path)) from None
-        os.replace(tmp, path)  # filesystems without hard links
-        return
-    os.unlink(tmp)
 
 
 # ------------------------------------------------------------------------------------------

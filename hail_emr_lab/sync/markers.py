@@ -18,8 +18,8 @@ from .keys import UnsafeKey, key_for, rel_for_key
 from .state import FileState
 
 if TYPE_CHECKING:
-    from .engine import _Run
     from .remote import Remote
+    from .run import Run
 
 #: md5 of zero bytes, and the ETag S3 gives a zero-byte object.
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -40,7 +40,7 @@ def new_markers(dirs: Iterable[str], known: dict[str, FileState]) -> list[str]:
     return sorted(d for d in dirs if marker(d) not in known)
 
 
-def put_markers(run: _Run, remote: Remote, dirs: dict[str, Any], todo: list[str]) -> None:
+def put_markers(run: Run, remote: Remote, dirs: dict[str, Any], todo: list[str]) -> None:
     """Create the markers of ``todo`` (``If-None-Match: *``: one already there is kept as is),
     ``target.concurrency`` at a time."""
     from concurrent.futures import ThreadPoolExecutor
@@ -83,7 +83,7 @@ def put_markers(run: _Run, remote: Remote, dirs: dict[str, Any], todo: list[str]
             run.report.unchanged += 1
 
 
-def restore_marker(run: _Run, key: str, etag: str) -> None:
+def restore_marker(run: Run, key: str, etag: str) -> None:
     """Make the directory of marker ``key`` (parents included) unless it exists already."""
     t = run.target
     try:

@@ -18,10 +18,10 @@ import stat as stat_mod
 import time
 from pathlib import Path
 
-from .engine import _apply_mtime, _clean_tmp, _lstat, _place_new, _Run, _same, now_iso
 from .keys import UnsafeKey, rel_for_key
 from .lock import SyncLock
 from .report import SyncReport
+from .run import Run, apply_mtime, clean_tmp, lstat_or_none, now_iso, place_new, same_file
 from .scan import hash_file
 from .state import State, signature
 from .target import SyncTarget
@@ -54,9 +54,9 @@ def seed(target: SyncTarget, wait: float = 10.0, sources=SOURCES) -> SyncReport:
     report = SyncReport("seed", f"s3://{target.bucket}/")
     report.remote_calls = True
     with SyncLock(target.lock_path, wait), State(target.state_path) as state, Remote(target) as remote:
-        _clean_tmp(target)
+        clean_tmp(target)
         target.tmp_dir.mkdir(parents=True, exist_ok=True)
-        run = _Run(target, state, report, None)
+        run = Run(target, state, report, None)
         for src, dest, mode in sources:
             for obj in remote.list(src + "/"):
                 key = obj["Key"]
@@ -74,25 +74,25 @@ def seed(target: SyncTarget, wait: float = 10.0, sources=SOURCES) -> SyncReport:
     return report
 
 
-def _download(run: _Run, remote, obj: dict, mode: int | None) -> str:  # noqa: ANN001
+def _download(run: Run, remote, obj: dict, mode: int | None) -> str:  # noqa: ANN001
     tmp = run.tmp_path()
     remote.download(obj["Key"], tmp, obj["Size"], obj["ETag"]).result()
     if mode is not None:
         os.chmod(tmp, mode)
-    _apply_mtime(tmp, remote.metadata.get(obj["Key"]), obj.get("LastModified"))
+    apply_mtime(tmp, remote.metadata.get(obj["Key"]), obj.get("LastModified"))
     return tmp
 
 
-def _seed_one(run: _Run, remote, obj: dict, rel: str, dest: str, mode: int | None) -> None:  # noqa: ANN001
+def _seed_one(run: Run, remote, obj: dict, rel: str, dest: str, mode: int | None) -> None:  # noqa: ANN001
     t, state, report = run.target, run.state, run.report
     dest_rel = f"{dest}/{rel}"
     path = run.guard.path(dest_rel)
     etag, key = obj["ETag"], obj["Key"]
     rec = state.seeded(dest_rel)
-    lst = _lstat(path)
+    lst = lstat_or_none(path)
     if lst is None:
         tmp = _download(run, remote, obj, mode)
-        _place_new(run, tmp, path)
+        place_new(run, tmp, path)
         st = os.stat(path)
         state.put_seeded(dest_rel, key, etag, hash_file(path, t.multipart_chunksize, t.multipart_threshold)[0], st)
         report.downloaded.append(dest_rel)
@@ -112,14 +112,14 @@ def _seed_one(run: _Run, remote, obj: dict, rel: str, dest: str, mode: int | Non
         return
     edited = rec is None or md5 != rec["md5"]
     tmp = _download(run, remote, obj, mode)
-    if not edited and _same(_lstat(path), lst):
+    if not edited and same_file(lstat_or_none(path), lst):
         os.replace(tmp, path)
         state.put_seeded(dest_rel, key, etag, hash_file(path, t.multipart_chunksize, t.multipart_threshold)[0],
                          os.stat(path))
         report.downloaded.append(dest_rel)
         return
     beside = new_version_name(dest_rel, lambda r: os.path.lexists(t.home / r))
-    _place_new(run, tmp, run.guard.path(beside))
+    place_new(run, tmp, run.guard.path(beside))
     if rec is None:
         state.put_seeded(dest_rel, key, "", md5, lst, offered=etag)
     else:
