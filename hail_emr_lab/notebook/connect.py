@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, get_type_hints
 from urllib.parse import urlsplit
 
 from .. import hail_spark
@@ -29,44 +29,98 @@ from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState
 from ..remote import bootstrap_code
 from ..remote.dataframe import MARKER
 from ..session_names import default_session_name
-from .context import HailContext, set_current
+from .context import ClusterVersions, HailContext, set_current
+
+if TYPE_CHECKING:
+    from ..emr.discovery import ClusterEndpoint
+    from ..emr.serverless import ServerlessApp
 
 #: Rank of a config source when no target is given (lower is stronger): arguments, then the
 #: environment, then config files (2), then sparkmagic's config (3); see ``config``'s precedence.
 _SOURCE_RANK = {"argument": 0, "environment": 1}
 
 
+def flag(name: str, help: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: the ``%hail connect`` flag that sets this field, with its help text.
+
+    The magic builds its parser from these (:func:`connect_flags`), so every flag lands in a field
+    of the same name (``ConnectOptions(**vars(args))``). ``extra`` is passed on to argparse
+    (``choices``, ``default``). A bool field that defaults to True gets a ``--no-...`` flag.
+    """
+    return {"flag": name, "help": help, **extra}
+
+
 @dataclass
 class ConnectOptions:
-    """Everything ``%hail connect`` accepts (None = take it from the configuration)."""
+    """Everything ``%hail connect`` accepts (None = take it from the configuration).
 
-    url: Optional[str] = None
-    cluster_id: Optional[str] = None
-    cluster_name: Optional[str] = None
-    local: bool = False
-    auth: Optional[str] = None
-    username: Optional[str] = None
-    password: Optional[str] = None
-    name: Optional[str] = None
-    conf: dict[str, str] = field(default_factory=dict)
-    driver_memory: Optional[str] = None
-    driver_cores: Optional[int] = None
-    executor_memory: Optional[str] = None
-    executor_cores: Optional[int] = None
-    num_executors: Optional[int] = None
-    new: bool = False
-    hail: bool = True
-    hail_jar: Optional[str] = None
-    plots: bool = True
-    plots_url: Optional[str] = None
-    plots_dir: Optional[str] = None
-    heartbeat_timeout: Optional[int] = None
-    region: Optional[str] = None
-    probe_timeout: float = 3.0
+    Each field with ``flag`` metadata is one flag of ``%hail connect``, in this order; fields
+    without it (``start_timeout``) are for callers in code.
+    """
+
+    url: Optional[str] = field(default=None, metadata=flag("--url", "Livy endpoint, e.g. http://10.0.0.5:8998"))
+    cluster_id: Optional[str] = field(
+        default=None, metadata=flag("--cluster-id", "EMR cluster id (j-...): find its Livy endpoint"))
+    cluster_name: Optional[str] = field(
+        default=None, metadata=flag("--cluster-name", "EMR cluster name: find its Livy endpoint"))
+    local: bool = field(default=False, metadata=flag("--local", "start (or reuse) the embedded local server"))
+    serverless_app: Optional[str] = field(
+        default=None, metadata=flag("--serverless-app", "EMR Serverless application id: use its Livy endpoint"))
+    execution_role: Optional[str] = field(
+        default=None, metadata=flag("--execution-role", "IAM role ARN the EMR Serverless session runs as"))
+    region: Optional[str] = field(
+        default=None, metadata=flag("--region", "AWS region for --cluster-id/--cluster-name/--serverless-app/sigv4"))
+    auth: Optional[str] = field(
+        default=None, metadata=flag("--auth", "Livy authentication", choices=["none", "basic", "kerberos", "sigv4"]))
+    sigv4_service: Optional[str] = field(
+        default=None, metadata=flag("--sigv4-service", "SigV4 signing name for --auth sigv4 (default emr-serverless)"))
+    username: Optional[str] = field(default=None, metadata=flag("--user", "user name for basic auth"))
+    password: Optional[str] = field(
+        default=None, metadata=flag("--password", "password for basic auth (stays in the notebook: prefer the next three)"))
+    password_prompt: bool = field(
+        default=False, metadata=flag("--password-prompt", "ask for the basic-auth password (not stored)"))
+    password_file: Optional[str] = field(
+        default=None, metadata=flag("--password-file", "read the basic-auth password from the first line of this file"))
+    password_env: Optional[str] = field(
+        default=None, metadata=flag("--password-env", "read the basic-auth password from this environment variable"))
+    name: Optional[str] = field(
+        default=None, metadata=flag("--name", "session name to share (default: one per notebook, from user and path)"))
+    conf: dict[str, str] = field(default_factory=dict, metadata=flag("--conf", "Spark conf key=value (repeatable)"))
+    driver_memory: Optional[str] = field(
+        default=None, metadata=flag("--driver-memory", "Spark driver memory, e.g. 4g (Livy driverMemory)"))
+    driver_cores: Optional[int] = field(
+        default=None, metadata=flag("--driver-cores", "Spark driver cores (Livy driverCores)"))
+    executor_memory: Optional[str] = field(
+        default=None, metadata=flag("--executor-memory", "memory per executor, e.g. 8g (Livy executorMemory)"))
+    executor_cores: Optional[int] = field(
+        default=None, metadata=flag("--executor-cores", "cores per executor (Livy executorCores)"))
+    num_executors: Optional[int] = field(
+        default=None, metadata=flag("--num-executors", "number of executors (Livy numExecutors)"))
+    new: bool = field(
+        default=False, metadata=flag("--new", "start a fresh session even if one can be reattached"))
+    hail: bool = field(default=True, metadata=flag("--no-hail", "do not run hl.init(sc) (nor set Hail's conf)"))
+    hail_jar: Optional[str] = field(
+        default=None, metadata=flag("--hail-jar", "path of hail-all-spark.jar on the cluster (default /opt/hail/...)"))
+    plots: bool = field(default=True, metadata=flag("--no-plots", "do not pull plots after cells"))
+    plots_url: Optional[str] = field(
+        default=None, metadata=flag("--plots-url", "HTTP URL of the cluster's plot directory (Quick Start clusters)"))
+    plots_dir: Optional[str] = field(
+        default=None, metadata=flag("--plots-dir", "plot directory on the cluster (default /plots)"))
+    heartbeat_timeout: Optional[int] = field(
+        default=None, metadata=flag("--heartbeat-timeout", "seconds Livy keeps the session without us"))
+    probe_timeout: float = field(default=3.0, metadata=flag("--probe-timeout", "seconds to wait for the Livy port"))
+    wait: bool = field(default=False, metadata=flag("--wait", "block until the session is ready"))
     start_timeout: float = 900.0
-    serverless_app: Optional[str] = None
-    execution_role: Optional[str] = None
-    sigv4_service: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        self.conf = dict(self.conf or {})  # our own copy: a parser's default dict is shared
+
+
+def connect_flags() -> list[tuple[Field[Any], Any]]:
+    """Every field that is a ``%hail connect`` flag, in order, with its resolved type
+    (``Optional[int]``, ``bool``, ``dict[str, str]``...); ``field.metadata`` is from :func:`flag`."""
+    hints = get_type_hints(ConnectOptions)
+    return [(f, hints[f.name]) for f in fields(ConnectOptions) if "flag" in f.metadata]
 
 
 @dataclass
@@ -76,9 +130,32 @@ class Target:
     url: str
     how: str
     local: bool = False
-    cluster: Any = None  # emr.ClusterEndpoint
-    serverless: Any = None  # serverless.ServerlessApp
+    cluster: Optional[ClusterEndpoint] = None
+    serverless: Optional[ServerlessApp] = None
     execution_role: Optional[str] = None
+
+
+#: What a :class:`TargetChoice` points at.
+TargetKind = Literal["serverless_app", "url", "cluster_id", "cluster_name", "local"]
+#: Configuration keys that name a target and the kind each names, in the order that breaks a
+#: tie between equally strong sources.
+_CONFIG_TARGET_KEYS: dict[str, TargetKind] = {
+    "livy_url": "url", "cluster_id": "cluster_id", "cluster_name": "cluster_name", "serverless_app": "serverless_app",
+}
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """Which target ``%hail connect`` goes to, before anything is contacted.
+
+    ``kind`` names it, ``value`` is the URL, cluster id or name, or application id (None for
+    ``local``); ``source`` is where it came from: ``"argument"``, ``"environment"``, a config
+    file's path, ``"--local"`` or ``"no endpoint configured"``.
+    """
+
+    kind: TargetKind
+    value: Optional[str]
+    source: str
 
 
 def _is_loopback(url: str) -> bool:
@@ -86,49 +163,57 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def resolve_target(
-    opts: ConnectOptions, config: Config, on_app_state: Optional[Callable[[str, float], None]] = None
-) -> Target:
-    """Decide which Livy endpoint to use (see the module docstring for the order).
+def _source_rank(source: str) -> int:
+    """Strength of a configuration source for picking the target (lower is stronger)."""
+    return _SOURCE_RANK.get(source, 3 if "sparkmagic" in source else 2)
 
-    An EMR Serverless application is started when needed; ``on_app_state(state, seconds)`` sees
-    its state while we wait.
+
+def choose_target(opts: ConnectOptions, config: Config) -> TargetChoice:
+    """Decide which target to use (see the module docstring for the order), contacting nothing.
+
+    Raises :class:`HailEmrLabError` when the flags name more than one target.
     """
     if opts.serverless_app:
         others = [x for x in ("cluster_id", "cluster_name", "local") if getattr(opts, x)]
         if others:
             flags = " and ".join("--" + c.replace("_", "-") for c in others)
             raise HailEmrLabError(f"%hail connect got --serverless-app and {flags}: give only one target")
-        return _serverless_target(opts.serverless_app, opts, config, "argument", on_app_state)
-    chosen = [x for x in ("url", "cluster_id", "cluster_name", "local") if getattr(opts, x)]
+        return TargetChoice("serverless_app", opts.serverless_app, "argument")
+    chosen: list[TargetKind] = [x for x in ("url", "cluster_id", "cluster_name", "local") if getattr(opts, x)]
     if len(chosen) > 1:
         flags = " and ".join("--" + c.replace("_", "-") for c in chosen)
         raise HailEmrLabError(f"%hail connect got {flags}: give only one target")
-    if opts.url:
-        return Target(normalize_url(opts.url), "url", local=_is_loopback(opts.url))
-    if opts.cluster_id or opts.cluster_name:
-        return _cluster_target(opts.cluster_id, opts.cluster_name, opts, config, "argument")
-    if opts.local:
-        return _local_target(config, "--local")
-    # No target given: the configuration decides.
-    candidates = []
-    keys = ("livy_url", "cluster_id", "cluster_name", "serverless_app")
-    for key in keys:
-        if config.get(key):
-            source = config.source(key)
-            rank = _SOURCE_RANK.get(source, 3 if "sparkmagic" in source else 2)
-            candidates.append((rank, keys.index(key), key, source))
+    if chosen:
+        kind = chosen[0]
+        return TargetChoice(kind, None if kind == "local" else getattr(opts, kind), "--local" if kind == "local" else "argument")
+    # No target given: the strongest configuration source decides.
+    candidates = [
+        (_source_rank(config.source(key)), i, key) for i, key in enumerate(_CONFIG_TARGET_KEYS) if config.get(key)
+    ]
     if not candidates:
-        return _local_target(config, "no endpoint configured")
-    _, _, key, source = min(candidates)
-    if key == "livy_url":
-        url = config.get("livy_url")
-        return Target(normalize_url(url), f"config ({source})", local=_is_loopback(url))
-    if key == "cluster_id":
-        return _cluster_target(config.get("cluster_id"), None, opts, config, source)
-    if key == "serverless_app":
-        return _serverless_target(config.get("serverless_app"), opts, config, source, on_app_state)
-    return _cluster_target(None, config.get("cluster_name"), opts, config, source)
+        return TargetChoice("local", None, "no endpoint configured")
+    _, _, key = min(candidates)
+    return TargetChoice(_CONFIG_TARGET_KEYS[key], str(config.get(key)), config.source(key))
+
+
+def resolve_target(
+    opts: ConnectOptions, config: Config, on_app_state: Optional[Callable[[str, float], None]] = None
+) -> Target:
+    """The Livy endpoint of :func:`choose_target`'s choice: EMR clusters are looked up, an EMR
+    Serverless application is started when needed (``on_app_state(state, seconds)`` sees its
+    state while we wait), the embedded server is started or reused."""
+    choice = choose_target(opts, config)
+    if choice.kind == "serverless_app":
+        return _serverless_target(str(choice.value), opts, config, choice.source, on_app_state)
+    if choice.kind == "url":
+        url = str(choice.value)
+        how = "url" if choice.source == "argument" else f"config ({choice.source})"
+        return Target(normalize_url(url), how, local=_is_loopback(url))
+    if choice.kind == "cluster_id":
+        return _cluster_target(choice.value, None, opts, config, choice.source)
+    if choice.kind == "cluster_name":
+        return _cluster_target(None, choice.value, opts, config, choice.source)
+    return _local_target(config, choice.source)
 
 
 def _cluster_target(cid: Optional[str], cname: Optional[str], opts: ConnectOptions, config: Config, source: str):
@@ -267,7 +352,7 @@ class Startup:
         self.phase = "waiting for the session"
         self.elapsed = 0.0
         self.error: Optional[BaseException] = None
-        self.versions: dict[str, Any] = {}
+        self.versions = ClusterVersions()
         self.done = threading.Event()
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="hail-connect", daemon=True)
@@ -300,8 +385,8 @@ class Startup:
                 raise SetupError(output, self.opts.hail)
             text = output.text
             pos = text.rfind(MARKER)
-            self.versions = json.loads(text[pos + len(MARKER):]) if pos >= 0 else {}
-            self.ctx.extras["versions"] = self.versions
+            self.versions = ClusterVersions.from_report(json.loads(text[pos + len(MARKER):]) if pos >= 0 else {})
+            self.ctx.versions = self.versions
             if self.ctx.plots is not None:
                 self.phase = "setting up plots"
                 self._notify()
@@ -396,14 +481,15 @@ def connect(
         ) from None
     if config.get("livy_retry_timeout") is not None:
         session.retry_timeout = config.get("livy_retry_timeout")
-    ctx = HailContext(config=config, client=client, session=session, endpoint=target.url, target=target.how)
-    ctx.extras.update(reattached=session.reattached, local=target.local, options=opts, cluster=target.cluster)
+    ctx = HailContext(
+        config=config, client=client, session=session, endpoint=target.url, target=target.how, options=opts,
+        cluster=target.cluster, local=target.local, reattached=session.reattached,
+    )
     if opts.plots:
         ctx.plots = _plot_manager(session, config, opts, target, local_dir)
-    startup = Startup(ctx, opts, on_change)
-    ctx.extras["startup"] = startup
+    ctx.startup = Startup(ctx, opts, on_change)
     set_current(ctx)
-    startup.start()
+    ctx.startup.start()
     return ctx
 
 
@@ -438,7 +524,3 @@ def dead_session_error(session: LivySession) -> Optional[SessionDead]:
     """A :class:`SessionDead` (why it ended, what to do, the log tail) if the session is over, else None."""
     return session.dead_error()
 
-
-def startup_of(ctx: HailContext) -> Optional[Startup]:
-    """The context's startup tracker, if any."""
-    return ctx.extras.get("startup")

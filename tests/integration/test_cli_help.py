@@ -75,11 +75,11 @@ def test_sync_without_paths_names_only_what_is_missing():
 
 
 def test_every_hail_magic_option_has_help():
-    # The %hail subcommands' parsers (IPython's magic_arguments) are walked the same way, so a
+    # The %hail subcommands' parsers (from the magic's registry) are walked the same way, so a
     # flag added to a magic without help text fails here too.
-    from hail_emr_lab.notebook import magics
+    from hail_emr_lab.notebook.magics.registry import REGISTRY
 
-    parsers = [fn.parser for fn in vars(magics).values() if callable(fn) and hasattr(fn, "parser")]
+    parsers = [entry.parser for entry in REGISTRY if not entry.raw]  # raw: the command line's jobs parser
     assert len(parsers) >= 8
     missing = [f"{p.prog} {'/'.join(a.option_strings) or a.dest}" for p in parsers for a in p._actions
                if not isinstance(a, argparse._HelpAction) and not a.help]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.kernel import Kernel, kernel_env
 
-from hail_emr_lab.notebook.magics import strip_comment
+from hail_emr_lab.notebook.magics.args import strip_comment
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS_MARKER = "# needs AWS"

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hail_emr_lab.notebook.magics import user_frames
+from hail_emr_lab.notebook.magics.errors import user_frames
 from hail_emr_lab.plots.manager import REMOTE_SOURCE
 
 

@@ -1,0 +1,118 @@
+"""Handlers that run code or move data: ``%%hail``, ``%%hail sql``, ``%hail push``, and ``-o``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Optional
+
+from IPython.display import display
+
+from ...errors import HailEmrLabError
+from ...livy import StatementError
+from ...progress import Progress
+from ..context import HailContext
+from .errors import HailMagicError, remote_error
+from .render import print_text, pulled_line, render_output, show_plots, warn
+
+if TYPE_CHECKING:
+    from .core import HailMagics
+
+
+def run_cell(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
+    """``%%hail [-o NAME ...] [-n N] [--timeout S] [-q] [--no-plots]``: run the cell in the session."""
+    ctx = m.ctx(auto_connect=True)
+    m.wait_ready(ctx)
+    output = m.run_code(ctx, cell or "", args.timeout, "the cell", quiet=args.quiet)
+    if not output.ok:
+        if ctx.plots is not None and not args.no_plots:
+            after_cell(ctx, pull=True)  # plots made before the error still show
+        raise remote_error(output)
+    if not args.quiet:
+        render_output(output)
+    if args.output:
+        pull(m, ctx, args.output, args.maxrows, args.timeout, args.quiet)
+    if ctx.plots is not None:
+        after_cell(ctx, pull=not args.no_plots)
+
+
+def after_cell(ctx: HailContext, pull: bool) -> None:
+    """Let the plot manager see what the cell made; show the new plots when ``pull``."""
+    try:
+        plots = ctx.plots.after_cell(pull=pull)
+    except HailEmrLabError as exc:
+        warn(f"hail: pulling plots failed: {exc}")
+        return
+    if pull:
+        show_plots(plots)
+
+
+def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int], timeout: Optional[float],
+         quiet: bool) -> None:
+    """``-o``: bring the remote variables ``names`` into the notebook's namespace."""
+    from .. import transfer
+
+    bar = Progress("pull")
+
+    def on_chunk(name: str, done: int, total: int) -> None:
+        bar.update(done / total, f"pulling {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=on_chunk)
+    except StatementError as exc:
+        raise remote_error(exc.output, "Pulling " + ", ".join(names) + " failed") from None
+    finally:
+        bar.close()
+    for item in results:
+        m.user_ns[item.name] = item.value
+        if item.truncated:
+            warn(
+                f"Warning: {item.name} was cut to its first {item.rows:,} rows (-n {limit}); the remote "
+                f"{item.kind} has more. Use -n with a larger number, or no -n for all rows."
+            )
+        if not quiet:
+            print_text(pulled_line(item))
+
+
+def sql(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
+    """``%%hail sql [-o NAME] [-n N] [-q]``: run the cell as Spark SQL, show the result as a table."""
+    ctx = m.ctx(auto_connect=True)
+    m.wait_ready(ctx)
+    name = args.output or "_hel_sql_result"
+    code = f"{name} = spark.sql({(cell or '').strip()!r})"
+    output = m.run_code(ctx, code, args.timeout, "the query")
+    if not output.ok:
+        raise remote_error(output, "The query failed")
+    limit = None if args.maxrows is not None and args.maxrows < 0 else args.maxrows
+    from .. import transfer
+
+    try:
+        (item,) = transfer.pull(ctx.session, [name], limit=limit, timeout=args.timeout)
+    except StatementError as exc:
+        raise remote_error(exc.output, "Fetching the query result failed") from None
+    if args.output:
+        m.user_ns[args.output] = item.value
+    if item.truncated:
+        warn(f"Warning: showing the first {item.rows:,} rows only (-n {args.maxrows}); use -n -1 for all.")
+    if not args.quiet:
+        display(item.value)
+
+
+def push(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
+    """``%hail push LOCALVAR [--as NAME] [--pandas]``: send a local value to the session."""
+    if args.variable not in m.user_ns:
+        raise HailMagicError(f"There is no local variable {args.variable!r} to push: define it in a normal cell.")
+    ctx = m.ctx()
+    m.wait_ready(ctx)
+    from .. import transfer
+
+    bar = Progress("push")
+    try:
+        summary = transfer.push(
+            ctx.session, m.user_ns[args.variable], args.as_name or args.variable, as_pandas=args.pandas,
+            on_chunk=lambda n, d, t: bar.update(d / t, f"pushing {n}: {d / 1e6:.1f} of {t / 1e6:.1f} MB"),
+        )
+    except StatementError as exc:
+        raise remote_error(exc.output, f"Pushing {args.variable} failed") from None
+    finally:
+        bar.close()
+    print_text(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']})")
