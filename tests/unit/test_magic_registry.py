@@ -143,3 +143,13 @@ def test_a_subcommand_help_flag_prints_its_help_and_does_nothing_else(shell, cap
     assert capsys.readouterr().out == REGISTRY.get("delete").parser.format_help()
     shell.run_cell_magic("hail", "--help", "1 / 0")
     assert capsys.readouterr().out == REGISTRY.cell.parser.format_help()
+
+
+@pytest.mark.parametrize("entry", [e for e in REGISTRY if not e.raw], ids=lambda e: e.typed)
+def test_an_unclosed_quote_is_a_usage_error_naming_the_subcommand(entry, shell):
+    # Not a bare ValueError from the line splitter: the message says which magic and what to do.
+    with pytest.raises(UsageError, match=f"^{re.escape(entry.typed)}: No closing quotation; "):
+        if entry.cell == "required":
+            shell.run_cell_magic("hail", f"{entry.name} --x 'unclosed".strip(), "1")
+        else:
+            shell.run_line_magic("hail", f"{entry.name} --x 'unclosed")
