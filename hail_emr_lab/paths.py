@@ -51,7 +51,9 @@ def unsafe_reason(rel: str) -> Optional[str]:
     if size > MAX_PATH_BYTES:
         return f"is longer than {MAX_PATH_BYTES} bytes"
     for part in rel.split("/"):
-        if part in ("", ".", ".."):
+        if part == "..":
+            return "has a '..' path component (a name must stay inside its directory)"
+        if part in ("", "."):
             return f"has a {part!r} path component" if part else "has an empty path component"
         if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
             return f"has a path component longer than {MAX_COMPONENT_BYTES} bytes"

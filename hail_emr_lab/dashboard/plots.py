@@ -63,18 +63,6 @@ def plot_file(root_dir: str | Path, rel_dir: Optional[str], name: str) -> tuple[
     return path, ctype
 
 
-def viewer_body(path: Path, content_type: str) -> bytes:
-    """The bytes the viewer serves: HTML plots get BokehJS inlined (no CDN, no internet needed;
-    the viewer's CSP forbids external scripts anyway); other files as they are."""
-    data = path.read_bytes()
-    if not content_type.startswith("text/html"):
-        return data
-    from ..plots import bokeh_offline
-
-    text, _missing = bokeh_offline.inline_bokehjs(data.decode("utf-8", errors="replace"))
-    return text.encode("utf-8")
-
-
 def _kind(name: str) -> str:
     ext = PurePosixPath(name).suffix.lower()
     return {".html": "html", ".htm": "html", ".svg": "svg"}.get(ext, "image" if ext in CONTENT_TYPES else "other")
@@ -151,7 +139,7 @@ def list_plots(root_dir: str | Path, rel_dir: Optional[str] = None) -> dict[str,
     if not pdir.is_dir():
         out["message"] = f"no plots pulled yet into {out['plots_dir']}/"
         return out
-    from ..plots.manager import read_index
+    from ..plots.store import read_index
 
     try:
         index = read_index(pdir)

@@ -17,9 +17,8 @@ from typing import Any, Callable, Optional
 from ..dashboard import backup, listings, plots, progress, status
 from ..dashboard.times import local_time
 from ..errors import HailEmrLabError
+from ..plots.render import image_bytes, plot_html
 from .context import current
-
-SANDBOX = "allow-scripts"
 
 
 def _e(value: Any) -> str:
@@ -144,15 +143,6 @@ def jobs_html(data: dict[str, Any]) -> str:
         for j in data["jobs"]
     )
     return f"<ul style='margin:0; padding-left:18px;'>{rows}</ul>"
-
-
-def plot_iframe(path: Path) -> str:
-    """A sandboxed iframe (scripts allowed, no same-origin) showing an HTML plot, BokehJS inlined."""
-    body = plots.viewer_body(path, "text/html").decode("utf-8", errors="replace")
-    return (
-        f'<iframe sandbox="{SANDBOX}" referrerpolicy="no-referrer" title="{_e(path.name)}" '
-        f'style="width:100%; height:520px; border:0;" srcdoc="{_e(body)}"></iframe>'
-    )
 
 
 class HailPanel:
@@ -318,21 +308,16 @@ class HailPanel:
     # ------------------------------------------------------------------ actions
 
     def plot_view(self, file: str) -> Any:
-        """The display object for one plot: HTML sandboxed, SVG inside <img>, images as images."""
-        import base64
-
+        """The display object for one plot: images as images, the rest as the magic shows it
+        (:func:`hail_emr_lab.plots.render.plot_html`: HTML sandboxed, SVG inside <img>)."""
         from IPython.display import HTML, Image
 
         try:
-            path, ctype = plots.plot_file(self.notebook_dir, "", file)
+            path, _ctype = plots.plot_file(self.notebook_dir, "", file)
         except (HailEmrLabError, FileNotFoundError) as exc:
             return HTML(_error(exc))
-        if ctype.startswith("text/html"):
-            return HTML(plot_iframe(path))
-        if ctype == "image/svg+xml":  # inside <img>, an SVG runs no scripts
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            return HTML(f'<img alt="{_e(path.name)}" src="data:image/svg+xml;base64,{data}"/>')
-        return Image(data=path.read_bytes())
+        data = image_bytes(path)
+        return Image(data=data) if data is not None else HTML(plot_html(path, file))
 
     def show_plot(self, file: str) -> None:
         """Show one plot below the gallery."""

@@ -4,8 +4,8 @@
 release/bokeh-X.Y.Z.min.js">`` tags. Notebook instances often have no internet, and the plot
 is shown in a sandboxed iframe anyway, so we replace each tag by the same BokehJS bundle of
 the same version, inlined: from the local bokeh package when its version matches, else from
-a cache under ``~/.hail-emr-lab/bokehjs/<version>/`` that :class:`hail_emr_lab.plots.manager.PlotManager`
-fills once from the cluster's own bokeh installation.
+a cache under ``~/.hail-emr-lab/bokehjs/<version>/`` that the plot manager fills once from
+the cluster's own bokeh installation (:meth:`hail_emr_lab.plots.puller.SessionPuller.bokehjs`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Plot directory helpers that run on the cluster, inside the Livy session.
 
-Sent as source text by ``hail_emr_lab.plots.manager.PlotManager.setup_code`` and exec'd into a
-private namespace, so only a few names reach the user's globals: ``PLOTS_DIR``,
-``save_plot`` and the ``_hel_plots_*`` helpers. Must run on Python 3.7+ with the standard
-library only (bokeh and matplotlib are used when present).
+Installed by ``hail_emr_lab.remote.bootstrap_code`` as the module object
+``_hail_emr_lab_plots``, so only ``PLOTS_DIR`` and ``save_plot`` reach the user's globals.
+Must run on Python 3.7+ with the standard library only (bokeh and matplotlib are used when
+present).
 
 There is no browser on the cluster, so :func:`route_shows` sends the usual ways of showing a
 figure to the plot directory instead: bokeh's ``show`` (and so Hail's ``hl.plot.show``) and
@@ -17,12 +17,14 @@ untrusted (names are validated again there).
 
 import base64
 import hashlib
+import json
 import os
 import re
 import stat
 import sys
 import tempfile
 import time
+import zlib
 
 #: File types the notebook shows; others are listed but not pulled automatically.
 PLOT_SUFFIXES = (".html", ".htm", ".png", ".svg", ".jpg", ".jpeg", ".gif", ".pdf")
@@ -181,29 +183,59 @@ def forget(name):
     return True
 
 
-def read(name, offset, length):
-    """``length`` bytes of ``name`` from ``offset`` (base64), with the file's size and mtime then.
+def info(name):
+    """Size (bytes), mtime (epoch seconds) and sha256 of plot ``name``."""
+    path = _path(name)
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError("%r is not a regular file" % (name,))
+    return {"name": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "mtime": st.st_mtime_ns / 1e9,
+            "sha256": _sha256(path, st.st_size, st.st_mtime_ns, name)}
 
-    The first chunk also carries the whole file's sha256, so the notebook can verify the copy.
+
+def read(name, offset, length):
+    """``length`` bytes of plot ``name`` from ``offset``, as :func:`_chunk_text` text.
+
+    The header has the file's size and mtime_ns then; the first chunk's also its sha256, so the
+    notebook can verify the whole copy.
     """
     path = _path(name)
-    st = os.stat(path)
-    if not stat.S_ISREG(os.lstat(path).st_mode):
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
         raise ValueError("%r is not a regular file" % (name,))
+    header = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if offset == 0:
+        header["sha256"] = _sha256(path, st.st_size, st.st_mtime_ns, name)
+    return _chunk_text(path, offset, length, header)
+
+
+#: Compress a chunk when a sample of it shrinks to this fraction or less (bokeh's own data
+#: arrays are already gzipped: compressing those costs more time than it saves).
+COMPRESS_BELOW = 0.7
+_SAMPLE = 16384
+
+
+def _worth_compressing(data):
+    """True when zlib shrinks samples from the start, middle and end of ``data`` enough."""
+    if len(data) < 4 * _SAMPLE:
+        return len(data) > 512 and len(zlib.compress(data, 1)) <= COMPRESS_BELOW * len(data)
+    mid = len(data) // 2
+    sample = data[:_SAMPLE] + data[mid:mid + _SAMPLE] + data[-_SAMPLE:]
+    return len(zlib.compress(sample, 1)) <= COMPRESS_BELOW * len(sample)
+
+
+def _chunk_text(path, offset, length, header):
+    """One line of JSON (``header`` + ``offset``, ``length`` read, ``encoding`` 'zlib' or 'raw'),
+    then the bytes in base64: printed as the statement's text output, which every Livy returns
+    as is (no JSON value to build and parse again on each hop)."""
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read(length)
-    out = {
-        "name": name,
-        "offset": offset,
-        "data": base64.b64encode(data).decode("ascii"),
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "mtime": st.st_mtime_ns / 1e9,
-    }
-    if offset == 0:
-        out["sha256"] = _sha256(path, st.st_size, st.st_mtime_ns, name)
-    return out
+    header = dict(header, offset=offset, length=len(data), encoding="raw")
+    if _worth_compressing(data):
+        data = zlib.compress(data, 1)
+        header["encoding"] = "zlib"
+    return json.dumps(header) + "\n" + base64.b64encode(data).decode("ascii")
 
 
 def bokeh_version():
@@ -216,7 +248,8 @@ def bokeh_version():
 
 
 def read_bokehjs(bundle, version, offset, length):
-    """A chunk of BokehJS ``bundle`` (e.g. 'bokeh-widgets') of the cluster's bokeh install.
+    """A chunk of BokehJS ``bundle`` (e.g. 'bokeh-widgets') of the cluster's bokeh install, as
+    :func:`_chunk_text` text whose header has the bundle's ``size``.
 
     Refuses if the installed version is not ``version`` (the plot would not render).
     """
@@ -227,11 +260,7 @@ def read_bokehjs(bundle, version, offset, length):
     if bokeh.__version__ != version:
         raise ValueError("the cluster has bokeh %s, not %s" % (bokeh.__version__, version))
     path = os.path.join(os.path.dirname(bokeh.__file__), "server", "static", "js", bundle + ".min.js")
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(length)
-    return {"data": base64.b64encode(data).decode("ascii"), "size": size}
+    return _chunk_text(path, offset, length, {"size": os.path.getsize(path)})
 
 
 def _kind(fig):

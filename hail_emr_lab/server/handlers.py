@@ -23,14 +23,10 @@ from tornado.ioloop import IOLoop
 from ..config import load_config
 from ..dashboard import backup, listings, nodes, plots, progress, status
 from ..errors import ConfigError, HailEmrLabError
+from ..plots.render import PLOT_CSP, viewer_body
 from ..redact import redact_text
 
 API = "hail-emr-lab/api"
-#: Served with every plot: scripts may run, but in an opaque origin that cannot reach Jupyter.
-PLOT_CSP = (
-    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
-    "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-)
 #: One small pool per section: a slow one (the backup status of a big home, a Livy that hangs)
 #: queues only its own requests, never the Running section's.
 _POOLS: dict[str, ThreadPoolExecutor] = {}
@@ -162,7 +158,7 @@ class PlotViewHandler(_Base):
             path, ctype = plots.plot_file(
                 self.settings["server_root_dir"], self.get_argument("dir", ""), self.get_argument("name", "")
             )
-            body = await self.run(plots.viewer_body, path, ctype)
+            body = await self.run(viewer_body, path, ctype)
         except plots.UnsafePath as exc:
             return self.fail(400, str(exc))
         except (FileNotFoundError, IsADirectoryError) as exc:

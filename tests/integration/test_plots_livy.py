@@ -22,7 +22,11 @@ from support.net import free_port, wait_http
 
 from hail_emr_lab.livy import LivyClient, LivySession
 from hail_emr_lab.plots.bokeh_offline import BokehJS
-from hail_emr_lab.plots.manager import PlotError, PlotManager, UnsafePlotName, plot_html, read_index
+from hail_emr_lab.plots.errors import PlotError, UnsafePlotName
+from hail_emr_lab.plots.helpers import RemoteHelpers
+from hail_emr_lab.plots.manager import PlotManager
+from hail_emr_lab.plots.render import plot_html
+from hail_emr_lab.plots.store import LocalPlot, read_index
 
 pytestmark = pytest.mark.slow
 
@@ -187,10 +191,22 @@ def test_20mb_plot_pulls_in_chunks(session, mgr, livy_server, local_dir):
     pulled = mgr.after_cell()
     assert [p.name for p in pulled] == ["big.html"]
     statements = session.last_statement_id - first_id
-    assert statements >= 1 + size // mgr.chunk_size  # the scan, then one statement per 4 MB chunk
+    assert statements == 1 + -(-size // mgr.puller.chunk_size)  # the scan, then one statement per chunk
     assert pulled[0].size == size
     assert sha(local_dir / "big.html") == sha(remote_dir(livy_server) / "big.html")
-    (remote_dir(livy_server) / "big.html").unlink()
+    # Text like this travels compressed; bytes that do not compress travel as they are.
+    rnd = (remote_dir(livy_server) / "noise.png")
+    rnd.write_bytes(os.urandom(300_000))
+    try:
+        for name, encoding, raw in (("big.html", "zlib", (remote_dir(livy_server) / "big.html").read_bytes()),
+                                    ("noise.png", "raw", rnd.read_bytes())):
+            out = session.run(RemoteHelpers.text_code(f"read({name!r}, 1000, 200000)"), check=True)
+            header, data = RemoteHelpers.chunk_result(out, "test")
+            assert header["encoding"] == encoding and data == raw[1000:201000]
+            assert len(out.text) < 200000 if encoding == "zlib" else len(out.text) > 200000 * 4 / 3
+    finally:
+        rnd.unlink()
+        (remote_dir(livy_server) / "big.html").unlink()
 
 
 def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, warnings_seen, tmp_path):
@@ -222,8 +238,9 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
         ".hail-plots-index.json",
     ]
     session.run(
-        "import base64\n_hel_plots_real_scan = _hel_plots_scan\n"
-        "_hel_plots_scan = lambda limit, sweep=False: {'dir': PLOTS_DIR, 'error': None, 'refused': [], 'files': ["
+        "import base64\n_hel_plots_real_scan = _hail_emr_lab_plots.scan\n"
+        "_hail_emr_lab_plots.scan = lambda limit, sweep=False: {'dir': PLOTS_DIR, 'error': None, 'refused': [], "
+        "'files': ["
         + ", ".join(
             f"{{'name': {n!r}, 'size': 4, 'mtime': 1.0, 'sha256': 'x', 'data': base64.b64encode(b'pwnd').decode()}}"
             for n in evil
@@ -237,7 +254,7 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
     try:
         assert mgr.after_cell() == []
     finally:
-        session.run("_hel_plots_scan = _hel_plots_real_scan", check=True)
+        session.run("_hail_emr_lab_plots.scan = _hel_plots_real_scan", check=True)
     assert [n for n, _ in mgr.refused] == evil
     assert sorted(str(p) for p in notebook.parent.rglob("*")) == before
     assert (
@@ -248,7 +265,7 @@ def test_odd_and_traversal_names_refused(session, mgr, livy_server, local_dir, w
     with pytest.raises(UnsafePlotName):
         mgr.pull("../../.ssh/authorized_keys")
     # The cluster side refuses to read outside PLOTS_DIR, too.
-    out = session.run("_hel_plots_read('../etc/passwd', 0, 10)")
+    out = session.run("_hail_emr_lab_plots.read('../etc/passwd', 0, 10)")
     assert not out.ok and out.ename == "ValueError"
 
 
@@ -264,7 +281,7 @@ def test_bokehjs_fetched_once_from_cluster(session, local_dir, tmp_path, hail_pl
     used = session.last_statement_id - before
     m.pull("qq.html")
     assert session.last_statement_id - before - used == 1  # the second plot: only its own read
-    markup = plot_html(plot, BokehJS(cache_dir=tmp_path / "cache", use_package=False))
+    markup = plot_html(plot.path, plot.name, BokehJS(cache_dir=tmp_path / "cache", use_package=False))
     assert "cdn.bokeh.org" not in markup
 
 
@@ -357,7 +374,7 @@ window.addEventListener("message", (e) => window.results.push(e.data));
 def test_bokeh_plot_renders_offline(browser_page, mgr, hail_plots, artifacts_dir):
     page, site, base, blocked = browser_page
     plot = next(p for p in hail_plots if p.name == "histogram.html")
-    (site / "hist.html").write_text(EMBED.format(markup=plot_html(plot, mgr.bokehjs)), encoding="utf-8")
+    (site / "hist.html").write_text(EMBED.format(markup=plot_html(plot.path, plot.name, mgr.bokehjs)), encoding="utf-8")
     page.goto(f"{base}/hist.html")
     frame = page.frame_locator("iframe.hail-emr-lab-plot")
     frame.locator("canvas").first.wait_for(state="attached", timeout=30000)
@@ -388,10 +405,8 @@ def test_plot_cannot_read_the_lab_page(browser_page, tmp_path, artifacts_dir):
         }, "*");
         </script></body></html>"""
     )
-    from hail_emr_lab.plots.manager import LocalPlot
-
     plot = LocalPlot("evil.html", evil, evil.stat().st_size, sha(evil), 0.0, "/plots/evil.html", "now")
-    (site / "evil.html").write_text(EMBED.format(markup=plot_html(plot)), encoding="utf-8")
+    (site / "evil.html").write_text(EMBED.format(markup=plot_html(plot.path, plot.name)), encoding="utf-8")
     page.goto(f"{base}/evil.html")
     page.wait_for_function("window.results.length > 0", timeout=15000)
     result = page.evaluate("window.results[0]")

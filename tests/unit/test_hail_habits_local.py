@@ -8,14 +8,14 @@ import os
 import pytest
 
 from hail_emr_lab.notebook.magics.errors import user_frames
-from hail_emr_lab.plots.manager import REMOTE_SOURCE
+from hail_emr_lab.remote import source
 
 
 @pytest.fixture
 def remote_plots(tmp_path):
     """The cluster-side plot helpers, exec'd as the session does, with PLOTS_DIR in tmp_path."""
     ns = {"__name__": "hail_emr_lab_remote_plots"}
-    exec(compile(REMOTE_SOURCE.read_text(), "<hail-emr-lab plots>", "exec"), ns)
+    exec(compile(source("plots.py"), "<hail-emr-lab plots>", "exec"), ns)
     old = os.environ.pop("HAIL_EMR_LAB_PLOTS_DIR", None)
     try:
         ns["init"](str(tmp_path))
@@ -47,7 +47,7 @@ def test_show_names_are_findable_and_unique(remote_plots):
     first, second = remote_plots["show_name"](f, "bokeh"), remote_plots["show_name"](figure(), "bokeh")
     assert first.startswith("show-") and first.endswith("-001-qq-plot-p-values-all.html")
     assert second.endswith("-002.html")
-    from hail_emr_lab.plots.manager import check_name
+    from hail_emr_lab.plots.names import check_name
 
     check_name(first)
 

@@ -8,7 +8,8 @@ import pytest
 
 from hail_emr_lab.dashboard.plots import UnsafePath, plot_file, plots_dir
 from hail_emr_lab.paths import PathRefused, path_inside, unsafe_reason, within
-from hail_emr_lab.plots.manager import UnsafePlotName, _target
+from hail_emr_lab.plots.errors import UnsafePlotName
+from hail_emr_lab.plots.store import target
 from hail_emr_lab.sync.keys import PathGuard, UnsafeKey
 
 BAD = {
@@ -106,9 +107,9 @@ def test_each_caller_raises_its_own_error_type(tree):
     (tree / "plots").mkdir()
     (tree / "plots" / "gwas").symlink_to(tree / "out", target_is_directory=True)
     with pytest.raises(UnsafePlotName):
-        _target(tree / "plots", "gwas/manhattan.html")
+        target(tree / "plots", "gwas/manhattan.html")
     with pytest.raises(UnsafePlotName, match="NUL"):
-        _target(tree / "plots", "a\x00.html")
+        target(tree / "plots", "a\x00.html")
     for error in (UnsafeKey, UnsafePath, UnsafePlotName):
         assert issubclass(error, PathRefused)
 

@@ -23,16 +23,10 @@ from hail_emr_lab.plots.bokeh_offline import (
     compressed_bokehjs,
     inline_bokehjs,
 )
-from hail_emr_lab.plots.manager import (
-    INDEX_NAME,
-    LocalPlot,
-    UnsafePlotName,
-    _record,
-    _target,
-    check_name,
-    plot_html,
-    read_index,
-)
+from hail_emr_lab.plots.errors import PlotError, UnsafePlotName
+from hail_emr_lab.plots.names import check_name
+from hail_emr_lab.plots.render import display_plot, plot_html
+from hail_emr_lab.plots.store import INDEX_NAME, LocalPlot, Writer, read_index, record, target
 
 BAD_NAMES = [
     "../../.ssh/authorized_keys",
@@ -71,8 +65,8 @@ def test_unsafe_names_refused(name):
 @pytest.mark.parametrize("name", GOOD_NAMES)
 def test_ordinary_names_accepted(name, tmp_path):
     assert check_name(name) == name
-    target = _target(tmp_path, name)
-    assert tmp_path.resolve() in target.parents
+    path = target(tmp_path, name)
+    assert tmp_path.resolve() in path.parents
 
 
 def test_symlinked_folder_refused(tmp_path):
@@ -82,20 +76,18 @@ def test_symlinked_folder_refused(tmp_path):
     plots.mkdir()
     (plots / "sub").symlink_to(outside)
     with pytest.raises(UnsafePlotName, match="symlink"):
-        _target(plots, "sub/x.html")
+        target(plots, "sub/x.html")
 
 
 def test_symlinked_file_is_replaced_not_followed(tmp_path):
     """A symlink at the target name (e.g. pointing to ~/.bashrc) is replaced; its target is untouched."""
-    from hail_emr_lab.plots.manager import _Writer
-
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     plots = tmp_path / "plots"
     plots.mkdir()
     (plots / "x.html").symlink_to(victim)
     data = b"<html>plot</html>"
-    writer = _Writer(_target(plots, "x.html"))
+    writer = Writer(target(plots, "x.html"))
     writer.write(data)
     writer.commit(hashlib.sha256(data).hexdigest(), "test")
     assert victim.read_text() == "precious"
@@ -104,9 +96,7 @@ def test_symlinked_file_is_replaced_not_followed(tmp_path):
 
 
 def test_sha_mismatch_leaves_nothing(tmp_path):
-    from hail_emr_lab.plots.manager import PlotError, _Writer
-
-    writer = _Writer(_target(tmp_path, "y.png"))
+    writer = Writer(target(tmp_path, "y.png"))
     writer.write(b"abc")
     with pytest.raises(PlotError, match="sha256"):
         writer.commit("0" * 64, "test")
@@ -130,9 +120,9 @@ def _plot(tmp_path: Path, name: str, data: bytes) -> LocalPlot:
 
 def test_index_roundtrip_and_tampering(tmp_path):
     plot = _plot(tmp_path, "a.html", b"<p>a</p>")
-    _record(tmp_path, plot)
-    _record(tmp_path, _plot(tmp_path, "sub/b.png", b"\x89PNG\r\n\x1a\nxx"))
-    _record(tmp_path, plot)  # re-pull replaces, never duplicates
+    record(tmp_path, plot)
+    record(tmp_path, _plot(tmp_path, "sub/b.png", b"\x89PNG\r\n\x1a\nxx"))
+    record(tmp_path, plot)  # re-pull replaces, never duplicates
     entries = read_index(tmp_path)
     assert sorted(e["name"] for e in entries) == ["a.html", "sub/b.png"]
     a = next(e for e in entries if e["name"] == "a.html")
@@ -227,7 +217,7 @@ def test_compressed_bundles_for_notebooks(tmp_path):
 
 def test_html_plot_only_in_sandboxed_iframe(tmp_path):
     evil = b"<script>parent.document.title='pwned'</script><p>\"quotes\" & <b>tags</b></p>"
-    markup = plot_html(_plot(tmp_path, "evil.html", evil))
+    markup = plot_html(_plot(tmp_path, "evil.html", evil).path)
     frames = re.findall(r"<iframe[^>]*>", markup)
     assert len(frames) == 1
     assert 'sandbox="allow-scripts"' in frames[0] and "allow-same-origin" not in markup
@@ -238,10 +228,10 @@ def test_html_plot_only_in_sandboxed_iframe(tmp_path):
 
 def test_svg_shown_as_image_and_png_checked(tmp_path):
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
-    markup = plot_html(_plot(tmp_path, "s.svg", svg))
+    markup = plot_html(_plot(tmp_path, "s.svg", svg).path)
     assert markup.startswith('<img alt="s.svg" src="data:image/svg+xml;base64,')
     assert "alert" not in markup  # only inside the base64 image, which runs no scripts
-    fake = plot_html(_plot(tmp_path, "f.png", b"<html>not a png</html>"))
+    fake = plot_html(_plot(tmp_path, "f.png", b"<html>not a png</html>").path)
     assert "not a valid PNG" in fake
 
 
@@ -249,13 +239,13 @@ def test_remote_code_is_python37_stdlib_only():
     """The cluster may run Python 3.7 with nothing extra: check syntax and top-level imports."""
     import ast
 
-    from hail_emr_lab.plots.manager import REMOTE_SOURCE
+    from hail_emr_lab.remote import source
 
-    tree = ast.parse(REMOTE_SOURCE.read_text(), feature_version=(3, 7))
+    tree = ast.parse(source("plots.py"), feature_version=(3, 7))
     top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
-    assert top <= {"base64", "hashlib", "os", "re", "stat", "sys", "tempfile", "time"}
-    guard = REMOTE_SOURCE.with_name("hail_init.py").read_text()
+    assert top <= {"base64", "hashlib", "json", "os", "re", "stat", "sys", "tempfile", "time", "zlib"}
+    guard = source("hail_init.py")
     tree = ast.parse(guard, feature_version=(3, 7))
     assert {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names} <= {"inspect", "sys"}
     assert "from __future__" not in guard  # exec'd after the other parts: must not need to come first
@@ -264,8 +254,6 @@ def test_remote_code_is_python37_stdlib_only():
 def test_display_plot_publishes_safe_outputs(tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
-
-    from hail_emr_lab.plots.manager import display_plot
 
     InteractiveShell.instance()
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
