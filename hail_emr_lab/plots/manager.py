@@ -24,7 +24,6 @@ from .errors import Changed, PlotError, ShaMismatch
 from .helpers import RemoteHelpers
 from .names import check_name, printable
 from .puller import CHUNK, HttpPuller, SessionPuller
-from .render import display_plot  # noqa: F401 - until the magic imports it from render
 from .scan import Refusals, merge
 from .store import MAX_PLOT_BYTES, LocalPlot, load_index, save
 

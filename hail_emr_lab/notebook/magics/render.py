@@ -71,19 +71,20 @@ def render_output(output: Any) -> None:
         display({"application/json": value, "text/plain": json.dumps(value, indent=2)}, raw=True)
     if "text/html" in data:
         # HTML made on the cluster is untrusted: only ever inside a sandboxed iframe.
-        doc = html.escape(str(data["text/html"]), quote=True)
-        display(HTML(f'<iframe sandbox="allow-scripts" srcdoc="{doc}" style="width:100%;height:400px;border:0">'
-                     "</iframe>"))
+        from ...plots.render import sandboxed_iframe
+
+        frame = sandboxed_iframe(str(data["text/html"]), "cell output", height=400)
+        display({"text/html": frame, "text/plain": "(HTML output of the cell)"}, raw=True)
     text = output.text
     if text and "application/json" not in data:
         print(text.rstrip("\n"), flush=True)
 
 
 def show_plots(plots: list[Any]) -> None:
-    """Show pulled plots (``plots.manager`` records) below the cell, in order."""
+    """Show pulled plots (``plots.store.LocalPlot`` records) below the cell, in order."""
     if not plots:
         return
-    from ...plots.manager import display_plot
+    from ...plots.render import display_plot
 
     for plot in plots:
         display_plot(plot)
