@@ -17,7 +17,7 @@ import requests
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
 from ..session_names import is_own
-from .status import make_client, safe_url
+from .status import configured_client, safe_url
 
 SPARK_TIMEOUT = (2.0, 5.0)
 #: Enough to find every running statement (a session runs one at a time, a few may queue).
@@ -152,7 +152,7 @@ def running_progress(cfg: Optional[Config] = None, client: Any = None, include_a
     out: dict[str, Any] = {"sessions": [], "error": None}
     close = client is None
     try:
-        client = client or make_client(cfg)
+        client = client or configured_client(cfg)
         sessions = client.list_sessions()
     except HailEmrLabError as exc:
         out["error"] = str(exc)

@@ -10,15 +10,12 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import Config, load_config
+from ..config import Config, is_url_key, load_config
+from ..endpoint import configured_url, make_client
 from ..errors import HailEmrLabError
 from ..redact import redact_text
 from ..session_names import is_own, notebook_label, notebook_names
 from .jsonable import is_secret_key, jsonable
-
-#: The sidebar must stay responsive: a dead endpoint costs at most this long per poll.
-CONNECT_TIMEOUT = 2.0
-READ_TIMEOUT = 8.0
 
 
 class NotOwnSession(HailEmrLabError):
@@ -52,37 +49,19 @@ def effective_config(cfg: Config) -> dict[str, Any]:
         value = item["value"]
         if is_secret_key(key) and value:
             value = "***"
-        elif key.endswith("_url") and value:
+        elif is_url_key(key) and value:
             value = safe_url(value) or "(invalid URL)"
         out[key] = {"value": jsonable(value), "source": item["source"]}
     return out
 
 
-def make_client(cfg: Config, url: Optional[str] = None):
-    """A :class:`LivyClient` for the configured endpoint with short timeouts and no retries."""
-    from ..emr.serverless import configured_endpoint, endpoint_region
-    from ..livy import LivyClient, make_auth
-
-    url = url or cfg.get("livy_url") or configured_endpoint(cfg.get("serverless_app"), cfg.get("region"))
+def configured_client(cfg: Config) -> Any:
+    """A quick client (:func:`hail_emr_lab.endpoint.make_client`) for the configured endpoint;
+    HailEmrLabError with what to do when none is configured."""
+    url = configured_url(cfg)
     if not url:
         raise HailEmrLabError(no_endpoint_hint(cfg))
-    from ..embedded.launcher import client_headers  # the token of an embedded Livy we started
-
-    if endpoint_region(url):  # an EMR Serverless Livy endpoint: always SigV4 (as %hail connect signs it)
-        auth = make_auth("sigv4", sigv4_service=cfg.get("sigv4_service"), region=endpoint_region(url))
-    else:
-        auth = make_auth(cfg.get("auth"), cfg.get("username"), cfg.password() if cfg.get("auth") == "basic" else None,
-                         sigv4_service=cfg.get("sigv4_service"), region=cfg.get("region"))
-    return LivyClient(
-        url,
-        auth=auth,
-        headers=client_headers(url),
-        verify=cfg.get("verify", True),
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        retries=0,
-        proxy_user=cfg.get("proxy_user"),
-    )
+    return make_client(cfg, url, quick=True)
 
 
 def no_endpoint_hint(cfg: Config) -> str:
@@ -112,12 +91,9 @@ def connect_hint(cfg: Config) -> str:
 def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> dict[str, Any]:
     """The Cluster section: endpoint (from ``url`` or the config), whether it answers, and why not."""
     cfg = cfg or load_config()
-    from ..emr.serverless import configured_endpoint
-
-    endpoint = url or cfg.get("livy_url")
+    endpoint = url or configured_url(cfg)
     source = "argument" if url else cfg.source("livy_url")
-    if not endpoint and cfg.get("serverless_app"):
-        endpoint = configured_endpoint(cfg.get("serverless_app"), cfg.get("region"))
+    if not url and not cfg.get("livy_url") and cfg.get("serverless_app"):
         source = f"EMR Serverless application {cfg.get('serverless_app')} ({cfg.source('serverless_app')})"
     out: dict[str, Any] = {
         "livy_url": safe_url(endpoint) if endpoint else None,
@@ -139,7 +115,7 @@ def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> d
         out["error"] = no_endpoint_hint(cfg)
         return out
     try:
-        client = make_client(cfg, endpoint)
+        client = make_client(cfg, endpoint, quick=True)
     except HailEmrLabError as exc:
         out["error"] = redact_text(str(exc))
         return out
@@ -187,7 +163,7 @@ def list_sessions(
     out: dict[str, Any] = {"session_name": own_name, "sessions": [], "error": None}
     close = client is None
     try:
-        client = client or make_client(cfg)
+        client = client or configured_client(cfg)
         sessions = client.list_sessions()
     except HailEmrLabError as exc:
         out["error"] = redact_text(str(exc))
@@ -207,7 +183,7 @@ def delete_own_session(session_id: int, cfg: Optional[Config] = None, client: An
     cfg = cfg or load_config()
     own_name = cfg.get("session_name")
     close = client is None
-    client = client or make_client(cfg)
+    client = client or configured_client(cfg)
     try:
         try:
             session = client.get_session(session_id)

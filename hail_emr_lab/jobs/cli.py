@@ -8,9 +8,12 @@ Commands::
     hail-emr-lab jobs status ID
     hail-emr-lab jobs logs ID [--follow] [--stderr]
     hail-emr-lab jobs cancel ID
+    hail-emr-lab jobs config [options]     the settings in effect, with their sources
 
-Every backend option can also come from the environment or the config file (first found
-wins: flag, environment, ``"jobs"`` object of ``~/.hail-emr-lab/config.json``, general config):
+Every backend option can also come from the environment or the config file, in the order of
+every hail-emr-lab setting (``hail_emr_lab.config``): flag, environment, ``"jobs"`` object of
+``~/.hail-emr-lab/config.json``; ``url``, ``bucket``, ``prefix`` and ``region`` take the general
+setting when that comes from a stronger source:
 
 ====================================  =========================================================
 HAIL_EMR_LAB_JOBS_URL                 Livy URL (falls back to HAIL_EMR_LAB_LIVY_URL / livy_url)
@@ -43,9 +46,10 @@ import json
 import sys
 from typing import Any, Callable, Optional, TextIO
 
+from ..config import job_env_name, job_flag_name
 from . import manager
 from .base import Job
-from .params import PARAMS, env_name, flag_name
+from .params import PARAMS
 
 #: parameters that locate an existing job (accepted by status/logs/cancel/list)
 LOCATION_PARAMS = ("url", "region", "application_id", "virtual_cluster_id", "job_queue", "log_uri", "log_group")
@@ -72,11 +76,11 @@ def _add_params(parser: argparse.ArgumentParser, names) -> None:
             title = GROUPS.get(key, "where and how big (several backends)")
             groups[key] = parser.add_argument_group(title)
         groups[key].add_argument(
-            flag_name(name),
+            job_flag_name(name),
             dest=name,
             metavar=param.metavar or name.upper(),
             default=None,
-            help=f"{param.help} [env {env_name(name)}]",
+            help=f"{param.help} [env {job_env_name(name)}]",
         )
 
 
@@ -119,6 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_params(p, LOCATION_PARAMS)
 
+    p = sub.add_parser("config", help="the job settings in effect and where each came from", epilog=EPILOG)
+    _add_params(p, PARAMS)
+
     for action, text in (("status", "show a job's state"), ("cancel", "cancel a job"), ("logs", "print a job's log")):
         p = sub.add_parser(action, help=text, epilog=EPILOG)
         p.add_argument("id", metavar="ID", help="job id (or a unique prefix of it, or its name)")
@@ -160,50 +167,89 @@ def format_job(job: Job) -> str:
     return "\n".join(lines)
 
 
+def format_settings(flags: Optional[dict[str, Any]] = None) -> str:
+    """The resolved job settings as ``key  value  source`` lines: the ``jobs.*`` rows of
+    ``%hail config`` (:meth:`hail_emr_lab.config.Config.as_dict`), plus what is wrong with the
+    ``"jobs"`` object of the config file."""
+    from ..config import load_config
+
+    config = load_config(job_overrides=flags)
+    rows = [("KEY", "VALUE", "SOURCE")]
+    rows += [(k, str(v["value"]), v["source"]) for k, v in config.as_dict().items() if k.startswith("jobs.")]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = [f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip() for r in rows]
+    if config.jobs.problem:
+        lines.append(f"Warning: {config.jobs.problem}")
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, job: Job, out: TextIO) -> None:
+    print(json.dumps(job.to_dict(), indent=2) if getattr(args, "json", False) else format_job(job), file=out)
+
+
+def _submit(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Optional[Callable[[Job], None]]) -> int:
+    job = manager.submit(args.backend, args.file, args.args, flags, name=args.name, py_files=args.py_files, conf=args.conf)
+    if not args.json:
+        print(f"submitted {job.backend} job {job.id} ({job.name}): {job.state.value}", file=out)
+    if args.follow:
+        for line in manager.logs(job.id, job.backend, flags, follow=True):
+            print(line, file=out, flush=True)
+    waited = args.wait or args.follow
+    if waited:
+        be, _ = manager.locate(job.id, job.backend, flags)
+        job = be.wait(job, on_change=on_change or (lambda j: print(f"{j.id}: {j.state.value}", file=out, flush=True)))
+        manager.store.save(job)
+    if args.json:
+        _emit(args, job, out)
+    elif waited:
+        print(f"job {job.id} ended {job.state.value}" + (f": {job.message}" if job.message else ""), file=out)
+    return 0 if not waited or job.state.value == "SUCCEEDED" else 1
+
+
+def _list(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Any) -> int:
+    jobs = manager.list_jobs(args.backend, flags, limit=args.limit, refresh=args.refresh)
+    if args.json:
+        print(json.dumps([j.to_dict() for j in jobs], indent=2), file=out)
+    elif jobs:
+        print(format_table(jobs), file=out)
+    else:
+        print("no jobs" + ("" if args.backend else " submitted from here yet"), file=out)
+    return 0
+
+
+def _status(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Any) -> int:
+    _emit(args, manager.status(args.id, args.backend, flags), out)
+    return 0
+
+
+def _cancel(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Any) -> int:
+    _emit(args, manager.cancel(args.id, args.backend, flags), out)
+    return 0
+
+
+def _logs(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Any) -> int:
+    stream = "stderr" if args.stderr else "stdout"
+    for line in manager.logs(args.id, args.backend, flags, follow=args.follow, stream=stream):
+        print(line, file=out, flush=True)
+    return 0
+
+
+def _config(args: argparse.Namespace, flags: dict[str, Any], out: TextIO, on_change: Any) -> int:
+    print(format_settings(flags), file=out)
+    return 0
+
+
+#: action -> ``(args, flags, out, on_change) -> exit code``; argparse allows only these actions.
+ACTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any], TextIO, Any], int]] = {
+    "submit": _submit,
+    "list": _list,
+    "status": _status,
+    "cancel": _cancel,
+    "logs": _logs,
+    "config": _config,
+}
+
+
 def run(args: argparse.Namespace, out: Optional[TextIO] = None, on_change: Optional[Callable[[Job], None]] = None) -> int:
     """Run one ``jobs`` action; returns the exit code."""
-    out = out or sys.stdout
-    flags = flags_of(args)
-
-    def emit(job: Job) -> None:
-        print(json.dumps(job.to_dict(), indent=2) if getattr(args, "json", False) else format_job(job), file=out)
-
-    if args.action == "submit":
-        job = manager.submit(
-            args.backend, args.file, args.args, flags, name=args.name, py_files=args.py_files, conf=args.conf
-        )
-        if not args.json:
-            print(f"submitted {job.backend} job {job.id} ({job.name}): {job.state.value}", file=out)
-        if args.follow:
-            for line in manager.logs(job.id, job.backend, flags, follow=True):
-                print(line, file=out, flush=True)
-        if args.wait or args.follow:
-            be, _ = manager.locate(job.id, job.backend, flags)
-            job = be.wait(job, on_change=on_change or (lambda j: print(f"{j.id}: {j.state.value}", file=out, flush=True)))
-            manager.store.save(job)
-        if args.json:
-            emit(job)
-        elif args.wait or args.follow:
-            print(f"job {job.id} ended {job.state.value}" + (f": {job.message}" if job.message else ""), file=out)
-        return 0 if not (args.wait or args.follow) or job.state.value == "SUCCEEDED" else 1
-    if args.action == "list":
-        jobs = manager.list_jobs(args.backend, flags, limit=args.limit, refresh=args.refresh)
-        if args.json:
-            print(json.dumps([j.to_dict() for j in jobs], indent=2), file=out)
-        elif jobs:
-            print(format_table(jobs), file=out)
-        else:
-            print("no jobs" + ("" if args.backend else " submitted from here yet"), file=out)
-        return 0
-    if args.action == "status":
-        emit(manager.status(args.id, args.backend, flags))
-        return 0
-    if args.action == "cancel":
-        emit(manager.cancel(args.id, args.backend, flags))
-        return 0
-    if args.action == "logs":
-        stream = "stderr" if args.stderr else "stdout"
-        for line in manager.logs(args.id, args.backend, flags, follow=args.follow, stream=stream):
-            print(line, file=out, flush=True)
-        return 0
-    raise AssertionError(args.action)  # argparse only allows the actions above
+    return ACTIONS[args.action](args, flags_of(args), out or sys.stdout, on_change)

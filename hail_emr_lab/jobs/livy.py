@@ -45,34 +45,29 @@ def is_local_endpoint(host: str) -> bool:
         return False
 
 
-def client_for(url: Optional[str]) -> LivyClient:
-    """A client for ``url`` using the configured auth; the notebook's connected client when
-    no URL is given (or it is the same endpoint)."""
-    from ..config import load_config
-    from ..notebook.context import current
+def endpoint_client(settings: Settings, job: Optional[Job] = None, client: Optional[LivyClient] = None) -> LivyClient:
+    """The client for the job's Livy: ``--url`` if given, else the endpoint the job was submitted
+    to, else the configured ``url``/``livy_url``; ``client`` (the notebook's, passed in by the
+    caller) when it is that endpoint or none is named. Built by :func:`hail_emr_lab.endpoint.make_client`.
 
-    ctx_client = current().client
+    Raises JobError when no endpoint is named and no client is given.
+    """
+    url = settings.get("url") if settings.section.source("url").startswith("argument") else None
+    url = url or (job.details.get("url") if job else None) or settings.get("url")
     if url is None:
-        if ctx_client is None:
+        if client is None:
             raise JobError(
                 "the livy backend needs a Livy endpoint: pass --url http://HOST:8998, set HAIL_EMR_LAB_JOBS_URL or "
                 "HAIL_EMR_LAB_LIVY_URL (config key livy_url), or run %hail connect in the notebook first"
             )
-        return ctx_client
+        return client
     from ..livy.client import normalize_url
 
-    if ctx_client is not None and getattr(ctx_client, "url", None) == normalize_url(url):
-        return ctx_client
-    from ..embedded.launcher import client_headers  # the token of an embedded Livy we started
+    if client is not None and client.url == normalize_url(url):
+        return client
+    from ..endpoint import make_client
 
-    cfg = load_config()
-    return LivyClient(
-        url,
-        auth=(cfg.get("auth"), cfg.get("username"), cfg.get("password")),
-        headers=client_headers(url),
-        verify=cfg.get("verify", True),
-        proxy_user=cfg.get("proxy_user"),
-    )
+    return make_client(settings.config, url)
 
 
 class LivyBackend(JobBackend):
@@ -81,9 +76,9 @@ class LivyBackend(JobBackend):
     name = "livy"
     poll_interval = 1.0
 
-    def __init__(self, client: Optional[LivyClient] = None, settings: Optional[Settings] = None, s3: Any = None):
+    def __init__(self, client: LivyClient, settings: Optional[Settings] = None, s3: Any = None):
         self.settings = settings or Settings()
-        self.client = client or client_for(self.settings.get("url"))
+        self.client = client
         self._s3 = s3
 
     def _stage(self, spec: JobSpec) -> dict[str, str]:

@@ -6,13 +6,17 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence
 
+from ..config import job_flag_name
 from ..errors import HailEmrLabError
 from . import store
 from .base import Job, JobBackend, JobNotFound, JobSpec, JobState
-from .params import PARAMS, JobParamError, Settings, conf_pairs, flag_name, job_name, safe_name, string_list
+from .params import PARAMS, JobParamError, Settings, conf_pairs, job_name, safe_name, string_list
 from .upload import check_local_files
+
+if TYPE_CHECKING:
+    from ..livy import LivyClient
 
 BACKENDS = ("livy", "emr-serverless", "emr-eks", "aws-batch")
 SPEC_PARAMS = ("driver_memory", "driver_cores", "executor_memory", "executor_cores", "num_executors")
@@ -25,15 +29,16 @@ def check_backend(name: Optional[str]) -> str:
     return name
 
 
-def make_backend(name: str, settings: Settings, job: Optional[Job] = None) -> JobBackend:
-    """The backend object for ``name``; for Livy, the endpoint the job was submitted to."""
+def make_backend(
+    name: str, settings: Settings, job: Optional[Job] = None, livy_client: Optional[LivyClient] = None
+) -> JobBackend:
+    """The backend object for ``name``; for Livy, the endpoint the job was submitted to
+    (``livy_client``: the caller's client, e.g. the notebook's connected one)."""
     check_backend(name)
     if name == "livy":
-        from .livy import LivyBackend, client_for
+        from .livy import LivyBackend, endpoint_client
 
-        url = settings.get("url") if "url" in settings.flags else None
-        url = url or (job.details.get("url") if job else None) or settings.get("url")
-        return LivyBackend(client_for(url), settings)
+        return LivyBackend(endpoint_client(settings, job, livy_client), settings)
     if name == "emr-serverless":
         from .emr_serverless import EmrServerlessBackend
 
@@ -55,7 +60,7 @@ def check_flags_apply(backend: str, flags: Mapping[str, Any]) -> None:
             continue
         if backend not in param.backends:
             raise JobParamError(
-                f"{flag_name(name)} applies to the {', '.join(param.backends)} backend(s), not to {backend}"
+                f"{job_flag_name(name)} applies to the {', '.join(param.backends)} backend(s), not to {backend}"
             )
 
 
@@ -98,6 +103,7 @@ def submit(
     name: Optional[str] = None,
     py_files: Any = None,
     conf: Any = None,
+    livy_client: Optional[LivyClient] = None,
 ) -> Job:
     """Validate everything, submit, remember the job; returns it in its first state."""
     check_backend(backend)
@@ -106,12 +112,17 @@ def submit(
     settings = Settings(flags)
     spec = build_spec(backend, file, args, name, py_files, conf, settings)
     check_local_files([spec.file, *spec.py_files])  # cheap and local: before any service is asked
-    job = make_backend(backend, settings).submit(spec)
+    job = make_backend(backend, settings, livy_client=livy_client).submit(spec)
     store.save(job)
     return job
 
 
-def locate(job_id: str, backend: Optional[str] = None, flags: Optional[Mapping[str, Any]] = None) -> tuple[JobBackend, Job]:
+def locate(
+    job_id: str,
+    backend: Optional[str] = None,
+    flags: Optional[Mapping[str, Any]] = None,
+    livy_client: Optional[LivyClient] = None,
+) -> tuple[JobBackend, Job]:
     """The backend and job for ``job_id``: from the store, or (with ``backend``) a job
     submitted elsewhere, identified by the service ids given as flags."""
     settings = Settings(flags)
@@ -122,20 +133,30 @@ def locate(job_id: str, backend: Optional[str] = None, flags: Optional[Mapping[s
             raise
         check_backend(backend)
         job = Job(id=job_id, backend=backend, name=job_id, state=JobState.UNKNOWN)
-    return make_backend(job.backend, settings, job), job
+    return make_backend(job.backend, settings, job, livy_client), job
 
 
-def status(job_id: str, backend: Optional[str] = None, flags: Optional[Mapping[str, Any]] = None) -> Job:
+def status(
+    job_id: str,
+    backend: Optional[str] = None,
+    flags: Optional[Mapping[str, Any]] = None,
+    livy_client: Optional[LivyClient] = None,
+) -> Job:
     """The job's current state (also saved in the store)."""
-    be, job = locate(job_id, backend, flags)
+    be, job = locate(job_id, backend, flags, livy_client)
     job = be.status(job)
     store.save(job)
     return job
 
 
-def cancel(job_id: str, backend: Optional[str] = None, flags: Optional[Mapping[str, Any]] = None) -> Job:
+def cancel(
+    job_id: str,
+    backend: Optional[str] = None,
+    flags: Optional[Mapping[str, Any]] = None,
+    livy_client: Optional[LivyClient] = None,
+) -> Job:
     """Cancel the job; returns (and stores) its state afterwards."""
-    be, job = locate(job_id, backend, flags)
+    be, job = locate(job_id, backend, flags, livy_client)
     job = be.cancel(job)
     store.save(job)
     return job
@@ -147,9 +168,10 @@ def logs(
     flags: Optional[Mapping[str, Any]] = None,
     follow: bool = False,
     stream: str = "stdout",
+    livy_client: Optional[LivyClient] = None,
 ) -> Iterator[str]:
     """The job's log lines (following until it ends with ``follow``)."""
-    be, job = locate(job_id, backend, flags)
+    be, job = locate(job_id, backend, flags, livy_client)
     yield from be.logs(job, follow=follow, stream=stream)
     if follow:
         store.save(be.status(job))
@@ -160,19 +182,21 @@ def list_jobs(
     flags: Optional[Mapping[str, Any]] = None,
     limit: int = 50,
     refresh: bool = False,
+    livy_client: Optional[LivyClient] = None,
 ) -> list[Job]:
     """Jobs: with ``backend``, those the service lists; else the ones remembered here
     (``refresh`` asks the services about the unfinished ones first)."""
     if backend:
         check_backend(backend)
-        return make_backend(backend, Settings(flags)).list(limit)
+        return make_backend(backend, Settings(flags), livy_client=livy_client).list(limit)
     jobs = store.all_jobs()[:limit]
     if refresh:
+        settings = Settings(flags)
         fresh = []
         for job in jobs:
             if not job.state.is_final:
                 try:
-                    job = make_backend(job.backend, Settings(flags), job).status(job)
+                    job = make_backend(job.backend, settings, job, livy_client).status(job)
                     store.save(job)
                 except HailEmrLabError as exc:  # one unreachable service must not hide the others
                     job.message = f"could not refresh: {exc}"

@@ -16,7 +16,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import cli, manager, store
 from .base import Job, JobState
@@ -102,8 +102,9 @@ class JobTable:
 class JobView:
     """One job, displayed with a handle and kept up to date by a watcher thread."""
 
-    def __init__(self, job: Job, watch: bool = True):
+    def __init__(self, job: Job, watch: bool = True, livy_client: Any = None):
         self.job = job
+        self.livy_client = livy_client
         self.watch = watch and not job.state.is_final
         self.handle: Any = None
         self.thread: Optional[threading.Thread] = None
@@ -138,7 +139,7 @@ class JobView:
 
     def _watch(self) -> None:
         try:
-            backend, job = manager.locate(self.job.id, self.job.backend)
+            backend, job = manager.locate(self.job.id, self.job.backend, livy_client=self.livy_client)
             final = backend.wait(job, on_change=self._save_and_update)
             self._save_and_update(final)
         except Exception as exc:  # a thread has nobody to raise to: show the failure in the table
@@ -156,9 +157,11 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return cli.flags_of(args)
 
 
-def run_magic(subcommand: str, line: str, cell: Optional[str] = None) -> object:
+def run_magic(subcommand: str, line: str, cell: Optional[str] = None, livy_client: Any = None) -> object:
     """Entry point for the magics: ``subcommand`` is ``"submit"`` or ``"jobs"``; ``line`` the
-    rest of the magic line; ``cell`` the body for ``%%hail submit`` (it becomes the script).
+    rest of the magic line; ``cell`` the body for ``%%hail submit`` (it becomes the script);
+    ``livy_client``: the notebook's connected Livy client, used by ``--backend livy`` when no
+    other endpoint is named.
 
     Returns what the notebook should display: a :class:`JobView` (updated in place), a
     :class:`JobTable`, or None after printing logs.
@@ -186,34 +189,50 @@ def run_magic(subcommand: str, line: str, cell: Optional[str] = None) -> object:
         path = cell_script_path(args.name)
         path.write_text(cell if cell.endswith("\n") else cell + "\n", encoding="utf-8")
         args.file, args.action = str(path), "submit"
-    return _dispatch(args)
+    return _dispatch(args, livy_client)
 
 
-def _dispatch(args: argparse.Namespace) -> object:
-    flags = _flags(args)
-    if args.action == "submit":
-        job = manager.submit(
-            args.backend, args.file, args.args, flags, name=args.name, py_files=args.py_files, conf=args.conf
-        )
-        view = JobView(job, watch=not (args.wait or args.follow))
-        if args.follow:
-            for line in manager.logs(job.id, job.backend, flags, follow=True):
-                print(line, flush=True)
-        if args.wait or args.follow:
-            backend, _ = manager.locate(job.id, job.backend, flags)
-            view.job = backend.wait(job)
-            store.save(view.job)
-        return view
-    if args.action == "list":
-        return JobTable(manager.list_jobs(args.backend, flags, limit=args.limit, refresh=args.refresh))
-    if args.action == "status":
-        job = manager.status(args.id, args.backend, flags)
-        return JobView(job)
-    if args.action == "cancel":
-        return JobView(manager.cancel(args.id, args.backend, flags), watch=True)
-    if args.action == "logs":
-        stream = "stderr" if args.stderr else "stdout"
-        for line in manager.logs(args.id, args.backend, flags, follow=args.follow, stream=stream):
-            print(line, file=sys.stdout, flush=True)
-        return None
-    raise JobParamError(f"unknown jobs action {args.action!r}")
+def _submit(args: argparse.Namespace, flags: dict[str, Any], client: Any) -> object:
+    job = manager.submit(
+        args.backend, args.file, args.args, flags, name=args.name, py_files=args.py_files, conf=args.conf,
+        livy_client=client,
+    )
+    view = JobView(job, watch=not (args.wait or args.follow), livy_client=client)
+    if args.follow:
+        for line in manager.logs(job.id, job.backend, flags, follow=True, livy_client=client):
+            print(line, flush=True)
+    if args.wait or args.follow:
+        backend, _ = manager.locate(job.id, job.backend, flags, client)
+        view.job = backend.wait(job)
+        store.save(view.job)
+    return view
+
+
+def _logs(args: argparse.Namespace, flags: dict[str, Any], client: Any) -> None:
+    stream = "stderr" if args.stderr else "stdout"
+    for line in manager.logs(args.id, args.backend, flags, follow=args.follow, stream=stream, livy_client=client):
+        print(line, file=sys.stdout, flush=True)
+
+
+#: action -> what it shows: ``(args, flags, the notebook's Livy client) -> display object``.
+ACTIONS: dict[str, Callable[[argparse.Namespace, dict[str, Any], Any], object]] = {
+    "submit": _submit,
+    "list": lambda args, flags, client: JobTable(
+        manager.list_jobs(args.backend, flags, limit=args.limit, refresh=args.refresh, livy_client=client)
+    ),
+    "status": lambda args, flags, client: JobView(
+        manager.status(args.id, args.backend, flags, client), livy_client=client
+    ),
+    "cancel": lambda args, flags, client: JobView(
+        manager.cancel(args.id, args.backend, flags, client), watch=True, livy_client=client
+    ),
+    "logs": _logs,
+    "config": lambda args, flags, client: print(cli.format_settings(flags)),
+}
+
+
+def _dispatch(args: argparse.Namespace, client: Any = None) -> object:
+    action = ACTIONS.get(args.action)
+    if action is None:
+        raise JobParamError(f"unknown jobs action {args.action!r}")
+    return action(args, _flags(args), client)

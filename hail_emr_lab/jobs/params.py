@@ -1,27 +1,21 @@
-"""Job parameters: where each comes from, and validation before anything is submitted.
+"""Job parameters: their rules, and validation before anything is submitted.
 
-Every parameter ``NAME`` is looked up, highest first, in
-
-1. its command-line flag / magic option (``--name-with-dashes``);
-2. the environment variable ``HAIL_EMR_LAB_JOBS_<NAME>`` (upper case);
-3. the ``"jobs"`` object of ``~/.hail-emr-lab/config.json`` (key ``name``);
-4. for ``url``, ``bucket``, ``prefix``, ``region``: the general hail-emr-lab configuration
-   (``livy_url``, ``bucket``, ``prefix``, ``region``);
-5. its default.
-
-Values are checked here (memory strings, positive counts, ARN shapes, release labels,
-queue/definition names, S3 URIs) so a bad value gives one clear message that names the
-flag, the variable and the config key -- before any file is uploaded or job started.
+Where each value comes from is the configuration's business: the ``jobs`` section of
+:func:`hail_emr_lab.config.load_config` (flag, ``HAIL_EMR_LAB_JOBS_<NAME>``, the ``"jobs"``
+object of the config file, the general key for ``url``/``bucket``/``prefix``/``region``, default;
+provenance kept). This module adds what only jobs need: which backends a parameter applies to,
+and its check (memory strings, positive counts, ARN shapes, release labels, queue/definition
+names, S3 URIs), so a bad value gives one clear message that names the flag, the variable and
+the config key -- before any file is uploaded or job started.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from ..config import config_path, load_config, read_json_file
+from ..config import JOB_KEYS, Config, config_path, job_env_name, job_flag_name, load_config
 from ..errors import ConfigError
 from ..s3_names import RULE, bucket_name_problem
 
@@ -233,7 +227,8 @@ def string_list(value: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class Param:
-    """One job parameter: its validator, help text and fallback general config key."""
+    """One job parameter: its help text, validator, fallback general config key and default
+    (the last three facts live in :data:`hail_emr_lab.config.JOB_KEYS`)."""
 
     help: str
     check: Optional[Callable[..., Any]] = None
@@ -245,116 +240,70 @@ class Param:
 
 SPARK = ("livy", "emr-serverless", "emr-eks")
 AWS = ("emr-serverless", "emr-eks", "aws-batch")
+EMR = ("emr-serverless", "emr-eks")
 
-PARAMS: dict[str, Param] = {
-    # where things go
-    "url": Param("Livy URL (else config livy_url, else the notebook's connected session)", None, "livy_url",
-                 backends=("livy",)),
-    "bucket": Param("S3 bucket for uploaded job files and logs", bucket_name, "bucket", backends=AWS + ("livy",)),
-    "prefix": Param("per-user S3 prefix; files go to s3://BUCKET/PREFIX/jobs/NAME/...", None, "prefix",
-                    backends=AWS + ("livy",)),
-    "region": Param("AWS region (else boto3's default chain)", None, "region", backends=AWS),
-    "log_uri": Param("S3 URI for driver logs (default s3://BUCKET/PREFIX/jobs/logs/)", s3_uri,
-                     backends=("emr-serverless", "emr-eks")),
-    # Spark sizing
-    "driver_memory": Param("driver memory, e.g. 4g", parse_memory, backends=SPARK, metavar="SIZE"),
-    "driver_cores": Param("driver cores", positive_int, backends=SPARK, metavar="N"),
-    "executor_memory": Param("executor memory, e.g. 8g", parse_memory, backends=SPARK, metavar="SIZE"),
-    "executor_cores": Param("cores per executor", positive_int, backends=SPARK, metavar="N"),
-    "num_executors": Param("number of executors", positive_int, backends=SPARK, metavar="N"),
-    # EMR Serverless
-    "application_id": Param("EMR Serverless application id", application_id, backends=("emr-serverless",)),
-    "execution_role_arn": Param("IAM role the job runs as (EMR Serverless, EMR on EKS)", role_arn,
-                                backends=("emr-serverless", "emr-eks"), metavar="ARN"),
-    "hail_archive": Param("S3 URI of pyspark_hail.tar.gz (a packed Python env with Hail), used as --archives "
-                          "...#environment", s3_uri, backends=("emr-serverless", "emr-eks"), metavar="S3URI"),
-    "hail_jar": Param("S3 URI of hail-all-spark.jar (--jars)", s3_uri, backends=("emr-serverless", "emr-eks"),
-                      metavar="S3URI"),
-    # EMR on EKS
-    "virtual_cluster_id": Param("EMR on EKS virtual cluster id", virtual_cluster_id, backends=("emr-eks",)),
-    "release_label": Param("EMR release label, e.g. emr-6.15.0-latest", release_label, backends=("emr-eks",),
-                           default="emr-6.15.0-latest"),
-    "driver_pod_template": Param("driver pod template (local file or S3 URI)", None, backends=("emr-eks",),
-                                 metavar="FILE"),
-    "executor_pod_template": Param("executor pod template (local file or S3 URI)", None, backends=("emr-eks",),
-                                   metavar="FILE"),
-    # AWS Batch
-    "job_queue": Param("AWS Batch job queue (name or ARN)", job_queue, backends=("aws-batch",)),
-    "job_definition": Param("AWS Batch job definition (NAME[:REV] or ARN)", job_definition, backends=("aws-batch",)),
-    "command": Param("container command template; {file} = S3 URI of FILE, {args} = ARGS "
-                     "(default for .nf files: 'nextflow run {file} {args}')", None, backends=("aws-batch",)),
-    "vcpus": Param("vCPUs for the container (override)", positive_int, backends=("aws-batch",), metavar="N"),
-    "memory": Param("memory for the container (MiB, or a size such as 4g)", memory_mib, backends=("aws-batch",),
-                    metavar="SIZE"),
-    "log_group": Param("CloudWatch log group of the jobs", None, backends=("aws-batch",), default="/aws/batch/job"),
+#: name -> (check, backends, metavar): what only jobs know about each key of ``JOB_KEYS``.
+_RULES: dict[str, tuple[Optional[Callable[..., Any]], tuple[str, ...], Optional[str]]] = {
+    "url": (None, ("livy",), None),
+    "bucket": (bucket_name, AWS + ("livy",), None),
+    "prefix": (None, AWS + ("livy",), None),
+    "region": (None, AWS, None),
+    "log_uri": (s3_uri, EMR, None),
+    "driver_memory": (parse_memory, SPARK, "SIZE"),
+    "driver_cores": (positive_int, SPARK, "N"),
+    "executor_memory": (parse_memory, SPARK, "SIZE"),
+    "executor_cores": (positive_int, SPARK, "N"),
+    "num_executors": (positive_int, SPARK, "N"),
+    "application_id": (application_id, ("emr-serverless",), None),
+    "execution_role_arn": (role_arn, EMR, "ARN"),
+    "hail_archive": (s3_uri, EMR, "S3URI"),
+    "hail_jar": (s3_uri, EMR, "S3URI"),
+    "virtual_cluster_id": (virtual_cluster_id, ("emr-eks",), None),
+    "release_label": (release_label, ("emr-eks",), None),
+    "driver_pod_template": (None, ("emr-eks",), "FILE"),
+    "executor_pod_template": (None, ("emr-eks",), "FILE"),
+    "job_queue": (job_queue, ("aws-batch",), None),
+    "job_definition": (job_definition, ("aws-batch",), None),
+    "command": (None, ("aws-batch",), None),
+    "vcpus": (positive_int, ("aws-batch",), "N"),
+    "memory": (memory_mib, ("aws-batch",), "SIZE"),
+    "log_group": (None, ("aws-batch",), None),
 }
 
-
-def env_name(name: str) -> str:
-    """The environment variable for a parameter."""
-    return f"HAIL_EMR_LAB_JOBS_{name.upper()}"
-
-
-def flag_name(name: str) -> str:
-    """The command-line flag for a parameter."""
-    return "--" + name.replace("_", "-")
-
+PARAMS: dict[str, Param] = {
+    name: Param(help_text, _RULES[name][0], general, default, _RULES[name][1], _RULES[name][2])
+    for name, (default, general, help_text) in JOB_KEYS.items()
+}
 
 def where(name: str) -> str:
     """'--flag, HAIL_EMR_LAB_JOBS_X or "x" under "jobs" in the config file' (for messages)."""
-    return f'{flag_name(name)}, {env_name(name)}, or "{name}" under "jobs" in {config_path()}'
-
-
-def jobs_config_file(env: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
-    """The ``"jobs"`` object of the config file ({} if absent)."""
-    data = read_json_file(config_path(env), "config file").get("jobs") or {}
-    if not isinstance(data, dict):
-        raise JobParamError(f'"jobs" in {config_path(env)} must be a JSON object of job settings')
-    return data
+    return f'{job_flag_name(name)}, {job_env_name(name)}, or "{name}" under "jobs" in {config_path()}'
 
 
 class Settings:
-    """Resolved, validated job parameters (see the module docstring for the order)."""
+    """Validated job parameters over the ``jobs`` section of the configuration.
 
-    def __init__(self, flags: Optional[Mapping[str, Any]] = None, env: Optional[Mapping[str, str]] = None):
-        self.env = os.environ if env is None else env
+    ``flags``: parameters given on the command line or in the magic; ``config``: an already
+    resolved configuration (else it is resolved here, with ``flags`` as its job arguments).
+    Raises JobParamError when the section in the config file is malformed or has unknown keys.
+    """
+
+    def __init__(
+        self,
+        flags: Optional[Mapping[str, Any]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        config: Optional[Config] = None,
+    ):
         self.flags = {k: v for k, v in (flags or {}).items() if v is not None}
-        self.file = jobs_config_file(self.env)
-        unknown = sorted(set(self.file) - set(PARAMS))
-        if unknown:
-            raise JobParamError(
-                f'unknown job setting(s) {unknown} under "jobs" in {config_path(self.env)}; known: {sorted(PARAMS)}'
-            )
-        self._general = None
-        self.sources: dict[str, str] = {}
-
-    def _general_config(self):
-        if self._general is None:
-            self._general = load_config(env=self.env)
-        return self._general
+        self.config = config if config is not None else load_config(env=env, job_overrides=self.flags)
+        self.section = self.config.jobs
+        if self.section.problem:
+            raise JobParamError(self.section.problem)
+        self.sources = self.section.sources
 
     def raw(self, name: str) -> Any:
-        """The unvalidated value and remember its source."""
-        param = PARAMS[name]
-        if name in self.flags:
-            self.sources[name] = flag_name(name)
-            return self.flags[name]
-        env_value = self.env.get(env_name(name))
-        if env_value not in (None, ""):
-            self.sources[name] = env_name(name)
-            return env_value
-        if self.file.get(name) not in (None, ""):
-            self.sources[name] = f'"jobs.{name}" in the config file'
-            return self.file[name]
-        if param.general_key:
-            cfg = self._general_config()
-            value = cfg.get(param.general_key)
-            if value not in (None, ""):
-                self.sources[name] = f"config {param.general_key} ({cfg.source(param.general_key)})"
-                return value
-        if param.default is not None:
-            self.sources[name] = "default"
-        return param.default
+        """The unvalidated value (None when unset)."""
+        return self.section.values.get(name)
 
     def get(self, name: str) -> Any:
         """The validated value of ``name`` (None when unset)."""
@@ -364,7 +313,7 @@ class Settings:
         check = PARAMS[name].check
         if check is None:
             return value
-        what = f"{flag_name(name)} (from {self.sources.get(name, 'default')})"
+        what = f"{job_flag_name(name)} (from {self.section.source(name)})"
         return check(value, what)
 
     def require(self, name: str, backend: str) -> Any:

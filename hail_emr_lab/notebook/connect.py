@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from .. import hail_spark
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
-from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, make_auth, normalize_url
+from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, normalize_url
 from ..remote import bootstrap_code
 from ..remote.dataframe import MARKER
 from ..session_names import default_session_name
@@ -258,30 +258,14 @@ def _local_target(config: Config, why: str) -> Target:
 def make_client(
     url: str, config: Config, opts: Optional[ConnectOptions] = None, target: Optional[Target] = None
 ) -> LivyClient:
-    """A Livy client with the configured auth, TLS verification and proxy user.
-
-    An EMR Serverless target always signs with SigV4 for ``emr-serverless`` in its region.
-    """
-    from ..emr.serverless import endpoint_region
+    """The configuration's Livy client (:func:`hail_emr_lab.endpoint.make_client`) with the
+    connect options as arguments; an EMR Serverless target signs for its application's region."""
+    from .. import endpoint
 
     opts = opts or ConnectOptions()
     app = target.serverless if target is not None else None
-    kind = "sigv4" if app is not None else (opts.auth or config.get("auth"))
-    password = opts.password or (config.password() if kind == "basic" else None)
-    auth = make_auth(
-        kind, opts.username or config.get("username"), password,
-        sigv4_service=opts.sigv4_service or config.get("sigv4_service"),
-        region=app.region if app is not None else (opts.region or config.get("region") or endpoint_region(url)),
-    )
-    from ..embedded.launcher import client_headers  # the token of an embedded Livy we started
-
-    return LivyClient(
-        url,
-        auth=auth,
-        headers=client_headers(url),
-        verify=config.get("verify", True),
-        proxy_user=config.get("proxy_user"),
-    )
+    given = {key: getattr(opts, key) for key in ("auth", "username", "password", "sigv4_service", "region")}
+    return endpoint.make_client(config.with_arguments(given), url, signing_region=app.region if app is not None else None)
 
 
 def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:

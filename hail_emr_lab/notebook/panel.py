@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from ..dashboard import backup, listings, plots, progress, status
 from ..dashboard.times import local_time
+from ..endpoint import make_client
 from ..errors import HailEmrLabError
 from ..plots.render import image_bytes, plot_html
 from .context import current
@@ -244,7 +245,7 @@ class HailPanel:
         self._guard("cluster", lambda: cluster_html(status.cluster_status(cfg, url)))
         client = None
         try:
-            client = status.make_client(cfg, url) if url else None
+            client = make_client(cfg, url, quick=True) if url else None
         except HailEmrLabError as exc:
             self.sections["sessions"].value = _error(exc)
         if client is None:
@@ -331,7 +332,7 @@ class HailPanel:
         """Delete one of the user's own sessions."""
         cfg, url = self._endpoint()
         try:
-            status.delete_own_session(session_id, cfg, status.make_client(cfg, url))
+            status.delete_own_session(session_id, cfg, make_client(cfg, url, quick=True))
             self.message.value = _muted(f"session {session_id} deleted")
         except HailEmrLabError as exc:
             self.message.value = _error(exc)

@@ -68,3 +68,39 @@ def test_cancel_a_running_batch(livy_server, tmp_path):
     assert store.find(job.id, "livy").state is JobState.CANCELLED
     # cancelled is final: status keeps saying so even after Livy forgot the batch
     assert manager.status(job.id).state is JobState.CANCELLED
+
+
+def test_livy_jobs_authenticate_as_configured(tmp_path, monkeypatch, capsys):
+    """``jobs --backend livy`` builds its client like %hail connect does: basic auth with the
+    password from ``password_file`` (here a Livy that requires a token as the basic password)."""
+    from hail_emr_lab.embedded.server import EmbeddedLivy
+
+    token = "t0ken-" + "x" * 37
+    server = EmbeddedLivy(host="127.0.0.1", port=0, token=token, max_sessions=1)
+    server.start()
+    try:
+        secret = tmp_path / "livy-password"
+        secret.write_text(token + "\n")
+        secret.chmod(0o600)
+        monkeypatch.setenv("HAIL_EMR_LAB_AUTH", "basic")
+        monkeypatch.setenv("HAIL_EMR_LAB_USERNAME", "me")
+        monkeypatch.setenv("HAIL_EMR_LAB_PASSWORD_FILE", str(secret))
+        code = main(["jobs", "list", "--backend", "livy", "--url", server.url])
+        out, err = capsys.readouterr()
+        assert code == 0, (out, err)
+        assert out.strip() == "no jobs" and token not in out + err
+    finally:
+        server.stop()
+
+
+def test_notebook_jobs_use_the_client_they_are_given(livy_server):
+    """The magic passes the kernel's client in: with no endpoint configured, ``--backend livy``
+    uses it; without one, the error says how to name an endpoint."""
+    from hail_emr_lab.jobs.base import JobError
+    from hail_emr_lab.livy import LivyClient
+
+    with LivyClient(livy_server.url) as client:
+        table = notebook.run_magic("jobs", "list --backend livy", None, livy_client=client)
+        assert table.jobs == [] or all(j.details["url"] == livy_server.url for j in table.jobs)
+    with pytest.raises(JobError, match="needs a Livy endpoint: pass --url"):
+        notebook.run_magic("jobs", "list --backend livy", None)

@@ -339,8 +339,8 @@ def test_cli_refuses_a_token_file_others_can_read(tmp_path):
 def test_launched_server_requires_the_token_and_our_clients_send_it(tmp_path, monkeypatch):
     """ensure_local_livy writes a private token; connect, the sidebar and jobs clients send it."""
     from hail_emr_lab.config import load_config
-    from hail_emr_lab.dashboard import status
     from hail_emr_lab.embedded import launcher as embedded_livy
+    from hail_emr_lab.endpoint import make_client as make_configured_client
     from hail_emr_lab.notebook.connect import make_client
 
     monkeypatch.setenv("HAIL_EMR_LAB_LOCAL_DIR", str(tmp_path / "local"))
@@ -354,11 +354,13 @@ def test_launched_server_requires_the_token_and_our_clients_send_it(tmp_path, mo
         cfg = load_config()
         with make_client(url, cfg) as client:  # %hail connect
             assert client.list_sessions() == []
-        with status.make_client(cfg, url) as client:  # the sidebar's server extension
+        with make_configured_client(cfg, url, quick=True) as client:  # the sidebar's server extension
             assert client.list_sessions() == []
-        from hail_emr_lab.jobs.livy import client_for  # the livy job backend
+        from hail_emr_lab.jobs.livy import endpoint_client
+        from hail_emr_lab.jobs.params import Settings
 
-        assert client_for(url).list_sessions() == []
+        with endpoint_client(Settings({"url": url})) as client:  # the livy job backend
+            assert client.list_sessions() == []
         # The token goes to that server only: not to another port or host.
         assert embedded_livy.client_headers(url.rsplit(":", 1)[0] + ":1") == {}
         assert embedded_livy.client_headers("http://10.0.0.5:8998") == {}

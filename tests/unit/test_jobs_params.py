@@ -73,8 +73,9 @@ def test_settings_precedence_flag_env_file_general(isolated_config, monkeypatch)
         json.dumps({"bucket": "general-bucket", "jobs": {"driver_memory": "2g", "application_id": "0123456789abcdef"}})
     )
     s = Settings({})
-    assert s.get("driver_memory") == "2g" and "config file" in s.sources["driver_memory"]
-    assert s.get("bucket") == "general-bucket" and "config bucket" in s.sources["bucket"]
+    path = isolated_config / "config.json"
+    assert s.get("driver_memory") == "2g" and s.sources["driver_memory"] == f'{path} ("jobs": "driver_memory")'
+    assert s.get("bucket") == "general-bucket" and s.sources["bucket"] == f"bucket ({path})"
     monkeypatch.setenv("HAIL_EMR_LAB_JOBS_DRIVER_MEMORY", "3G")
     assert Settings({}).get("driver_memory") == "3g"
     assert Settings({"driver_memory": "5g"}).get("driver_memory") == "5g"

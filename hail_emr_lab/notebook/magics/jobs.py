@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Optional
 
+from ..context import current
+
 if TYPE_CHECKING:
     from .core import HailMagics
 
@@ -24,11 +26,11 @@ def submit(m: HailMagics, line: str, cell: Optional[str]) -> Any:
     """``%hail submit FILE ...`` or ``%%hail submit ...`` (the cell is the script)."""
     from ...jobs.notebook import run_magic
 
-    return run_magic("submit", line, cell)
+    return run_magic("submit", line, cell, livy_client=current().client)  # --backend livy may use this session's
 
 
 def jobs(m: HailMagics, line: str, cell: Optional[str]) -> Any:
     """``%hail jobs list|status|logs|cancel ...``."""
     from ...jobs.notebook import run_magic
 
-    return run_magic("jobs", line, cell)
+    return run_magic("jobs", line, cell, livy_client=current().client)
