@@ -7,7 +7,8 @@ of every kernel it starts for a notebook), else from ``__session__`` in the user
 path, same name, so ``%hail connect`` reattaches), distinct for two notebooks with one stem, and
 still readable in the Livy UI. ``%hail connect --name`` bypasses all this to share a session.
 
-The sidebar marks as the user's own every session named ``<base>`` or ``<base>@...``, and maps
+Every surface (``%hail sessions`` and ``%hail delete``, the sidebar, the panel) takes as the
+user's own every session named ``<base>`` or ``<base>@...`` (:func:`is_own`), and the sidebar maps
 a name back to its notebook with :func:`notebook_names` over the notebooks Jupyter has open.
 """
 
@@ -65,9 +66,16 @@ def default_session_name(base: str, env: Optional[Mapping[str, str]] = None,
     return notebook_session_name(base, notebook) if notebook else base
 
 
-def is_own(name: Optional[str], base: Optional[str]) -> bool:
-    """True for the user's sessions: named ``base`` or ``base@<notebook>``."""
-    return bool(base) and bool(name) and (name == base or name.startswith(f"{base}{SEPARATOR}"))  # type: ignore[operator]
+def is_own(name: Optional[str], base: Optional[str], current: Optional[str] = None) -> bool:
+    """Whether a session is the user's: named ``base`` (the configured ``session_name``) or
+    ``base@<notebook>``, or ``current``, the name this kernel connected with (a name shared
+    with ``%hail connect --name``). The one answer for ``%hail sessions``, ``%hail delete``,
+    the sidebar and the panel."""
+    if not name:
+        return False
+    if current and name == current:
+        return True
+    return bool(base) and (name == base or name.startswith(f"{base}{SEPARATOR}"))
 
 
 def notebook_names(base: str, notebooks: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 from IPython.display import display
 
 from ...redact import redact_url, split_userinfo
+from ...session_names import is_own
 from .. import connect as conn
 from ..context import current
 from .errors import HailMagicError
@@ -97,10 +98,10 @@ def info(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
 def sessions(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     """``%hail sessions``: the sessions on the endpoint, the current one and yours marked."""
     ctx = m.ctx()
-    own_name = ctx.session.name
+    own_name, base = ctx.session.name, ctx.config.get("session_name")
     rows = []
     for s in ctx.client.list_sessions():
-        mark = "current" if s.id == ctx.session.id else ("yours" if s.name == own_name else "")
+        mark = "current" if s.id == ctx.session.id else ("yours" if is_own(s.name, base, own_name) else "")
         rows.append({"id": s.id, "name": s.name, "state": s.state.value, "kind": s.kind, "app id": s.app_id,
                      "owner": s.owner, "mine": mark})
     if not rows:
@@ -136,10 +137,11 @@ def delete(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None
     found = {s.id: s for s in ctx.client.list_sessions()}
     if sid not in found:
         raise HailMagicError(f"There is no session {sid} on {redact_url(ctx.endpoint)} (see %hail sessions).")
-    if found[sid].name != ctx.session.name and not args.force:
+    base = ctx.config.get("session_name")
+    if not is_own(found[sid].name, base, ctx.session.name) and not args.force:
         raise HailMagicError(
-            f"Session {sid} ({found[sid].name}) is not yours (yours are named {ctx.session.name!r}); "
-            "add --force to delete it anyway."
+            f"Session {sid} ({found[sid].name}) is not yours (yours are named {ctx.session.name!r}, "
+            f"{base!r} or {base}@<notebook>); add --force to delete it anyway."
         )
     ctx.client.delete_session(sid)
     print_text(f"Deleted session {sid}.")
