@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from ..aws_errors import aws_error, error_code, kind
 from ..errors import HailEmrLabError
 
 DEFAULT_LIVY_PORT = 8998
@@ -64,24 +65,20 @@ def emr_client(boto3_session: Any = None, region: Optional[str] = None) -> Any:
     return session.client("emr", region_name=region or session.region_name or "us-east-1")
 
 
-def _aws_error(exc: Exception, what: str) -> EmrError:
-    """One paragraph for boto3/botocore failures."""
-    name = type(exc).__name__
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
-        return EmrError(
-            f"{what}: no AWS credentials. On a SageMaker notebook the instance role provides them; elsewhere "
-            "run 'aws configure' or set AWS_PROFILE. Or connect with --url http://MASTER:8998."
-        )
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
-        return EmrError(f"{what}: cannot reach the AWS EMR API ({exc}); check the network and AWS_REGION.")
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc)) if code else str(exc)
-    if code in ("AccessDeniedException", "AccessDenied", "UnauthorizedOperation"):
-        return EmrError(
-            f"{what}: AWS denied access ({message}). The notebook's role needs elasticmapreduce:ListClusters, "
-            "DescribeCluster and ListInstances (see the hail-emr-lab IAM policy)."
-        )
-    return EmrError(f"{what}: {code or name}: {message}")
+#: What an AccessDenied from EMR needs (the policy ``hail-emr-lab lifecycle iam-policy`` writes).
+EMR_DENIED_HINT = (
+    "The notebook's role needs elasticmapreduce:ListClusters, DescribeCluster and ListInstances "
+    "(see the hail-emr-lab IAM policy)."
+)
+
+
+def emr_error(exc: BaseException, what: str, error: type[EmrError] = EmrError) -> EmrError:
+    """An EMR API failure as one paragraph (:func:`hail_emr_lab.aws_errors.aws_error`); without
+    credentials it also says that a Livy URL needs no AWS at all."""
+    out = aws_error(exc, what, EMR_DENIED_HINT, error)
+    if kind(exc) == "credentials":
+        return error(f"{out} Or connect with --url http://MASTER:8998.")
+    return out  # type: ignore[return-value]
 
 
 def find_cluster(
@@ -113,13 +110,12 @@ def find_cluster(
     try:
         return client.describe_cluster(ClusterId=cluster_id)["Cluster"]
     except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
-        if code in ("InvalidRequestException", "ResourceNotFoundException", "ClusterNotFound"):
+        if error_code(exc) in ("InvalidRequestException", "ResourceNotFoundException", "ClusterNotFound"):
             raise EmrError(
                 f"EMR has no cluster {cluster_id!r} in region {client.meta.region_name}: check the id "
                 "('hail-emr-lab clusters' lists the active ones) and the region (AWS_REGION)."
             ) from None
-        raise _aws_error(exc, f"looking up cluster {cluster_id}") from None
+        raise emr_error(exc, f"looking up cluster {cluster_id}") from None
 
 
 def _active_clusters(client: Any) -> list[dict[str, Any]]:
@@ -129,7 +125,7 @@ def _active_clusters(client: Any) -> list[dict[str, Any]]:
             out.extend(page.get("Clusters") or [])
         return out
     except Exception as exc:
-        raise _aws_error(exc, "listing EMR clusters") from None
+        raise emr_error(exc, "listing EMR clusters") from None
 
 
 def livy_port(cluster: dict[str, Any]) -> int:
@@ -159,7 +155,7 @@ def master_address(client: Any, cluster: dict[str, Any]) -> tuple[Optional[str],
     except Exception as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
         if "AccessDenied" in code:
-            raise _aws_error(exc, f"listing the instances of {cid}") from None
+            raise emr_error(exc, f"listing the instances of {cid}") from None
         instances = []  # fall back to the cluster's master DNS name below
     running = [i for i in instances if (i.get("Status") or {}).get("State") in (None, "RUNNING", "BOOTSTRAPPING")]
     for inst in running or instances:
@@ -276,7 +272,7 @@ def list_clusters(
             ep = describe_endpoint(client.describe_cluster(ClusterId=summary["Id"])["Cluster"], client)
         except Exception as exc:  # one bad cluster must not hide the others
             return {"cluster_id": summary["Id"], "name": summary.get("Name", ""), "state": "?", "livy_url": None,
-                    "reachable": False, "problem": str(_aws_error(exc, "describing"))}
+                    "reachable": False, "problem": str(emr_error(exc, "describing"))}
         row = ep.to_dict()
         if not ep.has_livy:
             row.update(reachable=False, problem="no Livy application")

@@ -22,7 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Optional
 
-from .discovery import EmrError, _aws_error, emr_client, find_cluster
+from ..aws_errors import aws_error, error_code
+from .discovery import EmrError, emr_client, emr_error, find_cluster
 
 #: EMR node types, in the order they are listed.
 GROUPS = ("MASTER", "CORE", "TASK")
@@ -73,19 +74,15 @@ def ssm_client(boto3_session: Any = None, region: Optional[str] = None) -> Any:
     return session.client("ssm", region_name=region or session.region_name or "us-east-1")
 
 
-def _code(exc: Exception) -> str:
-    return (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
+#: What an AccessDenied from Systems Manager needs.
+SSM_DENIED_HINT = (
+    "The notebook's role needs the Systems Manager actions of `hail-emr-lab lifecycle iam-policy --ssm` "
+    "(ssm:DescribeInstanceInformation, ssm:SendCommand, ssm:GetCommandInvocation, ssm:StartSession)."
+)
 
 
-def _ssm_error(exc: Exception, what: str) -> SsmError:
-    code = _code(exc)
-    if "AccessDenied" in code or code == "UnauthorizedOperation":
-        return SsmError(
-            f"{what}: AWS denied access ({code}). The notebook's role needs the Systems Manager actions of "
-            "`hail-emr-lab lifecycle iam-policy --ssm` (ssm:DescribeInstanceInformation, ssm:SendCommand, "
-            "ssm:GetCommandInvocation, ssm:StartSession)."
-        )
-    return SsmError(str(_aws_error(exc, what)))
+def _ssm_error(exc: BaseException, what: str) -> SsmError:
+    return aws_error(exc, what, SSM_DENIED_HINT, SsmError)  # type: ignore[return-value]
 
 
 def list_instances(client: Any, cluster: dict[str, Any]) -> list[Node]:
@@ -98,7 +95,7 @@ def list_instances(client: Any, cluster: dict[str, Any]) -> list[Node]:
             pages = client.get_paginator("list_instances").paginate(ClusterId=cluster["Id"], **selector)
             instances = [i for page in pages for i in page.get("Instances") or []]
         except Exception as exc:
-            raise SsmError(str(_aws_error(exc, f"listing the instances of {cluster['Id']}"))) from None
+            raise emr_error(exc, f"listing the instances of {cluster['Id']}", SsmError) from None
         for inst in instances:
             iid = inst.get("Ec2InstanceId")
             if iid and iid not in nodes:
@@ -292,7 +289,7 @@ def run_command(
             answer = ssm.get_command_invocation(CommandId=command_id, InstanceId=node.instance_id)
         except Exception as exc:
             # Right after SendCommand the invocation may not exist yet (SSM API reference).
-            if _code(exc) != "InvocationDoesNotExist":
+            if error_code(exc) != "InvocationDoesNotExist":
                 raise _ssm_error(exc, f"reading the result of command {command_id}") from None
         status = answer.get("Status", "Pending")
         if status in FINAL_STATUSES or time.monotonic() >= deadline:

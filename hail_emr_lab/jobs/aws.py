@@ -6,12 +6,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ..aws_errors import aws_error
 from .base import JobBackend, JobError, JobNotFound
 
 if TYPE_CHECKING:
     from .params import Settings
-
-NOT_FOUND_CODES = {"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 
 
 def boto3_session(region: Optional[str] = None) -> Any:
@@ -35,31 +34,14 @@ def make_client(session: Any, service: str) -> Any:
 
 
 def call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    """``fn(**kwargs)``; AWS failures become :class:`JobError` saying what we were doing."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    """``fn(**kwargs)``; AWS failures become :class:`JobError` (:class:`JobNotFound` for a resource
+    that does not exist) saying what we were doing (:func:`hail_emr_lab.aws_errors.aws_error`)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return fn(**kwargs)
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        code = str(err.get("Code") or "")
-        msg = err.get("Message") or str(exc)
-        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"):
-            raise JobError(
-                f"{what}: access denied ({msg}). The notebook's IAM role needs permission for this call."
-            ) from None
-        if code in NOT_FOUND_CODES or "does not exist" in msg or "doesn't exist" in msg:
-            raise JobNotFound(f"{what}: {msg}") from None
-        raise JobError(f"{what}: {code}: {msg}") from None
-    except NoCredentialsError:
-        raise JobError(
-            f"{what}: no AWS credentials found; on a notebook instance the instance role provides them, "
-            "elsewhere set AWS_PROFILE or run `aws configure`"
-        ) from None
-    except NoRegionError:
-        raise JobError(f"{what}: no AWS region; pass --region or set AWS_DEFAULT_REGION") from None
-    except BotoCoreError as exc:
-        raise JobError(f"{what}: {exc}") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, what, error=JobError, not_found=JobNotFound) from None
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
