@@ -128,14 +128,11 @@ def is_url_key(key: str) -> bool:
 
 
 @dataclass
-class Section:
-    """One resolved section of the configuration (``jobs``): ``values[name]``, ``sources[name]``
-    and what was wrong with the section in the config file (``problem``; None when nothing)."""
+class _Resolved:
+    """Resolved values, ``values[key]``, and where each came from, ``sources[key]``."""
 
-    name: str
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
-    problem: Optional[str] = None
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` (``default`` if unset or None)."""
@@ -148,27 +145,25 @@ class Section:
 
 
 @dataclass
-class Config:
+class Section(_Resolved):
+    """One resolved section of the configuration (``jobs``), and what was wrong with the
+    section in the config file (``problem``; None when nothing)."""
+
+    name: str = ""
+    problem: Optional[str] = None
+
+
+@dataclass
+class Config(_Resolved):
     """Effective configuration: ``values[key]`` and where it came from, ``sources[key]``; the
     ``jobs`` section likewise (:class:`Section`)."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
     #: kind of source of each key (an entry of :data:`SOURCE_RANKS`), for comparing strengths
     kinds: dict[str, str] = field(default_factory=dict)
-    jobs: Section = field(default_factory=lambda: Section("jobs"))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key`` (``default`` if unset or None)."""
-        value = self.values.get(key)
-        return default if value is None else value
+    jobs: Section = field(default_factory=lambda: Section(name="jobs"))
 
     def __getitem__(self, key: str) -> Any:
         return self.values.get(key)
-
-    def source(self, key: str) -> str:
-        """Where ``key``'s value came from (``"default"`` if nowhere)."""
-        return self.sources.get(key, "default")
 
     def rank(self, key: str) -> int:
         """Strength of ``key``'s source: 0 for an argument ... 5 for a default (:data:`SOURCE_RANKS`)."""
@@ -407,7 +402,7 @@ def job_flag_name(name: str) -> str:
 
 def _jobs_section(cfg: Config, arguments: dict[str, Any], env: Mapping[str, str], path: Path, file_jobs: Any) -> Section:
     """The ``jobs`` section (values unvalidated: the jobs package checks them when it uses them)."""
-    section = Section("jobs")
+    section = Section(name="jobs")
     if file_jobs is not None and not isinstance(file_jobs, dict):
         section.problem = f'"jobs" in {path} must be a JSON object of job settings, not {type(file_jobs).__name__}'
         file_jobs = None

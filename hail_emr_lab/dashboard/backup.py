@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from ..config import Config
 from ..errors import HailEmrLabError
 from .jsonable import jsonable
 
@@ -89,8 +90,9 @@ class _Runner:
 RUNNER = _Runner()
 
 
-def backup_status() -> dict[str, Any]:
-    """The sync status (last backup, pending files, conflicts, errors) plus the sidebar's own run."""
+def backup_status(config: Config) -> dict[str, Any]:
+    """The sync status (last backup, pending files, conflicts, errors) plus the sidebar's own run,
+    for the home, bucket and prefix of ``config``."""
     from .. import sync  # imported when asked: the server extension loads fast
 
     out: dict[str, Any] = {
@@ -102,7 +104,7 @@ def backup_status() -> dict[str, Any]:
         "run": RUNNER.snapshot(),
     }
     try:
-        target = sync.target_from_config()
+        target = sync.target_from_config(config)
         out["configured"] = True
         out["target"] = {"bucket": target.bucket, "prefix": target.prefix, "home": str(target.home)}
         out["status"] = jsonable(sync.status(target))
@@ -119,14 +121,16 @@ def skipped_note(status: dict[str, Any]) -> str | None:
     return f"Not backed up: {text} (rebuilt, not written)" if text else None
 
 
-def start(action: str) -> dict[str, Any]:
-    """Start ``backup`` or ``restore`` in the background; returns at once with the run's state."""
+def start(action: str, config: Config) -> dict[str, Any]:
+    """Start ``backup`` or ``restore`` of ``config``'s home in the background; returns at once
+    with the run's state. Raises BadAction for another action, HailEmrLabError when the
+    configuration names no bucket or home."""
     if action not in ACTIONS:
         raise BadAction(f"unknown sync action {action!r}: use one of {', '.join(ACTIONS)}")
     from .. import sync
 
     # config errors are reported now, not in the thread; a restore creates a missing home
-    target = sync.target_from_config(require_home=action != "restore")
+    target = sync.target_from_config(config, require_home=action != "restore")
     func = getattr(sync, action)
     started, state = RUNNER.start(action, lambda: func(target))
     return {

@@ -9,18 +9,17 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from ..config import load_config
+from ..config import Config
 from ..errors import HailEmrLabError
 from .jsonable import jsonable
 from .listings import aws_configured
 
 
-def nodes() -> dict[str, Any]:
+def nodes(config: Config) -> dict[str, Any]:
     """``{"available", "cluster_id", "region", "nodes": [{instance_id, group, state, managed, ...,
     terminal_command}], "error"}`` for the configured cluster (available False without one or
     without AWS credentials; ``error`` says why)."""
     out: dict[str, Any] = {"available": False, "cluster_id": None, "region": None, "nodes": [], "error": None}
-    config = load_config()
     if not (config.get("cluster_id") or config.get("cluster_name")):
         out["error"] = "no EMR cluster configured (cluster_id or cluster_name): nodes are listed for it"
         return out

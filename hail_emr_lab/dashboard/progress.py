@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import requests
 
-from ..config import Config, load_config
+from ..config import Config
 from ..errors import HailEmrLabError
 from ..session_names import is_own
 from .status import configured_client, safe_url
@@ -144,10 +144,9 @@ def _statement_row(st: Any) -> dict[str, Any]:
     }
 
 
-def running_progress(cfg: Optional[Config] = None, client: Any = None, include_all: bool = False) -> dict[str, Any]:
+def running_progress(cfg: Config, client: Any = None, include_all: bool = False) -> dict[str, Any]:
     """The Running section: for each alive session (own ones unless ``include_all``), its running
     statements with progress and Spark jobs/stages. Errors are reported per session."""
-    cfg = cfg or load_config()
     own_name = cfg.get("session_name")
     out: dict[str, Any] = {"sessions": [], "error": None}
     close = client is None

@@ -10,7 +10,7 @@ import time
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import Config, is_url_key, load_config
+from ..config import Config, is_url_key
 from ..endpoint import configured_url, make_client
 from ..errors import HailEmrLabError
 from ..redact import redact_text
@@ -88,9 +88,8 @@ def connect_hint(cfg: Config) -> str:
     return "%load_ext hail_emr_lab  then  %hail connect"
 
 
-def cluster_status(cfg: Optional[Config] = None, url: Optional[str] = None) -> dict[str, Any]:
+def cluster_status(cfg: Config, url: Optional[str] = None) -> dict[str, Any]:
     """The Cluster section: endpoint (from ``url`` or the config), whether it answers, and why not."""
-    cfg = cfg or load_config()
     endpoint = url or configured_url(cfg)
     source = "argument" if url else cfg.source("livy_url")
     if not url and not cfg.get("livy_url") and cfg.get("serverless_app"):
@@ -153,12 +152,11 @@ def session_info(session: Any, own_name: Optional[str], notebooks: Optional[dict
 
 
 def list_sessions(
-    cfg: Optional[Config] = None, client: Any = None, notebooks: Optional[list[tuple[str, str]]] = None
+    cfg: Config, client: Any = None, notebooks: Optional[list[tuple[str, str]]] = None
 ) -> dict[str, Any]:
     """The Sessions section: every session on the endpoint, own ones marked (named ``session_name``
     or ``session_name@<notebook>``) with the notebook that owns each. ``notebooks``: ``(path, shown
     path)`` of the notebooks Jupyter has open (the path as their kernels see it)."""
-    cfg = cfg or load_config()
     own_name = cfg.get("session_name")
     out: dict[str, Any] = {"session_name": own_name, "sessions": [], "error": None}
     close = client is None
@@ -176,11 +174,10 @@ def list_sessions(
     return out
 
 
-def delete_own_session(session_id: int, cfg: Optional[Config] = None, client: Any = None) -> dict[str, Any]:
+def delete_own_session(session_id: int, cfg: Config, client: Any = None) -> dict[str, Any]:
     """Delete session ``session_id`` if it is the user's own (its name is ``session_name``)."""
     from ..livy import LivyNotFound
 
-    cfg = cfg or load_config()
     own_name = cfg.get("session_name")
     close = client is None
     client = client or configured_client(cfg)

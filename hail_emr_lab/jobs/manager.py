@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from ..config import job_flag_name
 from ..errors import HailEmrLabError
@@ -136,6 +136,19 @@ def locate(
     return make_backend(job.backend, settings, job, livy_client), job
 
 
+def _update(
+    act: Callable[[JobBackend, Job], Job],
+    job_id: str,
+    backend: Optional[str],
+    flags: Optional[Mapping[str, Any]],
+    livy_client: Optional[LivyClient],
+) -> Job:
+    be, job = locate(job_id, backend, flags, livy_client)
+    job = act(be, job)
+    store.save(job)
+    return job
+
+
 def status(
     job_id: str,
     backend: Optional[str] = None,
@@ -143,10 +156,7 @@ def status(
     livy_client: Optional[LivyClient] = None,
 ) -> Job:
     """The job's current state (also saved in the store)."""
-    be, job = locate(job_id, backend, flags, livy_client)
-    job = be.status(job)
-    store.save(job)
-    return job
+    return _update(lambda be, job: be.status(job), job_id, backend, flags, livy_client)
 
 
 def cancel(
@@ -156,10 +166,7 @@ def cancel(
     livy_client: Optional[LivyClient] = None,
 ) -> Job:
     """Cancel the job; returns (and stores) its state afterwards."""
-    be, job = locate(job_id, backend, flags, livy_client)
-    job = be.cancel(job)
-    store.save(job)
-    return job
+    return _update(lambda be, job: be.cancel(job), job_id, backend, flags, livy_client)
 
 
 def logs(

@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from ..emr.discovery import ClusterEndpoint
     from ..emr.serverless import ServerlessApp
 
-#: Rank of a config source when no target is given (lower is stronger): arguments, then the
-#: environment, then config files (2), then sparkmagic's config (3); see ``config``'s precedence.
-_SOURCE_RANK = {"argument": 0, "environment": 1}
-
 
 def flag(name: str, help: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: the ``%hail connect`` flag that sets this field, with its help text.
@@ -163,11 +159,6 @@ def _is_loopback(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def _source_rank(source: str) -> int:
-    """Strength of a configuration source for picking the target (lower is stronger)."""
-    return _SOURCE_RANK.get(source, 3 if "sparkmagic" in source else 2)
-
-
 def choose_target(opts: ConnectOptions, config: Config) -> TargetChoice:
     """Decide which target to use (see the module docstring for the order), contacting nothing.
 
@@ -188,7 +179,7 @@ def choose_target(opts: ConnectOptions, config: Config) -> TargetChoice:
         return TargetChoice(kind, None if kind == "local" else getattr(opts, kind), "--local" if kind == "local" else "argument")
     # No target given: the strongest configuration source decides.
     candidates = [
-        (_source_rank(config.source(key)), i, key) for i, key in enumerate(_CONFIG_TARGET_KEYS) if config.get(key)
+        (config.rank(key), i, key) for i, key in enumerate(_CONFIG_TARGET_KEYS) if config.get(key)
     ]
     if not candidates:
         return TargetChoice("local", None, "no endpoint configured")

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..config import load_config
 from ..dashboard import backup, listings, plots, progress, status
 from ..dashboard.times import local_time
 from ..endpoint import make_client
@@ -264,7 +265,7 @@ class HailPanel:
         self._guard("jobs", lambda: jobs_html(listings.jobs()))
 
     def _backup_state(self) -> dict[str, Any]:
-        data = backup.backup_status()
+        data = backup.backup_status(load_config())
         busy = bool(data.get("run", {}).get("running")) or not data.get("configured")
         self.backup_button.disabled = self.restore_button.disabled = busy
         return data
@@ -341,7 +342,7 @@ class HailPanel:
     def sync(self, action: str) -> dict[str, Any]:
         """Start a backup or restore in the background."""
         try:
-            result = backup.start(action)
+            result = backup.start(action, load_config())
             self.message.value = _muted(result.get("message") or f"{action} started")
         except HailEmrLabError as exc:
             self.message.value = _error(exc)

@@ -47,6 +47,11 @@ class _Base(APIHandler):
         """Run blocking ``func`` off the event loop, in this section's pool."""
         return await IOLoop.current().run_in_executor(_pool(self.section), func, *args)
 
+    async def answer_configured(self, func: Callable[..., Any], *args: Any) -> None:
+        """:meth:`answer` with ``func(config, *args)``: the configuration is resolved once per
+        request, here, and passed down (a bad config file is the user's to fix: 400)."""
+        await self.answer(lambda: func(load_config(), *args))
+
     async def answer(self, func: Callable[..., Any], *args: Any) -> None:
         """Reply with ``func(*args)`` plus ``elapsed_ms`` (the work's cost in the server, in
         milliseconds, also as a ``Server-Timing`` header); a user-facing error becomes a JSON
@@ -79,7 +84,7 @@ class StatusHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(lambda: status.cluster_status(load_config()))
+        await self.answer_configured(status.cluster_status)
 
 
 class SessionsHandler(_Base):
@@ -89,7 +94,7 @@ class SessionsHandler(_Base):
     @authorized
     async def get(self) -> None:
         notebooks = await self.open_notebooks()
-        await self.answer(lambda: status.list_sessions(load_config(), notebooks=notebooks))
+        await self.answer_configured(lambda cfg: status.list_sessions(cfg, notebooks=notebooks))
 
     async def open_notebooks(self) -> list[tuple[str, str]]:
         """``(path as the kernel sees it, path shown)`` of every notebook with a kernel here.
@@ -113,7 +118,7 @@ class SessionHandler(_Base):
     @authorized
     async def delete(self, session_id: str) -> None:
         try:
-            self.reply(await self.run(status.delete_own_session, int(session_id)))
+            self.reply(await self.run(lambda: status.delete_own_session(int(session_id), load_config())))
         except status.NotOwnSession as exc:
             self.fail(403, str(exc))
         except status.SessionNotFound as exc:
@@ -129,7 +134,7 @@ class ProgressHandler(_Base):
     @authorized
     async def get(self) -> None:
         include_all = self.get_argument("all", "0") in ("1", "true", "yes")
-        await self.answer(lambda: progress.running_progress(load_config(), include_all=include_all))
+        await self.answer_configured(lambda cfg: progress.running_progress(cfg, include_all=include_all))
 
 
 class PlotsHandler(_Base):
@@ -176,7 +181,7 @@ class SyncHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(backup.backup_status)
+        await self.answer_configured(backup.backup_status)
 
     @web.authenticated
     @authorized
@@ -187,7 +192,7 @@ class SyncHandler(_Base):
             return self.fail(400, 'the body must be JSON: {"action": "backup"} or {"action": "restore"}')
         action = body.get("action") if isinstance(body, dict) else None
         try:
-            result = await self.run(backup.start, str(action))
+            result = await self.run(lambda: backup.start(str(action), load_config()))
         except backup.BadAction as exc:
             return self.fail(400, str(exc))
         except HailEmrLabError as exc:
@@ -208,7 +213,7 @@ class NodesHandler(_Base):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        await self.answer(nodes.nodes)
+        await self.answer_configured(nodes.nodes)
 
 
 class JobsHandler(_Base):

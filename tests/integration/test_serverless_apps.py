@@ -178,7 +178,7 @@ def test_sidebar_signs_requests_to_a_serverless_endpoint(monkeypatch):
     monkeypatch.setenv("HAIL_EMR_LAB_REGION", "eu-west-1")
     url = "https://00fabcdexample.livy.emr-serverless-services.eu-west-1.amazonaws.com"
     cfg = load_config()
-    with status.make_client(cfg) as client:  # the configured application's endpoint, not "no endpoint"
+    with status.configured_client(cfg) as client:  # the configured application's endpoint, not "no endpoint"
         assert client.url == url
         assert isinstance(client.http.auth, SigV4Auth) and client.http.auth.region == "eu-west-1"
     out = status.cluster_status(cfg)  # no network here: it only says the endpoint does not answer

@@ -438,19 +438,20 @@ def test_watch_does_not_watch_environments(s3, home):
 
 def test_sidebar_backup_section_says_what_is_skipped(s3, home, monkeypatch):
     """The sidebar's REST payload (and the widgets panel built from it) carries the skipped note."""
+    from hail_emr_lab.config import load_config
     from hail_emr_lab.dashboard.backup import backup_status
     from hail_emr_lab.notebook.panel import backup_html
 
     _home_with_environments(home)
     for key, value in (("BUCKET", BUCKET), ("PREFIX", PREFIX), ("HOME", str(home))):
         monkeypatch.setenv(f"HAIL_EMR_LAB_{key}", value)
-    data = backup_status()
+    data = backup_status(load_config())
     assert data["error"] is None, data["error"]
     note = "Not backed up: 2 environments, 1 node_modules, 2 caches, 1 .ipynb_checkpoints (rebuilt, not written)"
     assert data["skipped_note"] == note
     assert note in backup_html(data)
     monkeypatch.setenv("HAIL_EMR_LAB_BACKUP_ENVIRONMENTS", "1")
-    assert backup_status()["skipped_note"] == "Not backed up: 1 cache, 1 .ipynb_checkpoints (rebuilt, not written)"
+    assert backup_status(load_config())["skipped_note"] == "Not backed up: 1 cache, 1 .ipynb_checkpoints (rebuilt, not written)"
 
 
 def test_install_cron_keeps_the_environments_switch(fake_crontab, tmp_path):  # noqa: F811 - the fixture

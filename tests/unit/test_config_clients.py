@@ -75,3 +75,14 @@ def test_one_client_factory():
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "LivyClient":
                 builders.append(str(path.relative_to(PACKAGE)))
     assert builders == []
+
+
+def test_dashboard_sections_take_the_configuration_they_are_given():
+    """The server resolves the configuration once per request and passes it down: no section
+    of the sidebar resolves it again."""
+    callers = []
+    for path in sorted((PACKAGE / "dashboard").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "load_config":
+                callers.append(path.name)
+    assert callers == []
