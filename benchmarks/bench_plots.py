@@ -2,8 +2,9 @@
 
 The HTTP side is what the Quick Start did (``requests.get("http://<master>/plots/x.html")``
 against the master's web server), here ``python -m http.server`` serving the plot directory
-on loopback. The session side is ``PlotManager.pull`` (4 MB base64 chunks, pipelined, sha256
-verified, written atomically and indexed). Both run in one go against one embedded Livy
+on loopback. The session side is ``PlotManager.pull`` (chunks of 3/8 of Livy's output limit
+as base64 text output, zlib-compressed on the cluster when a sample shows it pays, pipelined,
+sha256 verified, written atomically and indexed). Both run in one go against one embedded Livy
 server, alternating, so machine load hits both alike. Also measured: the per-cell cost of
 looking for new plots when there are none.
 

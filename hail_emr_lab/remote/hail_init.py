@@ -58,85 +58,158 @@ def _hi_format(name, value):
     return "%s=%r" % (name, value)
 
 
+def _hi_has(obj, *attrs):
+    return obj is not None and all(hasattr(obj, a) for a in attrs)
+
+
+#: An applier's answer for a setting that needs nothing done (e.g. append, applied with log).
+_HI_SKIP = object()
+
+
+def _hi_default_reference(hail, hc, backend, value, given):
+    if hasattr(hail, "default_reference"):
+        return lambda: hail.default_reference(value)
+    return None
+
+
+def _hi_global_seed(hail, hc, backend, value, given):
+    if not (_hi_has(backend, "set_flags") and hasattr(hail, "reset_global_randomness")):
+        return None
+
+    def set_seed():
+        backend.set_flags(rng_nonce=hex(int(value)))
+        hc._user_specified_rng_nonce = True
+        hail.reset_global_randomness()  # as right after a fresh hl.init(global_seed=...)
+    return set_seed
+
+
+def _hi_tmp_dir(hail, hc, backend, value, given):
+    if not _hi_has(backend, "remote_tmpdir", "fs"):
+        return None
+
+    def set_tmp():
+        if not backend.fs.exists(value):
+            backend.fs.mkdir(value)
+        backend.remote_tmpdir = value
+    return set_tmp
+
+
+def _hi_local_tmpdir(hail, hc, backend, value, given):
+    if not _hi_has(backend, "local_tmpdir"):
+        return None
+
+    def set_local_tmp():
+        backend.local_tmpdir = value if "://" in value else "file://" + value
+    return set_local_tmp
+
+
+def _hi_log(hail, hc, backend, value, given):
+    if not _hi_has(backend, "_py4jutils"):
+        return None
+    if given.get("skip_logging_configuration"):
+        return _HI_SKIP  # Hail leaves logging alone then, also at start
+    log_file = given.get("log") or getattr(hc, "_log", None)
+    append = bool(given.get("append"))
+
+    def set_log():
+        backend._py4jutils.pyConfigureLogging(log_file, True, append)
+        hc._log = log_file
+    return set_log
+
+
+def _hi_append(hail, hc, backend, value, given):
+    if "log" in given and _hi_has(backend, "_py4jutils"):
+        return _HI_SKIP  # applied together with log
+    return _hi_log(hail, hc, backend, value, given)
+
+
+def _hi_branching_factor(hail, hc, backend, value, given):
+    if _hi_has(backend, "set_flags"):
+        return lambda: backend.set_flags(branching_factor=str(int(value)))
+    return None
+
+
+def _hi_copy_log(hail, hc, backend, value, given):
+    if not _hi_has(backend, "_copy_log_on_error"):
+        return None
+
+    def set_copy():
+        backend._copy_log_on_error = bool(value)
+    return set_copy
+
+
+#: Settings a running Hail can take: name -> applier(hail, hc, backend, value, given) answering
+#: a callable that applies it, _HI_SKIP, or None when this Hail cannot (then it is refused).
+_HI_APPLIERS = {
+    "default_reference": _hi_default_reference,
+    "global_seed": _hi_global_seed,
+    "tmp_dir": _hi_tmp_dir,
+    "local_tmpdir": _hi_local_tmpdir,
+    "log": _hi_log,
+    "append": _hi_append,
+    "branching_factor": _hi_branching_factor,
+    "copy_log_on_error": _hi_copy_log,
+    "copy_spark_log_on_error": _hi_copy_log,
+}
+_HI_SHOWN_NOTE = {"local_tmpdir": " (Hail's own; Spark's spark.local.dir stays)"}
+
+
+def _hi_start_only(name, value):
+    """The advice for a setting fixed when the Livy session starts, or None."""
+    if name == "spark_conf":
+        flags = " ".join("--conf %s=%s" % (k, v) for k, v in sorted((value or {}).items()))
+        return "Spark settings are fixed when the Livy session starts: `%%hail connect --new %s`" % flags
+    if name in _HI_SPARK_KEYS:
+        key, conv = _HI_SPARK_KEYS[name]
+        try:
+            flag = "`%%hail connect --new --conf %s=%s`" % (key, conv(value))
+        except (TypeError, ValueError):
+            flag = "`%%hail connect --new --conf %s=...`" % key
+        what = "Livy chooses the Spark master" if key == "spark.master" else "Spark settings are fixed"
+        return "%s when the Livy session starts: %s" % (what, flag)
+    if name in _HI_CONNECT_FLAGS:
+        return "the session's size is fixed when it starts: `%%hail connect --new %s %s`" % (
+            _HI_CONNECT_FLAGS[name], value)
+    return None
+
+
+def _hi_refusal(name, value, func_name, sc):
+    """Why a setting cannot be given to this session at all, or None."""
+    if name == "sc":
+        return None if value is sc or value is None else "Spark has one context per session; the session's own is `sc`"
+    if name == "backend":
+        return None if value == "spark" else (
+            "the session runs Hail on Spark; for another backend connect with "
+            "`%hail connect --new --no-hail`, then call hl.init yourself")
+    if func_name == "init_local":
+        return ("hl.init_local starts Hail without Spark: `%hail connect --new --no-hail`, "
+                "then call hl.init_local yourself")
+    return _hi_start_only(name, value)
+
+
 def _hi_plan(hail, hc, func_name, given, sc):
-    """(appliers, refusals): callables that apply the settings, and (setting, advice) pairs."""
+    """(appliers, refusals): (shown setting, callable that applies it), and (shown setting, advice)."""
     backend = getattr(hc, "_backend", None)
     apply, refuse = [], []
-    skip_logging = bool(given.get("skip_logging_configuration"))
-
-    def need(obj, *attrs):
-        return obj is not None and all(hasattr(obj, a) for a in attrs)
-
     for name, value in given.items():
-        shown = _hi_format(name, value)
         if name in _HI_HARMLESS or name == "skip_logging_configuration":
             continue
-        if name == "sc":
-            if value is sc or value is None:
-                continue
-            refuse.append((shown, "Spark has one context per session; the session's own is `sc`"))
-        elif name == "backend":
-            if value == "spark":
-                continue
-            refuse.append((shown, "the session runs Hail on Spark; for another backend connect with "
-                                  "`%hail connect --new --no-hail`, then call hl.init yourself"))
-        elif func_name == "init_local":
-            refuse.append((shown, "hl.init_local starts Hail without Spark: `%hail connect --new --no-hail`, "
-                                  "then call hl.init_local yourself"))
-        elif name == "default_reference" and hasattr(hail, "default_reference"):
-            apply.append((shown, lambda v=value: hail.default_reference(v)))
-        elif name == "global_seed" and need(backend, "set_flags") and hasattr(hail, "reset_global_randomness"):
-            def set_seed(v=value):
-                backend.set_flags(rng_nonce=hex(int(v)))
-                hc._user_specified_rng_nonce = True
-                hail.reset_global_randomness()  # as right after a fresh hl.init(global_seed=...)
-            apply.append((shown, set_seed))
-        elif name == "tmp_dir" and need(backend, "remote_tmpdir", "fs"):
-            def set_tmp(v=value):
-                if not backend.fs.exists(v):
-                    backend.fs.mkdir(v)
-                backend.remote_tmpdir = v
-            apply.append((shown, set_tmp))
-        elif name == "local_tmpdir" and need(backend, "local_tmpdir"):
-            def set_local_tmp(v=value):
-                backend.local_tmpdir = v if "://" in v else "file://" + v
-            apply.append((shown + " (Hail's own; Spark's spark.local.dir stays)", set_local_tmp))
-        elif name in ("log", "append") and need(backend, "_py4jutils"):
-            if skip_logging:
-                continue  # Hail leaves logging alone then, also at start
-            if name == "append" and "log" in given:
-                continue  # applied together with log
-            log_file = given.get("log") or getattr(hc, "_log", None)
-            append = bool(given.get("append"))
-
-            def set_log(log=log_file, append=append):
-                backend._py4jutils.pyConfigureLogging(log, True, append)
-                hc._log = log
-            apply.append((shown if name == "log" else _hi_format("append", value), set_log))
-        elif name == "branching_factor" and need(backend, "set_flags"):
-            apply.append((shown, lambda v=value: backend.set_flags(branching_factor=str(int(v)))))
-        elif name in ("copy_log_on_error", "copy_spark_log_on_error") and need(backend, "_copy_log_on_error"):
-            def set_copy(v=value):
-                backend._copy_log_on_error = bool(v)
-            apply.append((shown, set_copy))
-        elif name == "spark_conf":
-            flags = " ".join("--conf %s=%s" % (k, v) for k, v in sorted((value or {}).items()))
-            refuse.append((shown, "Spark settings are fixed when the Livy session starts: "
-                                  "`%%hail connect --new %s`" % flags))
-        elif name in _HI_SPARK_KEYS:
-            key, conv = _HI_SPARK_KEYS[name]
-            try:
-                flag = "`%%hail connect --new --conf %s=%s`" % (key, conv(value))
-            except (TypeError, ValueError):
-                flag = "`%%hail connect --new --conf %s=...`" % key
-            what = "Livy chooses the Spark master" if key == "spark.master" else "Spark settings are fixed"
-            refuse.append((shown, "%s when the Livy session starts: %s" % (what, flag)))
-        elif name in _HI_CONNECT_FLAGS:
-            refuse.append((shown, "the session's size is fixed when it starts: `%%hail connect --new %s %s`"
-                                  % (_HI_CONNECT_FLAGS[name], value)))
-        else:
+        shown = _hi_format(name, value)
+        advice = _hi_refusal(name, value, func_name, sc)
+        if name in ("sc", "backend") and advice is None:
+            continue  # the session's own context, Hail's own backend
+        if advice is not None:
+            refuse.append((shown, advice))
+            continue
+        applier = _HI_APPLIERS.get(name)
+        action = applier(hail, hc, backend, value, given) if applier is not None else None
+        if action is _HI_SKIP:
+            continue
+        if action is None:
             refuse.append((shown, "Hail takes it only when it starts: `%hail connect --new --no-hail`, "
                                   "then call hl.init yourself in a %%hail cell"))
+            continue
+        apply.append((shown + _HI_SHOWN_NOTE.get(name, ""), action))
     return apply, refuse
 
 
