@@ -34,9 +34,10 @@ from pathlib import Path
 from benchutil import free_port
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+# The request-counting, latency-adding proxy is the tests' relay (tests/support/proxy.py).
+sys.path.insert(0, str(HERE.parent / "tests"))
 
-from latency_proxy import LatencyProxy  # noqa: E402
+from support.proxy import RelayProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AWS = str(BIN / "aws")
@@ -98,7 +99,7 @@ def rclone_env(env: dict[str, str], endpoint: str) -> dict[str, str]:
                 RCLONE_CONFIG_BENCH_REGION="us-east-1", RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true")
 
 
-def scenario(name: str, endpoint: str, proxy: LatencyProxy, server_pid: int, data: Path, work: Path, n: int,
+def scenario(name: str, endpoint: str, proxy: RelayProxy, server_pid: int, data: Path, work: Path, n: int,
              env_extra: dict[str, str]) -> dict:
     env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, **env_extra)
     env.pop("HAIL_EMR_LAB_BUCKET", None)
@@ -212,7 +213,7 @@ def main() -> None:
                         time.sleep(0.1)
                 for delay in (0.0, args.delay):
                     net = "loopback" if not delay else f"+{int(delay * 1000)} ms/request"
-                    with LatencyProxy(url, delay=delay) as proxy:
+                    with RelayProxy(url, delay=delay) as proxy:
                         tag = f"{backend.split()[0]}-{int(delay * 1000)}ms"
                         results[f"{backend} | {net}"] = scenario(tag, proxy.url, proxy, server.pid, data, work,
                                                                  args.files, env_extra)

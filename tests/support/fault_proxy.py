@@ -1,7 +1,8 @@
 """A small fault-injecting HTTP proxy for the Livy client's tests.
 
-It relays HTTP/1.1 requests to a target server (one request per connection: it forces
-``Connection: close``) and, for requests that match a rule, injects a fault instead:
+A :class:`~support.proxy.RelayProxy` that relays HTTP/1.1 requests to a target server (one
+request per connection: it answers with ``Connection: close``) and, for requests that match a
+rule, injects a fault instead:
 
 * ``drop_after``: forward the request, let the server act on it, then close the client's
   connection without an answer (the client cannot know whether the request took effect);
@@ -17,14 +18,14 @@ reached the target server (so a test can compare a client's conclusion with what
 
 from __future__ import annotations
 
+import http.client
 import re
-import socket
-import socketserver
 import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
-from urllib.parse import urlsplit
+
+from support.proxy import Answer, RelayProxy, Request
 
 
 @dataclass
@@ -37,73 +38,25 @@ class Rule:
     hits: int = 0
 
 
-def _read_http_message(sock: socket.socket) -> bytes:
-    """Read one HTTP message (headers + Content-Length body) from ``sock``."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-    length = int(match.group(1)) if match else 0
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
-
-def _read_until_close(sock: socket.socket) -> bytes:
-    out = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return out
-        out += chunk
-
-
 _GATEWAY_BODY = b"<h1>502 Bad Gateway</h1>"
-BAD_GATEWAY = (
-    b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n"
-    + b"Content-Length: %d\r\n\r\n" % len(_GATEWAY_BODY)
-    + _GATEWAY_BODY
-)
 
 
-class FaultProxy:
+def bad_gateway() -> Answer:
+    """The answer of a gateway that lost its upstream."""
+    return Answer(502, "Bad Gateway", [("Content-Type", "text/html")], _GATEWAY_BODY)
+
+
+class FaultProxy(RelayProxy):
     """``FaultProxy(target_url).start()``; ``.url`` is what clients should use."""
 
+    keep_alive = False
+    upstream_timeout = 30.0
+
     def __init__(self, target_url: str):
-        parts = urlsplit(target_url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(target_url)
         self.rules: list[Rule] = []
-        self.log: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                proxy._handle(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread: Optional[threading.Thread] = None
-
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.log: list[tuple[str, str, str, bool]] = []
+        self._rules_lock = threading.Lock()
 
     def add(
         self, method: str, path: str, action: str, times: int = 1, for_seconds: Optional[float] = None
@@ -112,17 +65,17 @@ class FaultProxy:
         (or into every one for the next ``for_seconds``); the rule counts its ``hits``."""
         until = None if for_seconds is None else time.monotonic() + for_seconds
         rule = Rule(method, path, action, times, until)
-        with self._lock:
+        with self._rules_lock:
             self.rules.append(rule)
         return rule
 
     def clear(self) -> None:
         """Drop every rule: relay normally from now on."""
-        with self._lock:
+        with self._rules_lock:
             self.rules.clear()
 
     def _match(self, method: str, path: str) -> str:
-        with self._lock:
+        with self._rules_lock:
             for rule in self.rules:
                 active = time.monotonic() < rule.until if rule.until is not None else rule.times > 0
                 if active and rule.method == method and re.fullmatch(rule.path, path):
@@ -132,45 +85,17 @@ class FaultProxy:
                     return rule.action
         return "pass"
 
-    def _handle(self, client: socket.socket) -> None:
-        request = _read_http_message(client)
-        if not request:
-            return
-        request_line = request.split(b"\r\n", 1)[0].decode("latin-1")
-        method, target, _ = (request_line.split(" ", 2) + ["", ""])[:3]
-        path = target.split("?", 1)[0]
-        action = self._match(method, path)
-        if action == "drop_before":
-            self.log.append((method, path, action, False))
-            client.close()
-            return
-        if action == "502":
-            self.log.append((method, path, action, False))
-            client.sendall(BAD_GATEWAY)
-            client.close()
-            return
-        # Forward with Connection: close so one connection carries one request.
-        head, _, body = request.partition(b"\r\n\r\n")
-        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
-        forwarded = b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + body
+    def relay(self, request: Request) -> Optional[Answer]:
+        action = self._match(request.method, request.route)
+        if action in ("drop_before", "502"):
+            self.log.append((request.method, request.route, action, False))
+            return bad_gateway() if action == "502" else None
         try:
-            with socket.create_connection(self.target, timeout=30) as upstream:
-                upstream.sendall(forwarded)
-                response = _read_until_close(upstream)
-        except OSError:
-            self.log.append((method, path, action, False))
-            client.close()
-            return
-        self.log.append((method, path, action, True))
+            answer = self.forward(request)
+        except (OSError, http.client.HTTPException):
+            self.log.append((request.method, request.route, action, False))
+            return None
+        self.log.append((request.method, request.route, action, True))
         if action == "drop_after":
-            client.close()
-            return
-        if action == "502_after":
-            client.sendall(BAD_GATEWAY)
-            client.close()
-            return
-        # Say so: the connection closes after each answer, so the client must not reuse it.
-        head, sep, rest = response.partition(b"\r\n\r\n")
-        lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
-        client.sendall(b"\r\n".join(lines + [b"Connection: close"]) + sep + rest)
-        client.close()
+            return None
+        return bad_gateway() if action == "502_after" else answer
