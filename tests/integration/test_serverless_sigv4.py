@@ -1,6 +1,6 @@
 """The sigv4 Livy auth against a SigV4-verifying gateway in front of the embedded Livy.
 
-The gateway (tests/sigv4_gateway.py) recomputes each signature with botocore from known test
+The gateway (tests/support/sigv4_gateway.py) recomputes each signature with botocore from known test
 credentials, as AWS's front end of the EMR Serverless Livy endpoint does; it does not cover
 AWS's IAM decision (AccessLivyEndpoints, PassRole) nor the real endpoint's TLS.
 """
