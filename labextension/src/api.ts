@@ -39,7 +39,10 @@ export async function requestAPI<T>(
     try {
       data = JSON.parse(text);
     } catch {
-      throw new ApiError(`unexpected answer from ${path}: not JSON`, response.status);
+      throw new ApiError(
+        `unexpected answer from ${path}: not JSON`,
+        response.status
+      );
     }
   }
   if (!response.ok) {

@@ -21,7 +21,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
     if (child === null || child === undefined || child === false) {
       continue;
     }
-    el.appendChild(typeof child === 'string' ? document.createTextNode(child) : child);
+    el.appendChild(
+      typeof child === 'string' ? document.createTextNode(child) : child
+    );
   }
   return el;
 }
@@ -33,7 +35,9 @@ export function safeHref(url: string | null | undefined): string | null {
   }
   try {
     const parsed = new URL(url);
-    return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : null;
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:'
+      ? parsed.href
+      : null;
   } catch {
     return null;
   }
@@ -51,7 +55,8 @@ export function formatTime(value: string | number | null | undefined): string {
   if (value === null || value === undefined || value === '') {
     return 'never';
   }
-  const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+  const date =
+    typeof value === 'number' ? new Date(value * 1000) : new Date(value);
   if (isNaN(date.getTime())) {
     return String(value);
   }

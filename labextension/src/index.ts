@@ -26,7 +26,9 @@ namespace CommandIDs {
 function documentDir(widget: Widget | null): string | null {
   const context = (widget as any)?.context;
   if (context && typeof context.path === 'string') {
-    const local = context.path.includes(':') ? context.path.split(':').slice(1).join(':') : context.path;
+    const local = context.path.includes(':')
+      ? context.path.split(':').slice(1).join(':')
+      : context.path;
     return PathExt.dirname(local);
   }
   return null;
@@ -56,7 +58,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return lastDir;
     };
 
-    const viewers = new WidgetTracker<PlotViewer>({ namespace: 'hail-emr-lab-plot' });
+    const viewers = new WidgetTracker<PlotViewer>({
+      namespace: 'hail-emr-lab-plot'
+    });
     const openPlot = (dir: string, plot: IPlot): void => {
       const id = `hail-plot-${encodeURIComponent(dir)}-${encodeURIComponent(plot.file)}`;
       const existing = viewers.find(w => w.id === id);
@@ -101,7 +105,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => panel.sync('restore')
     });
     if (palette) {
-      for (const command of [CommandIDs.open, CommandIDs.refresh, CommandIDs.backup, CommandIDs.restore]) {
+      for (const command of [
+        CommandIDs.open,
+        CommandIDs.refresh,
+        CommandIDs.backup,
+        CommandIDs.restore
+      ]) {
         palette.addItem({ command, category: 'Hail on EMR' });
       }
     }
@@ -118,7 +127,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         apply();
         settings.changed.connect(apply);
       } catch (reason) {
-        console.warn('hail-emr-lab: could not load the sidebar settings', reason);
+        console.warn(
+          'hail-emr-lab: could not load the sidebar settings',
+          reason
+        );
       }
     }
   }

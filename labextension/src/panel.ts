@@ -28,7 +28,14 @@ export interface IHailPanelOptions {
   interval: number;
 }
 
-const SECTIONS = ['cluster', 'sessions', 'running', 'plots', 'backup', 'jobs'] as const;
+const SECTIONS = [
+  'cluster',
+  'sessions',
+  'running',
+  'plots',
+  'backup',
+  'jobs'
+] as const;
 type Section = (typeof SECTIONS)[number];
 const TITLES: Record<Section, string> = {
   cluster: 'Cluster',
@@ -85,7 +92,11 @@ export class HailPanel extends Widget {
     this.node.appendChild(header);
     for (const section of SECTIONS) {
       const body = h('div', { class: 'jp-HailSection-body' }, 'Loading…');
-      const stamp = h('span', { class: 'jp-HailSection-updated', 'data-field': 'updated' }, '');
+      const stamp = h(
+        'span',
+        { class: 'jp-HailSection-updated', 'data-field': 'updated' },
+        ''
+      );
       this.bodies[section] = body;
       this.stamps[section] = stamp;
       this.node.appendChild(
@@ -100,7 +111,11 @@ export class HailPanel extends Widget {
     this.poll = new Poll({
       auto: true,
       factory: () => this.update_all(),
-      frequency: { interval: options.interval * 1000, backoff: true, max: 60 * 1000 },
+      frequency: {
+        interval: options.interval * 1000,
+        backoff: true,
+        max: 60 * 1000
+      },
       name: 'hail-emr-lab:sidebar',
       standby: () => !this.isVisible || document.hidden
     });
@@ -109,7 +124,11 @@ export class HailPanel extends Widget {
   /** Change the poll interval (from the settings). */
   setInterval(seconds: number): void {
     this.options.interval = seconds;
-    this.poll.frequency = { interval: seconds * 1000, backoff: true, max: 60 * 1000 };
+    this.poll.frequency = {
+      interval: seconds * 1000,
+      backoff: true,
+      max: 60 * 1000
+    };
     void this.poll.refresh();
   }
 
@@ -141,7 +160,9 @@ export class HailPanel extends Widget {
     const wantClusters = this.ticks % CLUSTER_EVERY === 0;
     this.ticks += 1;
     // A request that hangs is given up, so its section is asked again at a later poll.
-    const init = (): RequestInit => ({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const init = (): RequestInit => ({
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    });
     const calls: [Section | 'clusters', () => Promise<unknown>][] = [
       ['cluster', () => requestAPI<IClusterStatus>('status', init())],
       ['sessions', () => requestAPI<ISessions>('sessions', init())],
@@ -185,7 +206,11 @@ export class HailPanel extends Widget {
   }
 
   /** Draw one answer; true (for the poll's back-off). */
-  private landed(name: Section | 'clusters', value: unknown, sent: number): boolean {
+  private landed(
+    name: Section | 'clusters',
+    value: unknown,
+    sent: number
+  ): boolean {
     if (name === 'clusters') {
       this.clusters = value as IClusters;
       return true;
@@ -194,16 +219,24 @@ export class HailPanel extends Widget {
     this.answered[name] = now;
     this.bodies[name].replaceChildren(...this.render(name, value));
     const cost = (value as { elapsed_ms?: number } | null)?.elapsed_ms;
-    this.stamps[name].textContent = `updated ${formatClock(now)}` + (cost !== undefined ? ` · ${cost} ms` : '');
-    this.stamps[name].title = `answered ${now - sent} ms after it was asked` + (cost !== undefined ? `; the server spent ${cost} ms` : '');
+    this.stamps[name].textContent =
+      `updated ${formatClock(now)}` +
+      (cost !== undefined ? ` · ${cost} ms` : '');
+    this.stamps[name].title =
+      `answered ${now - sent} ms after it was asked` +
+      (cost !== undefined ? `; the server spent ${cost} ms` : '');
     this.stamps[name].classList.remove('jp-mod-stale');
-    this.stamps[name].parentElement?.parentElement?.removeAttribute('data-stale');
+    this.stamps[name].parentElement?.parentElement?.removeAttribute(
+      'data-stale'
+    );
     return true;
   }
 
   private failed(name: Section | 'clusters', reason: unknown): boolean {
     if (name !== 'clusters') {
-      this.bodies[name].replaceChildren(h('div', { class: 'jp-HailError' }, errorText(reason)));
+      this.bodies[name].replaceChildren(
+        h('div', { class: 'jp-HailError' }, errorText(reason))
+      );
     }
     return false;
   }
@@ -225,9 +258,16 @@ export class HailPanel extends Widget {
       stamp.textContent = `updated ${formatClock(at)} · no answer for ${ago} s`;
       stamp.classList.add('jp-mod-stale');
       stamp.parentElement?.parentElement?.setAttribute('data-stale', 'true');
-      if (section === 'running' && this.bodies.running.querySelector('.jp-HailStatement')) {
+      if (
+        section === 'running' &&
+        this.bodies.running.querySelector('.jp-HailStatement')
+      ) {
         this.bodies.running.replaceChildren(
-          h('div', { class: 'jp-HailMuted' }, `No answer from the server for ${ago} s: what is running is unknown.`)
+          h(
+            'div',
+            { class: 'jp-HailMuted' },
+            `No answer from the server for ${ago} s: what is running is unknown.`
+          )
         );
       }
     }
@@ -250,15 +290,28 @@ export class HailPanel extends Widget {
     }
   }
 
-  private button(label: string, action: string, onClick: () => void, disabled = false): HTMLButtonElement {
-    const button = h('button', { class: 'jp-HailButton jp-mod-styled', 'data-action': action }, label);
+  private button(
+    label: string,
+    action: string,
+    onClick: () => void,
+    disabled = false
+  ): HTMLButtonElement {
+    const button = h(
+      'button',
+      { class: 'jp-HailButton jp-mod-styled', 'data-action': action },
+      label
+    );
     button.disabled = disabled;
     button.addEventListener('click', onClick);
     return button;
   }
 
   private badge(state: string): HTMLElement {
-    return h('span', { class: `jp-HailBadge jp-HailBadge-${state.replace(/[^a-z_]/g, '')}` }, state);
+    return h(
+      'span',
+      { class: `jp-HailBadge jp-HailBadge-${state.replace(/[^a-z_]/g, '')}` },
+      state
+    );
   }
 
   private renderCluster(s: IClusterStatus): Node[] {
@@ -271,28 +324,54 @@ export class HailPanel extends Widget {
         ' ',
         h(
           'span',
-          { class: `jp-HailReach ${s.reachable ? 'jp-mod-ok' : 'jp-mod-bad'}`, 'data-reachable': String(s.reachable) },
+          {
+            class: `jp-HailReach ${s.reachable ? 'jp-mod-ok' : 'jp-mod-bad'}`,
+            'data-reachable': String(s.reachable)
+          },
           s.reachable ? `reachable (${s.latency_ms} ms)` : 'not reachable'
         )
       )
     ];
     if (s.livy_url) {
-      out.push(h('div', { class: 'jp-HailMuted' }, `from ${s.livy_url_source}; session name ${s.session_name ?? ''}`));
+      out.push(
+        h(
+          'div',
+          { class: 'jp-HailMuted' },
+          `from ${s.livy_url_source}; session name ${s.session_name ?? ''}`
+        )
+      );
     }
     if (s.error) {
       out.push(h('div', { class: 'jp-HailError' }, s.error));
     }
-    out.push(h('div', { class: 'jp-HailHint' }, 'Connect from a notebook: ', h('code', {}, s.hint)));
+    out.push(
+      h(
+        'div',
+        { class: 'jp-HailHint' },
+        'Connect from a notebook: ',
+        h('code', {}, s.hint)
+      )
+    );
     if (this.clusters) {
       if (this.clusters.error) {
-        out.push(h('div', { class: 'jp-HailMuted' }, `EMR clusters: ${this.clusters.error}`));
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailMuted' },
+            `EMR clusters: ${this.clusters.error}`
+          )
+        );
       } else {
         const rows = this.clusters.clusters.map(c =>
           h(
             'li',
             {},
             `${c.name ?? c.Name ?? ''} ${c.id ?? c.cluster_id ?? c.Id ?? ''} `,
-            h('span', { class: 'jp-HailMuted' }, String(c.state ?? c.Status?.State ?? '')),
+            h(
+              'span',
+              { class: 'jp-HailMuted' },
+              String(c.state ?? c.Status?.State ?? '')
+            ),
             c.livy_url ? h('code', {}, ` ${c.livy_url}`) : null
           )
         );
@@ -315,11 +394,16 @@ export class HailPanel extends Widget {
     // A shell only where `hail-emr-lab ssm` opens one (ssm.require_managed): an agent that
     // registered but stopped answering (ConnectionLost, Inactive) is refused like an absent one.
     const shell = (node: INodes['nodes'][number]) =>
-      node.managed === true && (!node.ping_status || node.ping_status === 'Online');
+      node.managed === true &&
+      (!node.ping_status || node.ping_status === 'Online');
     const rows = n.nodes.map(node =>
       h(
         'li',
-        { class: 'jp-HailNode', 'data-instance': node.instance_id, 'data-shell': String(shell(node)) },
+        {
+          class: 'jp-HailNode',
+          'data-instance': node.instance_id,
+          'data-shell': String(shell(node))
+        },
         `${node.instance_id} ${node.group} `,
         h(
           'span',
@@ -337,13 +421,21 @@ export class HailPanel extends Widget {
               {},
               h('code', { class: 'jp-HailNodeCommand' }, node.terminal_command),
               ' ',
-              this.button('Copy', 'copy-ssm', () => void navigator.clipboard.writeText(node.terminal_command))
+              this.button(
+                'Copy',
+                'copy-ssm',
+                () => void navigator.clipboard.writeText(node.terminal_command)
+              )
             )
           : null
       )
     );
     const out: Node[] = [
-      h('div', { class: 'jp-HailLabel' }, `Nodes of ${n.cluster_id} (${rows.length}): shell in a terminal`),
+      h(
+        'div',
+        { class: 'jp-HailLabel' },
+        `Nodes of ${n.cluster_id} (${rows.length}): shell in a terminal`
+      ),
       h('ul', { class: 'jp-HailList' }, ...rows)
     ];
     if (!n.nodes.every(shell)) {
@@ -364,7 +456,13 @@ export class HailPanel extends Widget {
       return [h('div', { class: 'jp-HailError' }, data.error)];
     }
     if (!data.sessions.length) {
-      return [h('div', { class: 'jp-HailMuted' }, 'No sessions on this endpoint. Run %hail connect in a notebook.')];
+      return [
+        h(
+          'div',
+          { class: 'jp-HailMuted' },
+          'No sessions on this endpoint. Run %hail connect in a notebook.'
+        )
+      ];
     }
     return [
       h(
@@ -374,16 +472,45 @@ export class HailPanel extends Widget {
           const ui = safeHref(s.spark_ui_url);
           return h(
             'li',
-            { class: 'jp-HailSession', 'data-session-id': String(s.id), 'data-own': String(s.own) },
-            h('span', { class: 'jp-HailSession-name' }, `#${s.id} ${s.name ?? '(unnamed)'}`),
+            {
+              class: 'jp-HailSession',
+              'data-session-id': String(s.id),
+              'data-own': String(s.own)
+            },
+            h(
+              'span',
+              { class: 'jp-HailSession-name' },
+              `#${s.id} ${s.name ?? '(unnamed)'}`
+            ),
             ' ',
             this.badge(s.state),
             s.own ? h('span', { class: 'jp-HailOwn' }, ' yours') : null,
-            s.notebook ? h('div', { class: 'jp-HailMuted jp-HailSession-notebook' }, `notebook: ${s.notebook}`) : null,
-            ui
-              ? h('a', { href: ui, target: '_blank', rel: 'noopener noreferrer', class: 'jp-HailLink' }, 'Spark UI')
+            s.notebook
+              ? h(
+                  'div',
+                  { class: 'jp-HailMuted jp-HailSession-notebook' },
+                  `notebook: ${s.notebook}`
+                )
               : null,
-            s.own && s.alive ? this.button('Delete', 'delete-session', () => void this.deleteSession(s.id, s.name)) : null
+            ui
+              ? h(
+                  'a',
+                  {
+                    href: ui,
+                    target: '_blank',
+                    rel: 'noopener noreferrer',
+                    class: 'jp-HailLink'
+                  },
+                  'Spark UI'
+                )
+              : null,
+            s.own && s.alive
+              ? this.button(
+                  'Delete',
+                  'delete-session',
+                  () => void this.deleteSession(s.id, s.name)
+                )
+              : null
           );
         })
       )
@@ -402,7 +529,11 @@ export class HailPanel extends Widget {
     try {
       await requestAPI(`sessions/${id}`, { method: 'DELETE' });
     } catch (error) {
-      void showDialog({ title: 'Could not delete the session', body: errorText(error), buttons: [Dialog.okButton()] });
+      void showDialog({
+        title: 'Could not delete the session',
+        body: errorText(error),
+        buttons: [Dialog.okButton()]
+      });
     }
     await this.refresh();
   }
@@ -414,7 +545,13 @@ export class HailPanel extends Widget {
     const out: Node[] = [];
     for (const session of data.sessions) {
       if (session.error) {
-        out.push(h('div', { class: 'jp-HailError' }, `#${session.session_id}: ${session.error}`));
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailError' },
+            `#${session.session_id}: ${session.error}`
+          )
+        );
       }
       for (const st of session.statements) {
         const pct = Math.round(st.progress * 100);
@@ -444,38 +581,71 @@ export class HailPanel extends Widget {
         out.push(
           h(
             'div',
-            { class: 'jp-HailStatement', 'data-statement-id': String(st.id), 'data-session-id': String(session.session_id) },
-            h('div', { class: 'jp-HailRow' }, `Session #${session.session_id}, statement ${st.id} `, this.badge(st.state)),
+            {
+              class: 'jp-HailStatement',
+              'data-statement-id': String(st.id),
+              'data-session-id': String(session.session_id)
+            },
+            h(
+              'div',
+              { class: 'jp-HailRow' },
+              `Session #${session.session_id}, statement ${st.id} `,
+              this.badge(st.state)
+            ),
             h('code', { class: 'jp-HailCode' }, st.code),
             h(
               'div',
-              { class: 'jp-HailProgress', role: 'progressbar', 'aria-valuenow': String(pct) },
+              {
+                class: 'jp-HailProgress',
+                role: 'progressbar',
+                'aria-valuenow': String(pct)
+              },
               bar,
               h('span', { class: 'jp-HailProgress-text' }, `${pct}%`)
             ),
-            session.spark_error ? h('div', { class: 'jp-HailMuted' }, session.spark_error) : null,
+            session.spark_error
+              ? h('div', { class: 'jp-HailMuted' }, session.spark_error)
+              : null,
             jobs.length ? h('ul', { class: 'jp-HailList' }, ...jobs) : null
           )
         );
       }
     }
-    return out.length ? out : [h('div', { class: 'jp-HailMuted' }, 'Nothing running.')];
+    return out.length
+      ? out
+      : [h('div', { class: 'jp-HailMuted' }, 'Nothing running.')];
   }
 
   private renderPlots(data: IPlots): Node[] {
-    const out: Node[] = [h('div', { class: 'jp-HailMuted' }, `${data.plots_dir}/`)];
+    const out: Node[] = [
+      h('div', { class: 'jp-HailMuted' }, `${data.plots_dir}/`)
+    ];
     if (data.message) {
       out.push(h('div', { class: 'jp-HailMuted' }, data.message));
     }
     const tiles = data.plots.map(plot => {
       const tile = h(
         'button',
-        { class: 'jp-HailPlot', 'data-plot': plot.file, title: plot.remote_path ?? plot.file },
-        h('span', { class: `jp-HailPlot-kind jp-HailPlot-${plot.kind}` }, plot.kind.toUpperCase()),
+        {
+          class: 'jp-HailPlot',
+          'data-plot': plot.file,
+          title: plot.remote_path ?? plot.file
+        },
+        h(
+          'span',
+          { class: `jp-HailPlot-kind jp-HailPlot-${plot.kind}` },
+          plot.kind.toUpperCase()
+        ),
         h('span', { class: 'jp-HailPlot-name' }, plot.name),
-        h('span', { class: 'jp-HailMuted' }, `${formatBytes(plot.size)} · ${formatTime(plot.time)}`)
+        h(
+          'span',
+          { class: 'jp-HailMuted' },
+          `${formatBytes(plot.size)} · ${formatTime(plot.time)}`
+        )
       );
-      tile.addEventListener('click', () => this.options.openPlot(data.dir, plot));
+      tile.addEventListener('click', () =>
+        this.options.openPlot(data.dir, plot)
+      );
       return tile;
     });
     if (tiles.length) {
@@ -491,41 +661,86 @@ export class HailPanel extends Widget {
     }
     const s = data.status;
     if (data.target) {
-      out.push(h('div', { class: 'jp-HailMuted' }, `s3://${data.target.bucket}/${data.target.prefix}/`));
+      out.push(
+        h(
+          'div',
+          { class: 'jp-HailMuted' },
+          `s3://${data.target.bucket}/${data.target.prefix}/`
+        )
+      );
     }
     if (s) {
       out.push(
-        h('div', { class: 'jp-HailRow', 'data-field': 'last-backup' }, `Last backup: ${formatTime(s.last_backup)}`),
-        h('div', { class: 'jp-HailRow', 'data-field': 'pending' }, `Pending files: ${s.pending_count}`)
+        h(
+          'div',
+          { class: 'jp-HailRow', 'data-field': 'last-backup' },
+          `Last backup: ${formatTime(s.last_backup)}`
+        ),
+        h(
+          'div',
+          { class: 'jp-HailRow', 'data-field': 'pending' },
+          `Pending files: ${s.pending_count}`
+        )
       );
       if (s.pending.length) {
-        out.push(h('ul', { class: 'jp-HailList jp-HailMuted' }, ...s.pending.slice(0, 8).map(p => h('li', {}, p))));
+        out.push(
+          h(
+            'ul',
+            { class: 'jp-HailList jp-HailMuted' },
+            ...s.pending.slice(0, 8).map(p => h('li', {}, p))
+          )
+        );
       }
       if (data.skipped_note) {
-        out.push(h('div', { class: 'jp-HailRow jp-HailMuted', 'data-field': 'skipped' }, data.skipped_note));
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailRow jp-HailMuted', 'data-field': 'skipped' },
+            data.skipped_note
+          )
+        );
       }
       out.push(
         h(
           'div',
-          { class: `jp-HailRow ${s.conflicts.length ? 'jp-HailWarn' : ''}`, 'data-field': 'conflicts' },
+          {
+            class: `jp-HailRow ${s.conflicts.length ? 'jp-HailWarn' : ''}`,
+            'data-field': 'conflicts'
+          },
           `Conflicts: ${s.conflicts.length}`
         )
       );
       for (const c of s.conflicts.slice(0, 8)) {
-        out.push(h('div', { class: 'jp-HailWarn' }, typeof c === 'string' ? c : JSON.stringify(c)));
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailWarn' },
+            typeof c === 'string' ? c : JSON.stringify(c)
+          )
+        );
       }
       for (const e of s.errors.slice(0, 5)) {
-        out.push(h('div', { class: 'jp-HailError' }, typeof e === 'string' ? e : JSON.stringify(e)));
+        out.push(
+          h(
+            'div',
+            { class: 'jp-HailError' },
+            typeof e === 'string' ? e : JSON.stringify(e)
+          )
+        );
       }
     }
     const run = data.run;
-    const running = run.running || this.busyAction !== null || (s?.running ?? false);
+    const running =
+      run.running || this.busyAction !== null || (s?.running ?? false);
     if (run.action) {
       out.push(
         h(
           'div',
-          { class: `jp-HailRow ${run.ok === false ? 'jp-HailError' : 'jp-HailMuted'}`, 'data-field': 'run' },
-          run.running ? `${run.action} running…` : run.message ?? ''
+          {
+            class: `jp-HailRow ${run.ok === false ? 'jp-HailError' : 'jp-HailMuted'}`,
+            'data-field': 'run'
+          },
+          run.running ? `${run.action} running…` : (run.message ?? '')
         )
       );
     }
@@ -534,8 +749,18 @@ export class HailPanel extends Widget {
         h(
           'div',
           { class: 'jp-HailButtons' },
-          this.button('Back up now', 'backup', () => void this.sync('backup'), running),
-          this.button('Restore', 'restore', () => void this.sync('restore'), running)
+          this.button(
+            'Back up now',
+            'backup',
+            () => void this.sync('backup'),
+            running
+          ),
+          this.button(
+            'Restore',
+            'restore',
+            () => void this.sync('restore'),
+            running
+          )
         )
       );
     }
@@ -556,9 +781,16 @@ export class HailPanel extends Widget {
     }
     this.busyAction = action;
     try {
-      await requestAPI('sync', { method: 'POST', body: JSON.stringify({ action }) });
+      await requestAPI('sync', {
+        method: 'POST',
+        body: JSON.stringify({ action })
+      });
     } catch (error) {
-      void showDialog({ title: `Could not start the ${action}`, body: errorText(error), buttons: [Dialog.okButton()] });
+      void showDialog({
+        title: `Could not start the ${action}`,
+        body: errorText(error),
+        buttons: [Dialog.okButton()]
+      });
     } finally {
       this.busyAction = null;
     }
@@ -567,10 +799,22 @@ export class HailPanel extends Widget {
 
   private renderJobs(data: IJobs): Node[] {
     if (!data.available || data.error) {
-      return [h('div', { class: 'jp-HailMuted' }, data.error ?? 'jobs are not available')];
+      return [
+        h(
+          'div',
+          { class: 'jp-HailMuted' },
+          data.error ?? 'jobs are not available'
+        )
+      ];
     }
     if (!data.jobs.length) {
-      return [h('div', { class: 'jp-HailMuted' }, 'No jobs submitted from here yet (hail-emr-lab jobs submit).')];
+      return [
+        h(
+          'div',
+          { class: 'jp-HailMuted' },
+          'No jobs submitted from here yet (hail-emr-lab jobs submit).'
+        )
+      ];
     }
     return [
       h(
@@ -581,9 +825,19 @@ export class HailPanel extends Widget {
             'li',
             { class: 'jp-HailJobRow' },
             `${job.name ?? job.id ?? ''} `,
-            h('span', { class: 'jp-HailMuted' }, `${job.backend ?? ''} ${job.id ?? job.job_id ?? ''} `),
-            this.badge(String(job.state ?? job.last_state ?? 'unknown').toLowerCase()),
-            h('span', { class: 'jp-HailMuted' }, ` ${formatTime(job.submitted ?? job.submitted_at ?? job.time ?? null)}`)
+            h(
+              'span',
+              { class: 'jp-HailMuted' },
+              `${job.backend ?? ''} ${job.id ?? job.job_id ?? ''} `
+            ),
+            this.badge(
+              String(job.state ?? job.last_state ?? 'unknown').toLowerCase()
+            ),
+            h(
+              'span',
+              { class: 'jp-HailMuted' },
+              ` ${formatTime(job.submitted ?? job.submitted_at ?? job.time ?? null)}`
+            )
           )
         )
       )
