@@ -9,7 +9,8 @@ import { PathExt } from '@jupyterlab/coreutils';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { Widget } from '@lumino/widgets';
 
-import { IPlot, plotViewerUrl } from './api';
+import { plotViewerUrl } from './api';
+import { IPlotEntry } from './payloads';
 import { HailPanel } from './panel';
 import { PlotViewer } from './plotviewer';
 
@@ -61,7 +62,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const viewers = new WidgetTracker<PlotViewer>({
       namespace: 'hail-emr-lab-plot'
     });
-    const openPlot = (dir: string, plot: IPlot): void => {
+    const openPlot = (dir: string, plot: IPlotEntry): void => {
       const id = `hail-plot-${encodeURIComponent(dir)}-${encodeURIComponent(plot.file)}`;
       const existing = viewers.find(w => w.id === id);
       if (existing) {

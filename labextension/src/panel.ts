@@ -3,27 +3,36 @@ import { Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
+import { ApiError, requestAPI } from './api';
+import { formatClock, h } from './dom';
 import {
-  ApiError,
   IBackup,
-  IClusterStatus,
   IClusters,
+  IClusterStatus,
   IJobs,
   INodes,
-  IPlot,
+  IPlotEntry,
   IPlots,
   IProgress,
-  ISessions,
-  requestAPI
-} from './api';
-import { formatBytes, formatClock, formatTime, h, safeHref } from './dom';
+  ISessions
+} from './payloads';
+import {
+  button,
+  IActions,
+  renderBackup,
+  renderCluster,
+  renderJobs,
+  renderPlots,
+  renderRunning,
+  renderSessions
+} from './render';
 
 /** What the panel needs from the application. */
 export interface IHailPanelOptions {
   /** The notebook directory whose plots/ the gallery shows ('' = the Jupyter root). */
   currentDir: () => string;
   /** Open a plot in a main-area tab. */
-  openPlot: (dir: string, plot: IPlot) => void;
+  openPlot: (dir: string, plot: IPlotEntry) => void;
   /** Seconds between refreshes while visible. */
   interval: number;
 }
@@ -76,6 +85,12 @@ export class HailPanel extends Widget {
   private clusters: IClusters | null = null;
   private nodes: INodes | null = null;
   private busyAction: string | null = null;
+  private readonly actions: IActions = {
+    openPlot: (dir, plot) => this.options.openPlot(dir, plot),
+    deleteSession: (id, name) => void this.deleteSession(id, name),
+    sync: action => void this.sync(action),
+    copy: text => void navigator.clipboard.writeText(text)
+  };
 
   constructor(private options: IHailPanelOptions) {
     super();
@@ -87,7 +102,7 @@ export class HailPanel extends Widget {
       'div',
       { class: 'jp-HailPanel-header' },
       h('span', { class: 'jp-HailPanel-title' }, 'Hail on EMR'),
-      this.button('Refresh', 'refresh', () => void this.refresh())
+      button('Refresh', 'refresh', () => void this.refresh())
     );
     this.node.appendChild(header);
     for (const section of SECTIONS) {
@@ -273,248 +288,30 @@ export class HailPanel extends Widget {
     }
   }
 
-  private render(section: Section, data: any): Node[] {
+  private render(section: Section, data: unknown): Node[] {
     switch (section) {
       case 'cluster':
-        return this.renderCluster(data as IClusterStatus);
+        return renderCluster(
+          data as IClusterStatus,
+          this.clusters,
+          this.nodes,
+          this.actions
+        );
       case 'sessions':
-        return this.renderSessions(data as ISessions);
+        return renderSessions(data as ISessions, this.actions);
       case 'running':
-        return this.renderRunning(data as IProgress);
+        return renderRunning(data as IProgress);
       case 'plots':
-        return this.renderPlots(data as IPlots);
+        return renderPlots(data as IPlots, this.actions);
       case 'backup':
-        return this.renderBackup(data as IBackup);
+        return renderBackup(
+          data as IBackup,
+          this.busyAction !== null,
+          this.actions
+        );
       case 'jobs':
-        return this.renderJobs(data as IJobs);
+        return renderJobs(data as IJobs);
     }
-  }
-
-  private button(
-    label: string,
-    action: string,
-    onClick: () => void,
-    disabled = false
-  ): HTMLButtonElement {
-    const button = h(
-      'button',
-      { class: 'jp-HailButton jp-mod-styled', 'data-action': action },
-      label
-    );
-    button.disabled = disabled;
-    button.addEventListener('click', onClick);
-    return button;
-  }
-
-  private badge(state: string): HTMLElement {
-    return h(
-      'span',
-      { class: `jp-HailBadge jp-HailBadge-${state.replace(/[^a-z_]/g, '')}` },
-      state
-    );
-  }
-
-  private renderCluster(s: IClusterStatus): Node[] {
-    const out: Node[] = [
-      h(
-        'div',
-        { class: 'jp-HailRow' },
-        h('span', { class: 'jp-HailLabel' }, 'Endpoint '),
-        h('code', { class: 'jp-HailEndpoint' }, s.livy_url || 'not configured'),
-        ' ',
-        h(
-          'span',
-          {
-            class: `jp-HailReach ${s.reachable ? 'jp-mod-ok' : 'jp-mod-bad'}`,
-            'data-reachable': String(s.reachable)
-          },
-          s.reachable ? `reachable (${s.latency_ms} ms)` : 'not reachable'
-        )
-      )
-    ];
-    if (s.livy_url) {
-      out.push(
-        h(
-          'div',
-          { class: 'jp-HailMuted' },
-          `from ${s.livy_url_source}; session name ${s.session_name ?? ''}`
-        )
-      );
-    }
-    if (s.error) {
-      out.push(h('div', { class: 'jp-HailError' }, s.error));
-    }
-    out.push(
-      h(
-        'div',
-        { class: 'jp-HailHint' },
-        'Connect from a notebook: ',
-        h('code', {}, s.hint)
-      )
-    );
-    if (this.clusters) {
-      if (this.clusters.error) {
-        out.push(
-          h(
-            'div',
-            { class: 'jp-HailMuted' },
-            `EMR clusters: ${this.clusters.error}`
-          )
-        );
-      } else {
-        const rows = this.clusters.clusters.map(c =>
-          h(
-            'li',
-            {},
-            `${c.name ?? c.Name ?? ''} ${c.id ?? c.cluster_id ?? c.Id ?? ''} `,
-            h(
-              'span',
-              { class: 'jp-HailMuted' },
-              String(c.state ?? c.Status?.State ?? '')
-            ),
-            c.livy_url ? h('code', {}, ` ${c.livy_url}`) : null
-          )
-        );
-        out.push(
-          h('div', { class: 'jp-HailLabel' }, `EMR clusters (${rows.length})`),
-          h('ul', { class: 'jp-HailList' }, ...rows)
-        );
-      }
-    }
-    out.push(...this.renderNodes());
-    return out;
-  }
-
-  /** The configured cluster's nodes, with a copyable `hail-emr-lab ssm` command for a terminal. */
-  private renderNodes(): Node[] {
-    const n = this.nodes;
-    if (!n || !n.available) {
-      return [];
-    }
-    // A shell only where `hail-emr-lab ssm` opens one (ssm.require_managed): an agent that
-    // registered but stopped answering (ConnectionLost, Inactive) is refused like an absent one.
-    const shell = (node: INodes['nodes'][number]) =>
-      node.managed === true &&
-      (!node.ping_status || node.ping_status === 'Online');
-    const rows = n.nodes.map(node =>
-      h(
-        'li',
-        {
-          class: 'jp-HailNode',
-          'data-instance': node.instance_id,
-          'data-shell': String(shell(node))
-        },
-        `${node.instance_id} ${node.group} `,
-        h(
-          'span',
-          { class: 'jp-HailMuted' },
-          `${node.state} · ` +
-            (!node.managed
-              ? 'not managed by SSM: no shell'
-              : shell(node)
-                ? `SSM ${node.ping_status ?? ''}`.trim()
-                : `SSM agent ${node.ping_status}: no shell`)
-        ),
-        shell(node)
-          ? h(
-              'div',
-              {},
-              h('code', { class: 'jp-HailNodeCommand' }, node.terminal_command),
-              ' ',
-              this.button(
-                'Copy',
-                'copy-ssm',
-                () => void navigator.clipboard.writeText(node.terminal_command)
-              )
-            )
-          : null
-      )
-    );
-    const out: Node[] = [
-      h(
-        'div',
-        { class: 'jp-HailLabel' },
-        `Nodes of ${n.cluster_id} (${rows.length}): shell in a terminal`
-      ),
-      h('ul', { class: 'jp-HailList' }, ...rows)
-    ];
-    if (!n.nodes.every(shell)) {
-      out.push(
-        h(
-          'div',
-          { class: 'jp-HailMuted', 'data-field': 'no-shell' },
-          'No shell: the SSM agent is not running or not answering, the instance profile lacks ' +
-            'AmazonSSMManagedInstanceCore, or the VPC has no SSM endpoints (hail-emr-lab ssm --node ID says more).'
-        )
-      );
-    }
-    return out;
-  }
-
-  private renderSessions(data: ISessions): Node[] {
-    if (data.error) {
-      return [h('div', { class: 'jp-HailError' }, data.error)];
-    }
-    if (!data.sessions.length) {
-      return [
-        h(
-          'div',
-          { class: 'jp-HailMuted' },
-          'No sessions on this endpoint. Run %hail connect in a notebook.'
-        )
-      ];
-    }
-    return [
-      h(
-        'ul',
-        { class: 'jp-HailList' },
-        ...data.sessions.map(s => {
-          const ui = safeHref(s.spark_ui_url);
-          return h(
-            'li',
-            {
-              class: 'jp-HailSession',
-              'data-session-id': String(s.id),
-              'data-own': String(s.own)
-            },
-            h(
-              'span',
-              { class: 'jp-HailSession-name' },
-              `#${s.id} ${s.name ?? '(unnamed)'}`
-            ),
-            ' ',
-            this.badge(s.state),
-            s.own ? h('span', { class: 'jp-HailOwn' }, ' yours') : null,
-            s.notebook
-              ? h(
-                  'div',
-                  { class: 'jp-HailMuted jp-HailSession-notebook' },
-                  `notebook: ${s.notebook}`
-                )
-              : null,
-            ui
-              ? h(
-                  'a',
-                  {
-                    href: ui,
-                    target: '_blank',
-                    rel: 'noopener noreferrer',
-                    class: 'jp-HailLink'
-                  },
-                  'Spark UI'
-                )
-              : null,
-            s.own && s.alive
-              ? this.button(
-                  'Delete',
-                  'delete-session',
-                  () => void this.deleteSession(s.id, s.name)
-                )
-              : null
-          );
-        })
-      )
-    ];
   }
 
   private async deleteSession(id: number, name: string | null): Promise<void> {
@@ -536,235 +333,6 @@ export class HailPanel extends Widget {
       });
     }
     await this.refresh();
-  }
-
-  private renderRunning(data: IProgress): Node[] {
-    if (data.error) {
-      return [h('div', { class: 'jp-HailError' }, data.error)];
-    }
-    const out: Node[] = [];
-    for (const session of data.sessions) {
-      if (session.error) {
-        out.push(
-          h(
-            'div',
-            { class: 'jp-HailError' },
-            `#${session.session_id}: ${session.error}`
-          )
-        );
-      }
-      for (const st of session.statements) {
-        const pct = Math.round(st.progress * 100);
-        const bar = h('div', { class: 'jp-HailProgress-fill' });
-        bar.style.width = `${pct}%`;
-        const jobs = st.jobs.map(job =>
-          h(
-            'li',
-            { class: 'jp-HailJob' },
-            `Job ${job.jobId} ${job.status ?? ''}: ${job.numCompletedTasks ?? 0}/${job.numTasks ?? 0} tasks` +
-              (job.numActiveTasks ? `, ${job.numActiveTasks} running` : '') +
-              (job.numFailedTasks ? `, ${job.numFailedTasks} failed` : ''),
-            h(
-              'ul',
-              {},
-              ...job.stages.map(stage =>
-                h(
-                  'li',
-                  { class: 'jp-HailStage' },
-                  `Stage ${stage.stageId} ${stage.status ?? ''}: ${stage.numCompleteTasks ?? 0}/${stage.numTasks ?? 0}` +
-                    ` ${(stage.name ?? '').slice(0, 60)}`
-                )
-              )
-            )
-          )
-        );
-        out.push(
-          h(
-            'div',
-            {
-              class: 'jp-HailStatement',
-              'data-statement-id': String(st.id),
-              'data-session-id': String(session.session_id)
-            },
-            h(
-              'div',
-              { class: 'jp-HailRow' },
-              `Session #${session.session_id}, statement ${st.id} `,
-              this.badge(st.state)
-            ),
-            h('code', { class: 'jp-HailCode' }, st.code),
-            h(
-              'div',
-              {
-                class: 'jp-HailProgress',
-                role: 'progressbar',
-                'aria-valuenow': String(pct)
-              },
-              bar,
-              h('span', { class: 'jp-HailProgress-text' }, `${pct}%`)
-            ),
-            session.spark_error
-              ? h('div', { class: 'jp-HailMuted' }, session.spark_error)
-              : null,
-            jobs.length ? h('ul', { class: 'jp-HailList' }, ...jobs) : null
-          )
-        );
-      }
-    }
-    return out.length
-      ? out
-      : [h('div', { class: 'jp-HailMuted' }, 'Nothing running.')];
-  }
-
-  private renderPlots(data: IPlots): Node[] {
-    const out: Node[] = [
-      h('div', { class: 'jp-HailMuted' }, `${data.plots_dir}/`)
-    ];
-    if (data.message) {
-      out.push(h('div', { class: 'jp-HailMuted' }, data.message));
-    }
-    const tiles = data.plots.map(plot => {
-      const tile = h(
-        'button',
-        {
-          class: 'jp-HailPlot',
-          'data-plot': plot.file,
-          title: plot.remote_path ?? plot.file
-        },
-        h(
-          'span',
-          { class: `jp-HailPlot-kind jp-HailPlot-${plot.kind}` },
-          plot.kind.toUpperCase()
-        ),
-        h('span', { class: 'jp-HailPlot-name' }, plot.name),
-        h(
-          'span',
-          { class: 'jp-HailMuted' },
-          `${formatBytes(plot.size)} · ${formatTime(plot.time)}`
-        )
-      );
-      tile.addEventListener('click', () =>
-        this.options.openPlot(data.dir, plot)
-      );
-      return tile;
-    });
-    if (tiles.length) {
-      out.push(h('div', { class: 'jp-HailGallery' }, ...tiles));
-    }
-    return out;
-  }
-
-  private renderBackup(data: IBackup): Node[] {
-    const out: Node[] = [];
-    if (data.error) {
-      out.push(h('div', { class: 'jp-HailError' }, data.error));
-    }
-    const s = data.status;
-    if (data.target) {
-      out.push(
-        h(
-          'div',
-          { class: 'jp-HailMuted' },
-          `s3://${data.target.bucket}/${data.target.prefix}/`
-        )
-      );
-    }
-    if (s) {
-      out.push(
-        h(
-          'div',
-          { class: 'jp-HailRow', 'data-field': 'last-backup' },
-          `Last backup: ${formatTime(s.last_backup)}`
-        ),
-        h(
-          'div',
-          { class: 'jp-HailRow', 'data-field': 'pending' },
-          `Pending files: ${s.pending_count}`
-        )
-      );
-      if (s.pending.length) {
-        out.push(
-          h(
-            'ul',
-            { class: 'jp-HailList jp-HailMuted' },
-            ...s.pending.slice(0, 8).map(p => h('li', {}, p))
-          )
-        );
-      }
-      if (data.skipped_note) {
-        out.push(
-          h(
-            'div',
-            { class: 'jp-HailRow jp-HailMuted', 'data-field': 'skipped' },
-            data.skipped_note
-          )
-        );
-      }
-      out.push(
-        h(
-          'div',
-          {
-            class: `jp-HailRow ${s.conflicts.length ? 'jp-HailWarn' : ''}`,
-            'data-field': 'conflicts'
-          },
-          `Conflicts: ${s.conflicts.length}`
-        )
-      );
-      for (const c of s.conflicts.slice(0, 8)) {
-        out.push(
-          h(
-            'div',
-            { class: 'jp-HailWarn' },
-            typeof c === 'string' ? c : JSON.stringify(c)
-          )
-        );
-      }
-      for (const e of s.errors.slice(0, 5)) {
-        out.push(
-          h(
-            'div',
-            { class: 'jp-HailError' },
-            typeof e === 'string' ? e : JSON.stringify(e)
-          )
-        );
-      }
-    }
-    const run = data.run;
-    const running =
-      run.running || this.busyAction !== null || (s?.running ?? false);
-    if (run.action) {
-      out.push(
-        h(
-          'div',
-          {
-            class: `jp-HailRow ${run.ok === false ? 'jp-HailError' : 'jp-HailMuted'}`,
-            'data-field': 'run'
-          },
-          run.running ? `${run.action} running…` : (run.message ?? '')
-        )
-      );
-    }
-    if (data.configured) {
-      out.push(
-        h(
-          'div',
-          { class: 'jp-HailButtons' },
-          this.button(
-            'Back up now',
-            'backup',
-            () => void this.sync('backup'),
-            running
-          ),
-          this.button(
-            'Restore',
-            'restore',
-            () => void this.sync('restore'),
-            running
-          )
-        )
-      );
-    }
-    return out;
   }
 
   /** Start a backup or restore (the server runs it in the background). */
@@ -795,52 +363,5 @@ export class HailPanel extends Widget {
       this.busyAction = null;
     }
     await this.refresh();
-  }
-
-  private renderJobs(data: IJobs): Node[] {
-    if (!data.available || data.error) {
-      return [
-        h(
-          'div',
-          { class: 'jp-HailMuted' },
-          data.error ?? 'jobs are not available'
-        )
-      ];
-    }
-    if (!data.jobs.length) {
-      return [
-        h(
-          'div',
-          { class: 'jp-HailMuted' },
-          'No jobs submitted from here yet (hail-emr-lab jobs submit).'
-        )
-      ];
-    }
-    return [
-      h(
-        'ul',
-        { class: 'jp-HailList' },
-        ...data.jobs.map(job =>
-          h(
-            'li',
-            { class: 'jp-HailJobRow' },
-            `${job.name ?? job.id ?? ''} `,
-            h(
-              'span',
-              { class: 'jp-HailMuted' },
-              `${job.backend ?? ''} ${job.id ?? job.job_id ?? ''} `
-            ),
-            this.badge(
-              String(job.state ?? job.last_state ?? 'unknown').toLowerCase()
-            ),
-            h(
-              'span',
-              { class: 'jp-HailMuted' },
-              ` ${formatTime(job.submitted ?? job.submitted_at ?? job.time ?? null)}`
-            )
-          )
-        )
-      )
-    ];
   }
 }
