@@ -119,6 +119,8 @@ case "${1:-}" in
     install_system test
     install_python dev
     build_labextension
+    echo "==> labextension: lint:check (prettier, eslint) and jest"
+    (cd labextension && PATH="$VENV/bin:$PATH" jlpm lint:check && PATH="$VENV/bin:$PATH" jlpm test)
     echo "==> ruff"
     "$VENV/bin/ruff" check .
     echo "==> pytest"
