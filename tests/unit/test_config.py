@@ -187,3 +187,23 @@ def test_one_table_of_job_keys():
     assert list(PARAMS) == list(JOB_KEYS)
     for name, (default, general, help_text) in JOB_KEYS.items():
         assert (PARAMS[name].default, PARAMS[name].general_key, PARAMS[name].help) == (default, general, help_text)
+
+
+def test_jobs_config_command(files, monkeypatch, capsys):
+    from hail_emr_lab.cli import main
+
+    env, write = files
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("HAIL_EMR_LAB_JOBS_REGION", "eu-west-1")
+    assert main(["jobs", "config", "--driver-memory", "4g"]) == 0
+    lines = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()]
+    assert ["jobs.driver_memory", "4g", "argument (--driver-memory)"] in lines
+    assert ["jobs.region", "eu-west-1", "environment (HAIL_EMR_LAB_JOBS_REGION)"] in lines
+    assert ["jobs.log_group", "/aws/batch/job", "default"] in lines
+    from hail_emr_lab.jobs import notebook
+
+    assert notebook.run_magic("jobs", "config --num-executors 2", None) is None  # %hail jobs config
+    shown = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()]
+    assert ["jobs.num_executors", "2", "argument (--num-executors)"] in shown
+    assert ["jobs.region", "eu-west-1", "environment (HAIL_EMR_LAB_JOBS_REGION)"] in shown
