@@ -49,7 +49,7 @@ from typing import Any, Callable, Optional, TextIO
 from ..config import job_env_name, job_flag_name
 from . import manager
 from .base import Job
-from .params import PARAMS
+from .params import PARAMS, JobParamError, Settings
 
 #: parameters that locate an existing job (accepted by status/logs/cancel/list)
 LOCATION_PARAMS = ("url", "region", "application_id", "virtual_cluster_id", "job_queue", "log_uri", "log_group")
@@ -169,8 +169,8 @@ def format_job(job: Job) -> str:
 
 def format_settings(flags: Optional[dict[str, Any]] = None) -> str:
     """The resolved job settings as ``key  value  source`` lines: the ``jobs.*`` rows of
-    ``%hail config`` (:meth:`hail_emr_lab.config.Config.as_dict`), plus what is wrong with the
-    ``"jobs"`` object of the config file."""
+    ``%hail config`` (:meth:`hail_emr_lab.config.Config.as_dict`), then a warning for the
+    ``"jobs"`` object of the config file or each value that ``submit`` would refuse."""
     from ..config import load_config
 
     config = load_config(job_overrides=flags)
@@ -180,7 +180,20 @@ def format_settings(flags: Optional[dict[str, Any]] = None) -> str:
     lines = [f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}".rstrip() for r in rows]
     if config.jobs.problem:
         lines.append(f"Warning: {config.jobs.problem}")
+    else:
+        lines += [f"Warning: {problem}" for problem in invalid_settings(Settings(flags, config=config))]
     return "\n".join(lines)
+
+
+def invalid_settings(settings: Settings) -> list[str]:
+    """What is wrong with each job setting that has a value (the message ``submit`` would give)."""
+    problems = []
+    for name in settings.section.values:
+        try:
+            settings.get(name)
+        except JobParamError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _emit(args: argparse.Namespace, job: Job, out: TextIO) -> None:

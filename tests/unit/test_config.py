@@ -201,6 +201,12 @@ def test_jobs_config_command(files, monkeypatch, capsys):
     assert ["jobs.driver_memory", "4g", "argument (--driver-memory)"] in lines
     assert ["jobs.region", "eu-west-1", "environment (HAIL_EMR_LAB_JOBS_REGION)"] in lines
     assert ["jobs.log_group", "/aws/batch/job", "default"] in lines
+    monkeypatch.setenv("HAIL_EMR_LAB_JOBS_VCPUS", "many")
+    assert main(["jobs", "config", "--bucket", "a..b"]) == 0  # shown, with what submit would refuse
+    out = capsys.readouterr().out
+    assert "Warning: --bucket (from argument (--bucket)): 'a..b' is not an S3 bucket name" in out
+    assert "Warning: --vcpus (from environment (HAIL_EMR_LAB_JOBS_VCPUS)): 'many' is not a whole number" in out
+    monkeypatch.delenv("HAIL_EMR_LAB_JOBS_VCPUS")
     from hail_emr_lab.jobs import notebook
 
     assert notebook.run_magic("jobs", "config --num-executors 2", None) is None  # %hail jobs config
