@@ -297,6 +297,12 @@ class SparkLinks:
     driver_log_url: Optional[str] = None
     note: Optional[str] = None
 
+    def lines(self) -> list[str]:
+        """``Spark UI: URL``, ``driver log: URL`` and the note, for the ones there are."""
+        out = [f"{label}: {url}" for label, url in (("Spark UI", self.spark_ui_url), ("driver log", self.driver_log_url))
+               if url]
+        return out + ([self.note] if self.note else [])
+
 
 _DASHBOARDS: dict[tuple[str, str, str], tuple[float, Optional[str], str]] = {}
 _DASHBOARDS_LOCK = threading.Lock()

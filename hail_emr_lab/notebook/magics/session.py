@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 from IPython.display import display
 
+from ...emr.serverless import serverless_app_of, session_links
 from ...redact import redact_url, split_userinfo
 from ...session_names import is_own
 from .. import connect as conn
@@ -81,18 +82,19 @@ def info(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     if dead is not None:
         raise dead
     v = ctx.versions
+    links = session_links(ctx.config, info)  # on EMR Serverless from GetDashboardForJobRun
     rows = [
         ("endpoint", redact_url(ctx.endpoint)), ("found by", ctx.target), ("session id", info.id), ("name", info.name),
         ("state", info.state.value), ("setup", startup.phase if startup else "-"),
         ("reattached", "yes" if ctx.reattached else "no"), ("app id", info.app_id or "-"),
-        ("Spark UI", info.spark_ui_url or "-"), ("driver log", info.driver_log_url or "-"),
+        ("Spark UI", links.spark_ui_url or "-"), ("driver log", links.driver_log_url or "-"),
         ("Hail", v.hail or "-"), ("Spark", v.spark or "-"), ("Python (cluster)", v.python or "-"),
         ("pyarrow (cluster)", {True: "yes", False: "no"}.get(v.pyarrow, "-")),
     ]
     width = max(len(k) for k, _ in rows)
-    print_text("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
-    if info.spark_ui_url:
-        link(info.spark_ui_url, "Spark UI")
+    print_text("\n".join([f"{k.ljust(width)}  {v}" for k, v in rows] + ([links.note] if links.note else [])))
+    if links.spark_ui_url:
+        link(links.spark_ui_url, "Spark UI")
 
 
 def sessions(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
@@ -115,6 +117,8 @@ def logs(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     ctx = m.ctx()
     lines = ctx.session.log(args.n)
     print_text("\n".join(lines) if lines else "(the session log is empty)")
+    if serverless_app_of(ctx.config):  # the driver's own logs are not in Livy's log there
+        print_text("\n".join(session_links(ctx.config, ctx.session.info()).lines()))
 
 
 def cancel(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
