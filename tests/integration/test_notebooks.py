@@ -25,9 +25,10 @@ NOTEBOOKS = ROOT / "common-notebooks"
 pytestmark = pytest.mark.slow
 
 
-def execute(name: str, workdir: Path, env: dict[str, str], monkeypatch, timeout: int = 900) -> nbformat.NotebookNode:
-    """Run ``common-notebooks/<name>`` in ``workdir`` with ``env``; returns the executed notebook."""
-    shutil.copy(NOTEBOOKS / name, workdir / name)
+def execute(name: str, workdir: Path, env: dict[str, str], monkeypatch, timeout: int = 900,
+            source: Path = NOTEBOOKS) -> nbformat.NotebookNode:
+    """Run ``<source>/<name>`` in ``workdir`` with ``env``; returns the executed notebook."""
+    shutil.copy(source / name, workdir / name)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     nb = nbformat.read(workdir / name, as_version=4)
@@ -54,6 +55,19 @@ def assert_no_errors(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert out.get("output_type") != "error", f"cell failed: {cell.source[:80]!r}: {out.get('evalue')}"
+
+
+def with_parameters(name: str, folder: Path, **values: object) -> Path:
+    """A copy of ``common-notebooks/<name>`` in ``folder`` whose parameters cell sets ``values`` (as
+    papermill would set them); returns ``folder``, the ``source`` to execute it from."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    for key, value in values.items():
+        params.source, found = re.subn(rf"^{key} = .*$", f"{key} = {value!r}", params.source, flags=re.M)
+        assert found == 1, f"{name} has no parameter {key}"
+    folder.mkdir(exist_ok=True)
+    nbformat.write(nb, folder / name)
+    return folder
 
 
 def test_all_notebooks_are_stripped_and_listed_in_readme():
@@ -153,14 +167,8 @@ def test_vep_tutorial_with_vep(livy_server, tmp_path, monkeypatch):
         "vep_json_schema": "Struct{input:String,most_severe_consequence:String,seq_region_name:String,start:Int32}",
     }))
     name = "vep-tutorial.ipynb"
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    assert "VEP_CONFIG = None" in params.source
-    params.source = params.source.replace("VEP_CONFIG = None", f"VEP_CONFIG = {str(config)!r}")
-    (tmp_path / "src").mkdir()
-    nbformat.write(nb, tmp_path / "src" / name)
-    monkeypatch.setattr(sys.modules[__name__], "NOTEBOOKS", tmp_path / "src")
-    nb = execute(name, tmp_path, {"HAIL_EMR_LAB_LIVY_URL": livy_server.url}, monkeypatch)
+    source = with_parameters(name, tmp_path / "src", VEP_CONFIG=str(config))
+    nb = execute(name, tmp_path, {"HAIL_EMR_LAB_LIVY_URL": livy_server.url}, monkeypatch, source=source)
     assert_no_errors(nb)
     out = text_of(nb)
     assert f"VEP found: {vep}" in out and "Skipped" not in out
@@ -183,6 +191,39 @@ def test_backup_and_restore(aws_env, tmp_path, monkeypatch):
     body = boto3.client("s3").get_object(Bucket="nb-bucket", Key="alice/backup-demo.txt")["Body"].read()
     assert body == b"results I do not want to lose\n"
     assert json.loads((tmp_path / "backup-and-restore.ipynb").read_text())["cells"]
+
+
+def test_serverless_tutorial(livy_server, aws_env, tmp_path, monkeypatch):
+    """The application is moto's EMR Serverless (stopped: the tutorial starts it), its Livy endpoint a
+    SigV4-verifying gateway in front of the embedded Livy that knows the kernel's AWS credentials; the
+    parameters are set as papermill would set them. Not covered: AWS's IAM decisions, EMR Serverless's
+    own Livy (its start-up time, its Spark UI links: moto lacks GetDashboardForJobRun)."""
+    from support.sigv4_gateway import SigV4Gateway
+
+    client = boto3.client("emr-serverless")
+    app = client.create_application(name="hail-tutorial", releaseLabel="emr-7.2.0", type="SPARK",
+                                    interactiveConfiguration={"livyEndpointEnabled": True})["applicationId"]
+    client.stop_application(applicationId=app)
+    role = "arn:aws:iam::123456789012:role/HailTutorial"
+    name = "serverless-tutorial.ipynb"
+    gateway = SigV4Gateway(livy_server.url, {"testing": ("testing", None)}, region="us-east-1").start()
+    try:
+        source = with_parameters(name, tmp_path / "src", SERVERLESS_APP=app, EXECUTION_ROLE=role,
+                                 ENDPOINT_URL=gateway.url)
+        nb = execute(name, tmp_path, {}, monkeypatch, source=source)
+    finally:
+        gateway.stop()
+    assert_no_errors(nb)
+    out = text_of(nb)
+    assert f"[EMR Serverless application {app} (hail-tutorial)]" in out
+    assert client.get_application(applicationId=app)["application"]["state"] == "STARTED", "connect started it"
+    assert "samples, variants: 60 300" in out
+    assert re.search(r"pulled 300 allele frequencies; mean 0\.\d+", out)
+    # The embedded Livy's appId is no job run id: its own Spark UI link stays, and where the driver log is.
+    assert "driver log: the Spark UI's Executors tab" in out
+    assert "Deleted session" in out
+    assert gateway.created and gateway.created[-1]["conf"]["emr-serverless.session.executionRoleArn"] == role
+    assert gateway.log and all(verdict == "ok" for *_, verdict in gateway.log), "every request was signed"
 
 
 def test_batch_jobs(livy_server, tmp_path, monkeypatch):
