@@ -170,7 +170,15 @@ def list_sessions(
         if close and client is not None:
             client.close()
     known = notebook_names(own_name, notebooks or []) if own_name else {}
-    out["sessions"] = [session_info(s, own_name, known) for s in sorted(sessions, key=lambda s: -s.id)]
+    sessions = sorted(sessions, key=lambda s: -s.id)
+    out["sessions"] = [session_info(s, own_name, known) for s in sessions]
+    from ..emr.serverless import serverless_app_of, session_links
+
+    if serverless_app_of(cfg):  # links from GetDashboardForJobRun (reused for 50 min), else where to look
+        for row, session in zip(out["sessions"], sessions):
+            links = session_links(cfg, session)
+            row.update(spark_ui_url=safe_url(links.spark_ui_url), driver_log_url=safe_url(links.driver_log_url),
+                       spark_ui_note=links.note)
     return out
 
 

@@ -77,8 +77,9 @@ def sessions_html(data: dict[str, Any]) -> str:
             else ""
         )
         own = " <b>(yours)</b>" if s.get("own") else ""
+        note = _muted(s["spark_ui_note"]) if s.get("spark_ui_note") else ""  # EMR Serverless: where the UI is
         rows.append(
-            f"<li>#{_e(s['id'])} {_e(s.get('name') or '(unnamed)')} <code>{_e(s['state'])}</code>{own}{link}</li>"
+            f"<li>#{_e(s['id'])} {_e(s.get('name') or '(unnamed)')} <code>{_e(s['state'])}</code>{own}{link}{note}</li>"
         )
     return "<ul style='margin:0; padding-left:18px;'>" + "".join(rows) + "</ul>"
 

@@ -10,12 +10,14 @@ One kernel and one Livy session for the module.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import boto3
 import pytest
 from support.kernel import Kernel, kernel_env
+from support.serverless_dashboard import DashboardStandIn
 from support.sigv4_gateway import SigV4Gateway
 
 pytestmark = pytest.mark.slow
@@ -164,6 +166,49 @@ def test_credentials_rotate_during_a_long_cell(connected, gateway):
     after = gateway.log[seen_before:]
     assert all(verdict == "ok" for *_, verdict in after), [e for e in after if e[3] != "ok"]
     assert after[-1][2] == SECOND[0] and any(key == FIRST[0] for _, _, key, _ in after)
+
+
+PANEL_SESSIONS = """from hail_emr_lab.dashboard import status as _st
+from hail_emr_lab.notebook.context import current as _cur
+from hail_emr_lab.notebook.panel import sessions_html as _html
+_c = _cur()
+_rows = _st.list_sessions(_c.config, _c.client)
+_own = [r for r in _rows['sessions'] if r['id'] == _c.session.id][0]
+print('row', _own['spark_ui_url'], _own['driver_log_url'])
+print('html', _html(_rows))"""
+
+
+def test_info_and_logs_link_the_spark_ui_of_the_job_run(connected, gateway, moto_server, app_id):
+    """The endpoint names the session's job run (``appId``) and gives no links: ``%hail info`` and
+    ``%hail logs`` get the Spark UI from GetDashboardForJobRun (a stand-in in front of moto, which
+    lacks it); refused, they say why and where to look."""
+    client = boto3.client("emr-serverless", region_name="us-east-1", endpoint_url=moto_server,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    runs = [client.start_job_run(applicationId=app_id, executionRoleArn=ROLE,
+                                 jobDriver={"sparkSubmit": {"entryPoint": "s3://b/x.py"}})["jobRunId"] for _ in range(2)]
+    with DashboardStandIn(moto_server) as standin:
+        gateway.session_app_id = runs[0]
+        try:
+            connected.run(f"import os\nos.environ['AWS_ENDPOINT_URL_EMR_SERVERLESS'] = '{standin.url}'")
+            res = connected.run("%hail info")
+            ui = f"https://p-{runs[0]}-{app_id}.emrappui-prod.us-east-1.amazonaws.com/shs/history/{runs[0]}/jobs/"
+            assert res.status == "ok" and re.search(rf"^Spark UI +{re.escape(ui)}$", res.text, re.M), res.text
+            assert "driver log: the Spark UI's Executors tab" in res.text
+            res = connected.run("%hail logs -n 3")
+            assert res.status == "ok" and f"Spark UI: {ui}" in res.text, res.text
+            res = connected.run(PANEL_SESSIONS)  # what the sidebar's and %hail panel's Sessions section show
+            assert res.status == "ok" and f"row {ui} None" in res.stdout, res.text
+            assert standin.calls == [(app_id, runs[0])], "the URL is reused, not asked for again"
+            gateway.session_app_id, standin.deny = runs[1], True
+            res = connected.run("%hail info")
+            assert res.status == "ok" and "may not call emr-serverless:GetDashboardForJobRun" in res.text, res.text
+            assert f"application {app_id}, job run {runs[1]}" in res.text and "EMR Studio" in res.text
+            res = connected.run(PANEL_SESSIONS)
+            assert res.status == "ok" and "row None None" in res.stdout, res.text
+            assert "may not call emr-serverless:GetDashboardForJobRun" in res.stdout.split("html", 1)[1]
+        finally:
+            gateway.session_app_id = None
+            connected.run("os.environ.pop('AWS_ENDPOINT_URL_EMR_SERVERLESS', None)")
 
 
 def test_delete_goes_through_the_gateway(connected, gateway):

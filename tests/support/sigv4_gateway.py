@@ -17,6 +17,8 @@ request says it signed, and the body. Any mismatch gets 403 with an AWS-style JS
 
 Accepted requests are relayed to the upstream Livy without the AWS headers (with the upstream's
 bearer token when it needs one). ``log`` records (method, path, access key id or None, verdict).
+With ``session_app_id`` set, session answers carry it as ``appId`` and no ``appInfo`` links, as
+the EMR Serverless endpoint's answer for a session of that job run would without its links.
 
 What it does not cover: AWS's IAM decision (AccessLivyEndpoints, PassRole on the execution role,
 session isolation per caller), the real endpoint's TLS, and EMR Serverless's own Livy behaviour.
@@ -71,6 +73,7 @@ class SigV4Gateway:
         self.log: list[tuple[str, str, Optional[str], str]] = []
         #: JSON bodies of the accepted POST /sessions requests (what a session was created with).
         self.created: list[dict] = []
+        self.session_app_id: Optional[str] = None
         self._lock = threading.Lock()
         gateway = self
 
@@ -196,7 +199,16 @@ class SigV4Gateway:
             self._answer(h, 502, json.dumps({"message": f"upstream: {exc}"}).encode(), "application/json", {})
             return
         extra = {"Location": r.headers["Location"]} if "Location" in r.headers else {}
-        self._answer(h, r.status_code, r.content, r.headers.get("Content-Type", "application/json"), extra)
+        content = r.content
+        is_session = re.fullmatch(r"/sessions(/\d+)?/?", h.path.split("?")[0])
+        if self.session_app_id and r.status_code == 200 and h.command == "GET" and is_session:
+            content = self._as_job_run(json.loads(content))
+        self._answer(h, r.status_code, content, r.headers.get("Content-Type", "application/json"), extra)
+
+    def _as_job_run(self, answer: dict) -> bytes:
+        for session in answer.get("sessions", [answer]):
+            session["appId"], session["appInfo"] = self.session_app_id, {"driverLogUrl": None, "sparkUiUrl": None}
+        return json.dumps(answer).encode()
 
     @staticmethod
     def _answer(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
