@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
+import test_server_handlers as server_tests
 from support.ssm_standin import SsmStandIn
 
 from hail_emr_lab.dashboard import payloads
@@ -35,33 +35,12 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 FIXTURES = Path(__file__).resolve().parents[2] / "labextension" / "src" / "__tests__" / "fixtures"
 RECORD = os.environ.get("HAIL_EMR_LAB_RECORD_PAYLOADS") == "1"
-SESSION_NAME = "hail-alice@qc-dfb3a1"
-SECRET = "pw-never-recorded-5d1e"
 
-
-@pytest.fixture
-def jp_server_config():
-    return {"ServerApp": {"jpserver_extensions": {"hail_emr_lab": True}}}
-
-
-@pytest.fixture(scope="module")
-def livy_session(livy_server):
-    from hail_emr_lab.livy import LivyClient, LivySession
-
-    client = LivyClient(livy_server.url)
-    session = LivySession.create(client, name=SESSION_NAME, kind="pyspark")
-    session.wait_ready(timeout=300)
-    yield session
-    client.delete_session(session.id)
-    client.close()
-
-
-@pytest.fixture
-def livy_env(livy_server, livy_session, monkeypatch):
-    monkeypatch.setenv("HAIL_EMR_LAB_LIVY_URL", livy_server.url)
-    monkeypatch.setenv("HAIL_EMR_LAB_SESSION_NAME", SESSION_NAME)
-    monkeypatch.setenv("HAIL_EMR_LAB_PASSWORD", SECRET)
-    return livy_server
+# The REST API tests' fixtures: the extension enabled, one Livy session of the user's own, the
+# environment that points the server at it.
+jp_server_config = server_tests.jp_server_config
+livy_session = server_tests.livy_session
+livy_env = server_tests.livy_env
 
 
 def keys_of(value: Any, path: str = "") -> set[str]:
@@ -92,7 +71,7 @@ async def answer(jp_fetch, route: str, name: str, typed: type, tmp: Path, free_f
     recording = FIXTURES / f"{name}.json"
     if RECORD:
         text = scrub(json.dumps(data, indent=2, sort_keys=True), tmp) + "\n"
-        for secret in (SECRET, "testing"):
+        for secret in (server_tests.SECRET, "testing"):
             assert f'"{secret}"' not in text and f":{secret}@" not in text, f"{name}: a credential would be recorded"
         FIXTURES.mkdir(parents=True, exist_ok=True)
         recording.write_text(text)

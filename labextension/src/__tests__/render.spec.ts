@@ -79,7 +79,7 @@ describe('Cluster section', () => {
     expect(reach.dataset.reachable).toBe('true');
     expect(reach.textContent).toBe(`reachable (${status.latency_ms} ms)`);
     expect(body.textContent).toContain(
-      'from environment; session name hail-alice@qc-dfb3a1'
+      `from environment; session name ${status.session_name}`
     );
     expect(one(body, '.jp-HailHint code').textContent).toBe(status.hint);
     expect(body.querySelector('[data-field="serverless"]')).toBeNull();
@@ -198,7 +198,7 @@ describe('Sessions section', () => {
     const row = one(body, `.jp-HailSession[data-session-id="${s.id}"]`);
     expect(row.dataset.own).toBe('true');
     expect(one(row, '.jp-HailSession-name').textContent).toBe(
-      `#${s.id} hail-alice@qc-dfb3a1`
+      `#${s.id} ${data.session_name}`
     );
     expect(one(row, '.jp-HailBadge').textContent).toBe(s.state);
     expect(one(row, '.jp-HailOwn').textContent).toBe(' yours');
@@ -292,25 +292,21 @@ describe('Backup section', () => {
     );
   });
 
-  it('counts what the server cut from its own list too', () => {
-    const data = fixture<IBackup>(syncJson);
-    data.status!.pending = data.status!.pending.slice(0, 5);
-    data.status!.pending_count = 1500;
-    const body = draw(renderBackup(data, false, recordingActions()));
-    expect(all(body, '[data-field="pending-files"] li').length).toBe(5);
-    expect(one(body, '[data-field="more-files"]').textContent).toBe(
-      'and 1495 more files'
-    );
-  });
-
-  it('says nothing more when every pending file is listed', () => {
-    const data = fixture<IBackup>(syncJson);
-    data.status!.pending = data.status!.pending.slice(0, 3);
-    data.status!.pending_count = 3;
-    const body = draw(renderBackup(data, false, recordingActions()));
-    expect(all(body, '[data-field="pending-files"] li').length).toBe(3);
-    expect(body.querySelector('[data-field="more-files"]')).toBeNull();
-  });
+  it.each([
+    [5, 1500, 'and 1495 more files'], // the server cut its own list at 5
+    [3, 3, null] // every pending file listed: nothing more to say
+  ])(
+    'with %i of %i pending files listed says %s',
+    (listed: number, count: number, more: string | null) => {
+      const data = fixture<IBackup>(syncJson);
+      data.status!.pending = data.status!.pending.slice(0, listed);
+      data.status!.pending_count = count;
+      const body = draw(renderBackup(data, false, recordingActions()));
+      expect(all(body, '[data-field="pending-files"] li').length).toBe(listed);
+      const shown = body.querySelector('[data-field="more-files"]');
+      expect(shown?.textContent ?? null).toBe(more);
+    }
+  );
 
   it('counts conflicts and errors beyond those listed', () => {
     const data = fixture<IBackup>(syncJson);
