@@ -59,11 +59,14 @@ step() {
   return 0
 }
 
-# valid KIND VALUE: the same rules `hail-emr-lab lifecycle render` applies (values end up in JSON).
+# valid KIND VALUE: the same rules `hail-emr-lab lifecycle render` applies (values end up in JSON);
+# bucket names as hail_emr_lab/s3_names.py (Amazon S3 "Bucket naming rules").
 valid() {
-  local re
+  local re bad
   case $1 in
-    bucket) re='^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' ;;
+    bucket) re='^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$'
+      bad='(\.\.|^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$|^(xn--|sthree-|amzn-s3-demo-)|(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)'
+      if [[ $2 =~ $bad ]]; then return 1; fi ;;
     prefix) re='^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' ;;
     region) re='^[a-z]{2}(-[a-z]+)+-[0-9]+$' ;;
     cluster_id) re='^j-[A-Z0-9]+$' ;;

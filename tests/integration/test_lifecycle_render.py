@@ -212,3 +212,22 @@ def test_sagemaker_name_limit():
     for bad in ("a" * 64, "-x", "x-", "has space", "under_score", ""):
         with pytest.raises(LifecycleError, match="1-63 letters"):
             check_sagemaker_name(bad)
+
+
+#: Bucket names on both sides of each of Amazon S3's "Bucket naming rules".
+BUCKET_EDGES = ["abc", "a" * 63, "my.bucket-1", "xn-a", "ab", "a" * 64, "My-Bucket", "-bucket", "bucket.", "a..b",
+                "192.168.5.4", "xn--bucket", "sthree-x", "amzn-s3-demo-x", "b-s3alias", "b--ol-s3", "b.mrap",
+                "b--x-s3", "b--table-s3"]
+
+
+def test_on_start_checks_bucket_tags_with_the_same_rule(rendered):
+    """A bucket from an instance tag is checked by the rendered script's ``valid``: it must accept
+    exactly the names ``lifecycle render`` accepts (``s3_names``)."""
+    from hail_emr_lab.s3_names import bucket_name_problem
+
+    script = (rendered / "on-start.sh").read_text()
+    start = script.index("valid() {")
+    func = script[start : script.index("\n}\n", start) + 3]
+    checks = "".join(f"if valid bucket {shlex.quote(n)}; then echo ok; else echo bad; fi\n" for n in BUCKET_EDGES)
+    out = subprocess.run(["bash", "-c", func + checks], capture_output=True, text=True, check=True).stdout.split()
+    assert dict(zip(BUCKET_EDGES, out)) == {n: "bad" if bucket_name_problem(n) else "ok" for n in BUCKET_EDGES}
