@@ -16,15 +16,9 @@ import threading
 import time
 from urllib.parse import urlparse
 
-from ..livy.protocol import BATCH_FIELDS
+from ..livy.protocol import BATCH_FIELDS, BatchState
 from . import sparkconf
 from .common import (
-    DEAD,
-    FINAL_STATES,
-    KILLED,
-    RUNNING,
-    STARTING,
-    SUCCESS,
     ApiError,
     LogBuffer,
     bad_request,
@@ -61,7 +55,7 @@ class Batch:
         self.proxy_user: str | None = request.get("proxyUser")
         self.workdir = workdir
         self.plots_dir = plots_dir
-        self.state = STARTING
+        self.state = BatchState.STARTING
         self.app_id: str | None = None
         self.spark_ui_url: str | None = None
         self.log = LogBuffer()
@@ -119,8 +113,8 @@ class Batch:
         # Only the file: conf and args may hold credentials, which never go to a log.
         self.log.append(f"hail-emr-lab: spark-submit pid {self.proc.pid} running {self.request['file']}")
         with self.lock:
-            if self.state == STARTING:
-                self.state = RUNNING
+            if self.state == BatchState.STARTING:
+                self.state = BatchState.RUNNING
         threading.Thread(target=self._follow, name=f"batch-{self.id}", daemon=True).start()
 
     def _follow(self) -> None:
@@ -137,9 +131,9 @@ class Batch:
             self.exit_code = code
             self.log.append(f"hail-emr-lab: spark-submit exited with code {code}")
             if self.killed:
-                self.state = KILLED
+                self.state = BatchState.KILLED
             else:
-                self.state = SUCCESS if code == 0 else DEAD
+                self.state = BatchState.SUCCESS if code == 0 else BatchState.DEAD
             self.final_since = time.monotonic()
 
     def kill(self) -> None:
@@ -154,8 +148,8 @@ class Batch:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=KILL_GRACE_SECONDS)
         with self.lock:
-            if self.state not in FINAL_STATES:
-                self.state = KILLED
+            if not self.state.is_final:
+                self.state = BatchState.KILLED
 
     def _find_app_id(self) -> str | None:
         if self.app_id is None:
@@ -212,7 +206,7 @@ class BatchRegistry:
             request["proxyUser"] = do_as
         with self._lock:
             self._expire()
-            running = [b for b in self._batches.values() if b.state not in FINAL_STATES]
+            running = [b for b in self._batches.values() if not b.state.is_final]
             if len(running) >= self.max_running:
                 raise bad_request(
                     f"this embedded Livy runs at most {self.max_running} batches at once and {len(running)} "

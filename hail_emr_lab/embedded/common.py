@@ -8,11 +8,6 @@ import threading
 import time
 from typing import Any, Iterable
 
-# Livy's state names (sessions and batches share them).
-STARTING, IDLE, BUSY, RUNNING = "starting", "idle", "busy", "running"
-SHUTTING_DOWN, ERROR, DEAD, KILLED, SUCCESS = "shutting_down", "error", "dead", "killed", "success"
-FINAL_STATES = frozenset({ERROR, DEAD, KILLED, SUCCESS})
-
 LOG_LINES_KEPT = 5000
 LOG_LINES_IN_VIEW = 10  # the "log" field of a session or batch object, as in Livy
 

@@ -22,17 +22,16 @@ import time
 import uuid
 from typing import Any, Callable
 
-from ..livy.protocol import COMPLETION_FIELDS, SESSION_FIELDS, SHARED_SESSION_NEEDS_KIND, STATEMENT_FIELDS
+from ..livy.protocol import (
+    COMPLETION_FIELDS,
+    SESSION_FIELDS,
+    SHARED_SESSION_NEEDS_KIND,
+    STATEMENT_FIELDS,
+    SessionState,
+    StatementState,
+)
 from . import sparkconf
 from .common import (
-    BUSY,
-    DEAD,
-    ERROR,
-    FINAL_STATES,
-    IDLE,
-    KILLED,
-    SHUTTING_DOWN,
-    STARTING,
     ApiError,
     LogBuffer,
     bad_request,
@@ -42,9 +41,6 @@ from .common import (
     page,
     parse_duration,
 )
-
-WAITING, RUNNING_ST, AVAILABLE, CANCELLING, CANCELLED = "waiting", "running", "available", "cancelling", "cancelled"
-ACTIVE_STATEMENT_STATES = frozenset({WAITING, RUNNING_ST, CANCELLING})
 
 STARTUP_TIMEOUT = 600.0
 STATE_RETAIN_SECONDS = 600.0  # livy.server.session.state-retain.sec: finished sessions stay listed
@@ -85,7 +81,7 @@ class Statement:
         self.id = sid
         self.code = code
         self.kind = kind
-        self.state = WAITING
+        self.state = StatementState.WAITING
         self.output: dict | None = None
         self.progress = 0.0
         self.started = 0
@@ -101,6 +97,20 @@ class Statement:
             "started": self.started,
             "completed": self.completed,
         }
+
+
+def _finish(st: Statement, message: dict) -> None:
+    """Record a statement's ``result`` message: its output, end time and final state."""
+    st.output = message.get("output")
+    st.completed = int(message.get("ts") or now_ms())
+    if st.started == 0:
+        st.started = st.completed
+    if message.get("cancelled") or st.state in (StatementState.CANCELLING, StatementState.CANCELLED):
+        st.state = StatementState.CANCELLED
+        st.progress = float(message.get("progress") or st.progress)
+    else:
+        st.state = StatementState.AVAILABLE
+        st.progress = 1.0
 
 
 class Session:
@@ -124,7 +134,7 @@ class Session:
         self.workdir = workdir
         self.plots_dir = plots_dir
         self._count = stats
-        self.state = STARTING
+        self.state = SessionState.STARTING
         self.app_id: str | None = None
         self.spark_ui_url: str | None = None
         self.log = LogBuffer()
@@ -202,53 +212,48 @@ class Session:
         self._on_exit()
 
     def _handle(self, message: dict) -> None:
+        """Apply one worker message (``type``: ready, startup_failed, completion, or a statement's
+        started / progress / result / skipped) under the session lock."""
         kind = message.get("type")
         with self.lock:
             if kind == "ready":
                 self.app_id = message.get("appId")
                 self.spark_ui_url = _loopback(message.get("sparkUiUrl"))
-                if self.state == STARTING:
-                    self.state = IDLE
+                if self.state == SessionState.STARTING:
+                    self.state = SessionState.IDLE
                 self.last_activity = time.monotonic()
-                return
-            if kind == "startup_failed":
+            elif kind == "startup_failed":
                 self.log.append(f"hail-emr-lab: Spark failed to start: {message.get('error')}")
-                return
-            if kind == "completion":
+            elif kind == "completion":
                 waiter = self._completions.get(str(message.get("req")))
                 if waiter is not None:
                     waiter[1].extend(message.get("candidates") or [])
                     waiter[0].set()
-                return
-            st = self.statements.get(int(message.get("id", -1)))
-            if kind == "started":
-                self._count("statements_executed")
-                if st is not None and st.state == WAITING:
-                    st.state = RUNNING_ST
-                    st.started = int(message.get("ts") or now_ms())
-            elif kind == "progress":
-                if st is not None and st.state in (RUNNING_ST, CANCELLING):
-                    st.progress = float(message.get("progress") or 0.0)
-            elif kind == "result":
-                if st is not None:
-                    st.output = message.get("output")
-                    st.completed = int(message.get("ts") or now_ms())
-                    if st.started == 0:
-                        st.started = st.completed
-                    if message.get("cancelled") or st.state in (CANCELLING, CANCELLED):
-                        st.state = CANCELLED
-                        st.progress = float(message.get("progress") or st.progress)
-                    else:
-                        st.state = AVAILABLE
-                        st.progress = 1.0
-                self.last_activity = time.monotonic()
-                self._trim()  # statements still running when the bound was passed can go now
-                self._refresh_state()
-            elif kind == "skipped":
-                if st is not None and st.state != CANCELLED:
-                    st.state = CANCELLED
-                    st.completed = now_ms()
-                self._refresh_state()
+            else:
+                self._handle_statement(kind, message)
+
+    def _handle_statement(self, kind: Any, message: dict) -> None:
+        """A statement's worker message; the caller holds the session lock."""
+        st = self.statements.get(int(message.get("id", -1)))
+        if kind == "started":
+            self._count("statements_executed")
+            if st is not None and st.state == StatementState.WAITING:
+                st.state = StatementState.RUNNING
+                st.started = int(message.get("ts") or now_ms())
+        elif kind == "progress":
+            if st is not None and st.state in (StatementState.RUNNING, StatementState.CANCELLING):
+                st.progress = float(message.get("progress") or 0.0)
+        elif kind == "result":
+            if st is not None:
+                _finish(st, message)
+            self.last_activity = time.monotonic()
+            self._trim()  # statements still running when the bound was passed can go now
+            self._refresh_state()
+        elif kind == "skipped":
+            if st is not None and st.state != StatementState.CANCELLED:
+                st.state = StatementState.CANCELLED
+                st.completed = now_ms()
+            self._refresh_state()
 
     def _on_exit(self) -> None:
         """The worker's message pipe closed: it exited (deleted, crashed or failed to start)."""
@@ -261,14 +266,14 @@ class Session:
         with self.lock:
             self.log.append(f"hail-emr-lab: worker pid {self.proc.pid} exited with code {code}")
             if self.deleting:
-                self.state = KILLED
-            elif self.state == STARTING:
-                self.state = DEAD
-            elif self.state not in FINAL_STATES:
-                self.state = ERROR
+                self.state = SessionState.KILLED
+            elif self.state == SessionState.STARTING:
+                self.state = SessionState.DEAD
+            elif not self.state.is_final:
+                self.state = SessionState.ERROR
             tail = "\n".join(self.log.tail(20))
             for st in self.statements.values():
-                if st.state in ACTIVE_STATEMENT_STATES:
+                if st.state.is_running:
                     st.output = {
                         "status": "error",
                         "execution_count": st.id,
@@ -276,27 +281,28 @@ class Session:
                         "evalue": f"Interpreter died:\n{tail}",
                         "traceback": [],
                     }
-                    st.state = CANCELLED if st.state == CANCELLING else AVAILABLE
+                    cancelled = st.state == StatementState.CANCELLING
+                    st.state = StatementState.CANCELLED if cancelled else StatementState.AVAILABLE
                     st.completed = now_ms()
             for event, _ in self._completions.values():
                 event.set()
             self.final_since = time.monotonic()
 
     def _refresh_state(self) -> None:
-        if self.state in (IDLE, BUSY):
-            busy = any(st.state in ACTIVE_STATEMENT_STATES for st in self.statements.values())
-            self.state = BUSY if busy else IDLE
+        if self.state.takes_statements:
+            busy = any(st.state.is_running for st in self.statements.values())
+            self.state = SessionState.BUSY if busy else SessionState.IDLE
 
     def kill(self) -> None:
         """Stop the worker and its JVM (SIGTERM to the process group, then SIGKILL)."""
         with self.lock:
             self.deleting = True
-            if self.state not in FINAL_STATES:
-                self.state = SHUTTING_DOWN
+            if not self.state.is_final:
+                self.state = SessionState.SHUTTING_DOWN
         proc = self.proc
         if proc is None:
             with self.lock:
-                self.state = KILLED
+                self.state = SessionState.KILLED
             return
         # Only signal the group while the worker (the group leader) is alive: once it is reaped
         # its pid, and so the group id, may belong to somebody else.
@@ -314,14 +320,14 @@ class Session:
             except OSError:
                 pass
         with self.lock:
-            self.state = KILLED
+            self.state = SessionState.KILLED
             self.final_since = self.final_since or time.monotonic()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- statements ---------------------------------------------------------------------------
 
     def _require_ready(self) -> None:
-        if self.state not in (IDLE, BUSY):
+        if not self.state.takes_statements:
             raise bad_request(f"Session is in state {self.state}")
 
     def submit(self, body: dict) -> Statement:
@@ -337,7 +343,7 @@ class Session:
             self._next_statement += 1
             self.statements[st.id] = st
             self._trim()
-            self.state = BUSY
+            self.state = SessionState.BUSY
             self.last_activity = time.monotonic()
             self._count("statements_submitted")
             # Sent under the session lock so that the worker's queue order is the id order.
@@ -363,7 +369,7 @@ class Session:
         excess = len(self.statements) - self.settings["livy.rsc.retained-statements"]
         if excess <= 0:
             return
-        for sid in [sid for sid, st in self.statements.items() if st.state not in ACTIVE_STATEMENT_STATES][:excess]:
+        for sid in [sid for sid, st in self.statements.items() if not st.state.is_running][:excess]:
             del self.statements[sid]
 
     def statement(self, sid: int) -> Statement:
@@ -386,13 +392,13 @@ class Session:
         """Livy's cancel: waiting -> cancelled, running -> cancelling (worker interrupts it)."""
         with self.lock:
             st = self.statements.get(sid)
-            if st is None or st.state not in (WAITING, RUNNING_ST):
+            if st is None or st.state not in (StatementState.WAITING, StatementState.RUNNING):
                 return
-            if st.state == WAITING:
-                st.state = CANCELLED
+            if st.state == StatementState.WAITING:
+                st.state = StatementState.CANCELLED
                 st.completed = now_ms()
             else:
-                st.state = CANCELLING
+                st.state = StatementState.CANCELLING
             self.last_activity = time.monotonic()
             self._send({"type": "cancel", "id": sid})
             self._refresh_state()
@@ -527,7 +533,7 @@ class SessionRegistry:
         if do_as:
             request["proxyUser"] = do_as
         with self._lock:
-            live = [s for s in self._sessions.values() if s.state not in FINAL_STATES]
+            live = [s for s in self._sessions.values() if not s.state.is_final]
             if len(live) >= self.max_sessions:
                 raise bad_request(
                     f"this embedded Livy runs at most {self.max_sessions} sessions at once (each is a Spark "
@@ -608,18 +614,18 @@ class SessionRegistry:
 
     def _reap_reason(self, session: Session, now: float) -> str | None:
         state = session.state
-        if state in FINAL_STATES:
+        if state.is_final:
             if session.final_since and now - session.final_since > STATE_RETAIN_SECONDS:
                 return f"it ended {STATE_RETAIN_SECONDS:.0f} s ago"
             return None
         if session.heartbeat_timeout and now - session.last_touched > session.heartbeat_timeout:
             return f"no client touched it for {session.heartbeat_timeout:.0f} s (heartbeatTimeoutInSecond)"
-        if state == IDLE and session.idle_timeout and now - session.last_activity > session.idle_timeout:
+        if state == SessionState.IDLE and session.idle_timeout and now - session.last_activity > session.idle_timeout:
             return f"idle for more than {session.idle_timeout:.0f} s (session timeout)"
         # Livy's ttl counts statement activity only: polling the session's state keeps its
         # heartbeat, not the session.
         if session.ttl and now - session.last_activity > session.ttl:
             return f"no statement for more than {session.ttl:.0f} s (ttl)"
-        if state == STARTING and now - session.created > STARTUP_TIMEOUT:
+        if state == SessionState.STARTING and now - session.created > STARTUP_TIMEOUT:
             return f"Spark did not start within {STARTUP_TIMEOUT:.0f} s"
         return None

@@ -16,8 +16,10 @@ from .errors import (
     StatementInterrupted,
     transient_reason,
 )
-from .models import Batch, BatchState, Output, Session, SessionState, Statement, StatementState
-from .session import Heartbeat, LivySession, poll_intervals
+from .models import Batch, Output, Session, Statement
+from .polling import poll_intervals
+from .protocol import BatchState, SessionState, StatementState
+from .session import Heartbeat, LivySession
 
 __all__ = [
     "Batch",

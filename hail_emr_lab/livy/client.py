@@ -31,12 +31,14 @@ from .errors import (
     LivyHTTPError,
     LivyNotFound,
     LivyUnreachable,
-    transient_reason,
 )
-from .models import Batch, Session, SessionState, Statement
-from .protocol import BATCH_FIELDS, SESSION_FIELDS
+from .models import Batch, Session, Statement
+from .polling import Outage, ride_out
+from .protocol import BATCH_FIELDS, SESSION_FIELDS, SessionState
 
 RETRY_STATUSES = GATEWAY_STATUSES
+#: Backoff while asking whether a submit whose answer was lost reached Livy: first, factor, cap (seconds).
+RECONCILE_BACKOFF = (0.2, 2.0, 2.0)
 AuthSpec = Union[None, str, tuple, AuthBase]
 
 
@@ -381,29 +383,24 @@ class LivyClient:
         ``reconcile_timeout`` seconds: concluding "it did not run" without an answer could make
         the user run it twice.
         """
-        deadline = time.monotonic() + self.reconcile_timeout
-        delay = 0.2
-        while True:
-            try:
-                recent = self.list_statements(session_id, size=50, order="desc")
-            except LivyError as exc:
-                reason = transient_reason(exc)
-                if reason is None:
-                    raise
-                if time.monotonic() > deadline:
-                    raise LivyError(
-                        f"submitting a statement to session {session_id}: the answer was lost, and Livy {reason} "
-                        f"for {self.reconcile_timeout:g} s when asked whether it accepted the statement, so it may "
-                        "be running on the cluster. Nothing was re-sent: %hail cancel stops it if it runs; only "
-                        "then run the cell again."
-                    ) from None
-                time.sleep(delay)
-                delay = min(2.0, delay * 2)
-                continue
-            for st in recent:
-                if st.code == code and (known_last_id is None or st.id > known_last_id):
-                    return st
-            return None
+
+        def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
+            if outage.seconds <= self.reconcile_timeout:
+                return None
+            return LivyError(
+                f"submitting a statement to session {session_id}: the answer was lost, and Livy {outage.reason} "
+                f"for {self.reconcile_timeout:g} s when asked whether it accepted the statement, so it may "
+                "be running on the cluster. Nothing was re-sent: %hail cancel stops it if it runs; only "
+                "then run the cell again."
+            )
+
+        recent = ride_out(
+            lambda: self.list_statements(session_id, size=50, order="desc"), give_up, backoff=RECONCILE_BACKOFF
+        )
+        for st in recent:
+            if st.code == code and (known_last_id is None or st.id > known_last_id):
+                return st
+        return None
 
     def _reconcile_by_name(self, lister: Callable[[], list], name: Optional[str]):
         if not name:
@@ -501,12 +498,13 @@ class LivyClient:
     # ------------------------------------------------------------------ helpers
 
     def ping(self) -> bool:
-        """True when the endpoint answers as Livy does (one GET, no retries)."""
+        """True when the endpoint answers as Livy does: ``GET /sessions`` lists sessions (one
+        request, no retries; any failure, or another server's answer, is False)."""
         saved = self.retries
         self.retries = 0
         try:
-            self.request("GET", "/sessions", "checking the endpoint", params={"size": 1})
-            return True
+            answer = self.request("GET", "/sessions", "checking the endpoint", params={"size": 1})
+            return isinstance(answer, dict) and "sessions" in answer
         except LivyError:
             return False
         finally:

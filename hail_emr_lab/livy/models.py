@@ -1,4 +1,4 @@
-"""Typed views of Livy's JSON: state enums and Session / Statement / Batch / Output.
+"""Typed views of Livy's JSON: Session / Statement / Batch / Output (states: ``protocol``).
 
 Parsing is lenient about extra or missing fields (Livy versions differ) but never
 guesses values: an unknown state string is kept as ``UNKNOWN`` with the raw text.
@@ -7,93 +7,10 @@ guesses values: an unknown state string is kept as ``UNKNOWN`` with the raw text
 from __future__ import annotations
 
 import base64
-import enum
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-
-class SessionState(str, enum.Enum):
-    """States of a Livy session or batch (one state machine for both)."""
-
-    NOT_STARTED = "not_started"
-    STARTING = "starting"
-    RECOVERING = "recovering"
-    IDLE = "idle"
-    RUNNING = "running"
-    BUSY = "busy"
-    SHUTTING_DOWN = "shutting_down"
-    ERROR = "error"
-    DEAD = "dead"
-    KILLED = "killed"
-    SUCCESS = "success"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: Any) -> SessionState:
-        """The state for ``value``; ``UNKNOWN`` for anything Livy may add later."""
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.UNKNOWN
-
-    @property
-    def is_ready(self) -> bool:
-        """Accepts statements right now."""
-        return self is SessionState.IDLE
-
-    @property
-    def is_busy(self) -> bool:
-        """Alive but working (a statement or a batch is running)."""
-        return self in (SessionState.BUSY, SessionState.RUNNING)
-
-    @property
-    def is_starting(self) -> bool:
-        """Not yet able to take statements, but on its way."""
-        return self in (SessionState.NOT_STARTED, SessionState.STARTING, SessionState.RECOVERING)
-
-    @property
-    def is_final(self) -> bool:
-        """Will never change again (the session or batch is over)."""
-        return self in (SessionState.ERROR, SessionState.DEAD, SessionState.KILLED, SessionState.SUCCESS)
-
-    @property
-    def is_alive(self) -> bool:
-        """Neither over nor shutting down."""
-        return not self.is_final and self is not SessionState.SHUTTING_DOWN
-
-
-BatchState = SessionState
-
-
-class StatementState(str, enum.Enum):
-    """States of a Livy statement."""
-
-    WAITING = "waiting"
-    RUNNING = "running"
-    AVAILABLE = "available"
-    ERROR = "error"
-    CANCELLING = "cancelling"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: Any) -> StatementState:
-        """The state for ``value``; ``UNKNOWN`` for anything unexpected."""
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.UNKNOWN
-
-    @property
-    def is_final(self) -> bool:
-        """The statement is over (its output, if any, is final)."""
-        return self in (StatementState.AVAILABLE, StatementState.ERROR, StatementState.CANCELLED)
-
-    @property
-    def is_running(self) -> bool:
-        """Queued or executing."""
-        return self in (StatementState.WAITING, StatementState.RUNNING, StatementState.CANCELLING)
-
+from .protocol import SessionState, StatementState
 
 TABLE_MIME = "application/vnd.livy.table.v1+json"
 

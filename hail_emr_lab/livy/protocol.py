@@ -1,10 +1,14 @@
 """Facts of the Livy REST protocol shared by our client and our embedded server.
 
 Both ends take the request fields from here, so what the client may send and what the
-server accepts cannot drift apart (Apache Livy REST API docs).
+server accepts cannot drift apart, and the state names (Apache Livy REST API docs: Session
+State, Statement State; batches share the sessions' states).
 """
 
 from __future__ import annotations
+
+import enum
+from typing import Any
 
 #: Spark resources and placement, the same in ``POST /sessions`` and ``POST /batches``.
 _RESOURCE_FIELDS = (
@@ -80,3 +84,103 @@ RSC_DEFAULTS = {
 #: Livy's answer to a statement without ``kind`` in a session of kind ``shared`` (its REPL's
 #: ``Session.execute``).
 SHARED_SESSION_NEEDS_KIND = "Code type should be specified if session kind is shared"
+
+
+class _State(str, enum.Enum):
+    """A Livy state name: equal to, printed and sent as JSON as its plain string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    __format__ = str.__format__
+
+
+class SessionState(_State):
+    """States of a Livy session or batch (one state machine for both; Livy's ``SessionState``).
+
+    ``UNKNOWN`` is never sent: our client keeps it for a state a later Livy may add.
+    """
+
+    NOT_STARTED = "not_started"
+    STARTING = "starting"
+    RECOVERING = "recovering"
+    IDLE = "idle"
+    RUNNING = "running"
+    BUSY = "busy"
+    SHUTTING_DOWN = "shutting_down"
+    ERROR = "error"
+    DEAD = "dead"
+    KILLED = "killed"
+    SUCCESS = "success"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: Any) -> SessionState:
+        """The state for ``value``; ``UNKNOWN`` for anything Livy may add later."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_ready(self) -> bool:
+        """Accepts statements right now."""
+        return self is SessionState.IDLE
+
+    @property
+    def takes_statements(self) -> bool:
+        """Accepts a statement into its queue (idle, or busy with another one)."""
+        return self.is_ready or self.is_busy
+
+    @property
+    def is_busy(self) -> bool:
+        """Alive but working (a statement or a batch is running)."""
+        return self in (SessionState.BUSY, SessionState.RUNNING)
+
+    @property
+    def is_starting(self) -> bool:
+        """Not yet able to take statements, but on its way."""
+        return self in (SessionState.NOT_STARTED, SessionState.STARTING, SessionState.RECOVERING)
+
+    @property
+    def is_final(self) -> bool:
+        """Will never change again (the session or batch is over)."""
+        return self in (SessionState.ERROR, SessionState.DEAD, SessionState.KILLED, SessionState.SUCCESS)
+
+    @property
+    def is_alive(self) -> bool:
+        """Neither over nor shutting down."""
+        return not self.is_final and self is not SessionState.SHUTTING_DOWN
+
+
+BatchState = SessionState
+
+
+class StatementState(_State):
+    """States of a Livy statement (Livy's ``StatementState``); ``UNKNOWN`` as for sessions."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    AVAILABLE = "available"
+    ERROR = "error"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def parse(cls, value: Any) -> StatementState:
+        """The state for ``value``; ``UNKNOWN`` for anything unexpected."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @property
+    def is_final(self) -> bool:
+        """The statement is over (its output, if any, is final)."""
+        return self in (StatementState.AVAILABLE, StatementState.ERROR, StatementState.CANCELLED)
+
+    @property
+    def is_running(self) -> bool:
+        """Queued or executing."""
+        return self in (StatementState.WAITING, StatementState.RUNNING, StatementState.CANCELLING)

@@ -14,10 +14,11 @@ does it give up, with :class:`StatementInDoubt` naming the statement that may st
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from .client import LivyClient
 from .errors import (
@@ -31,18 +32,14 @@ from .errors import (
     StatementError,
     StatementInDoubt,
     StatementInterrupted,
-    transient_reason,
 )
-from .models import Output, Session, SessionState, Statement, StatementState
+from .models import Output, Session, Statement
+from .polling import Outage, RetryCallback, poll_intervals, ride_out
+from .protocol import SessionState, StatementState
 
-FIRST_POLL = 0.002
-POLL_GROWTH = 1.2
-MAX_POLL = 0.5
 LOG_TAIL = 40
 #: Seconds a wait rides out Livy not answering before it gives up (config ``livy_retry_timeout``).
 RETRY_TIMEOUT = 120.0
-#: Backoff between polls while Livy does not answer: first, factor, cap (seconds).
-OUTAGE_BACKOFF = (0.5, 2.0, 5.0)
 
 #: The heartbeat touches a session every ``heartbeat_timeout / HEARTBEATS_PER_TIMEOUT`` seconds.
 HEARTBEATS_PER_TIMEOUT = 3
@@ -59,39 +56,6 @@ CRASH_HINTS = (
     (r"exited with code (-?\d+)", "its interpreter exited (code {0})"),
     (r"Interpreter died|Python interpreter (died|exited)", "its Python interpreter died"),
 )
-
-#: ``on_retry(failures, error, seconds)``: a poll failed transiently (``failures`` in a row, for
-#: ``seconds`` so far); called with ``(0, None, 0.0)`` once Livy answers again.
-RetryCallback = Callable[[int, Optional[LivyError], float], None]
-
-
-class _Outage:
-    """Consecutive transient failures while polling: counts them, paces retries, says when to stop."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started  # when the first failed attempt was sent (time.monotonic())
-        self.failures = 0
-        self.reason = ""
-        self._delays = poll_intervals(*OUTAGE_BACKOFF)
-
-    def failed(self, reason: str) -> float:
-        """Record one failure; returns the seconds to wait before the next attempt."""
-        self.failures += 1
-        self.reason = reason
-        return next(self._delays)
-
-    @property
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-
-def poll_intervals(first: float = FIRST_POLL, growth: float = POLL_GROWTH, cap: float = MAX_POLL) -> Iterator[float]:
-    """Sleep intervals: ``first``, then growing by ``growth`` up to ``cap``, forever."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(cap, delay * growth)
-
 
 def _span(seconds: float) -> str:
     """``"45 s"``, ``"12 min"``, ``"3.5 h"``."""
@@ -349,41 +313,37 @@ class LivySession:
         self,
         timeout: Optional[float] = 600.0,
         on_state: Optional[Callable[[SessionState, float], None]] = None,
+        on_retry: Optional[RetryCallback] = None,
     ) -> None:
         """Block until the session is idle (or busy: it accepts statements into its queue).
 
         Raises :class:`SessionDead` with the log tail if it dies, :class:`LivyTimeout` after
-        ``timeout`` seconds. ``on_state(state, elapsed)`` is called at every poll.
+        ``timeout`` seconds, :class:`LivyUnreachable` when Livy does not answer for longer than
+        ``retry_timeout`` seconds in a row. ``on_state(state, elapsed)`` is called at every poll,
+        ``on_retry`` as in :meth:`wait`.
         """
         if self._ready:
             return
         start = time.monotonic()
-        outage: Optional[_Outage] = None
         was_starting = False
+
+        def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
+            if outage.seconds <= self.retry_timeout:
+                return None
+            return LivyUnreachable(
+                f"Livy {outage.reason} for {outage.seconds:.0f} s while session {self.id} was starting "
+                f"({outage.failures} attempts): {exc}"
+            )
+
         for delay in poll_intervals(0.05, 1.5, 1.0):
-            attempt = time.monotonic()
             try:
-                state = self.state()
+                state = ride_out(self.state, give_up, on_retry)
             except LivyNotFound:
                 raise self._dead(SessionState.DEAD) from None
-            except LivyError as exc:
-                reason = transient_reason(exc)
-                if reason is None:
-                    raise
-                outage = outage or _Outage(attempt)
-                pause = outage.failed(reason)
-                if outage.seconds > self.retry_timeout:
-                    raise LivyUnreachable(
-                        f"Livy {reason} for {outage.seconds:.0f} s while session {self.id} was starting "
-                        f"({outage.failures} attempts): {exc}"
-                    ) from None
-                time.sleep(pause)
-                continue
-            outage = None
             elapsed = time.monotonic() - start
             if on_state:
                 on_state(state, elapsed)
-            if state.is_ready or state.is_busy:
+            if state.takes_statements:
                 self._ready = True
                 return
             if state.is_final or state is SessionState.SHUTTING_DOWN:
@@ -435,43 +395,32 @@ class LivySession:
         """
         start = time.monotonic()
         self.current_statement_id = statement.id
+        sid = statement.id
         last_progress = -1.0
-        outage: Optional[_Outage] = None
-        pause = 0.0
+
+        def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
+            if timeout is not None and time.monotonic() - start > timeout:
+                return self._in_doubt(
+                    sid, f"it ran longer than {timeout:g} s and Livy {outage.reason}, so it could not be cancelled: "
+                    f"{exc}"
+                )
+            if outage.seconds > self.retry_timeout:
+                return self._in_doubt(
+                    sid, f"Livy {outage.reason} for {outage.seconds:.0f} s ({outage.failures} attempts in a row; the "
+                    f"last: {exc})"
+                )
+            return None
+
         try:
             for delay in poll_intervals():
                 if statement.state.is_final:
                     self.last_activity = time.time()
                     return statement
-                time.sleep(delay if outage is None else pause)
-                attempt = time.monotonic()
+                time.sleep(delay)
                 try:
-                    statement = self.client.get_statement(self.id, statement.id)
+                    statement = ride_out(functools.partial(self.client.get_statement, self.id, sid), give_up, on_retry)
                 except LivyNotFound:
                     raise self._dead(self.state_or_dead()) from None
-                except LivyError as exc:
-                    reason = transient_reason(exc)
-                    if reason is None:
-                        raise
-                    outage = outage or _Outage(attempt)
-                    pause = outage.failed(reason)
-                    if on_retry:
-                        on_retry(outage.failures, exc, outage.seconds)
-                    if timeout is not None and time.monotonic() - start > timeout:
-                        raise self._in_doubt(
-                            statement.id, f"it ran longer than {timeout:g} s and Livy {reason}, so it could "
-                            f"not be cancelled: {exc}"
-                        ) from None
-                    if outage.seconds > self.retry_timeout:
-                        raise self._in_doubt(
-                            statement.id, f"Livy {reason} for {outage.seconds:.0f} s ({outage.failures} attempts "
-                            f"in a row; the last: {exc})"
-                        ) from None
-                    continue
-                if outage is not None:
-                    outage = None
-                    if on_retry:
-                        on_retry(0, None, 0.0)
                 if on_progress and (statement.progress != last_progress or statement.state.is_final):
                     last_progress = statement.progress
                     on_progress(statement)
@@ -481,18 +430,22 @@ class LivySession:
                     if state.is_final:
                         raise self._dead(state)
                 if timeout is not None and time.monotonic() - start > timeout and not statement.state.is_final:
-                    try:
-                        self.cancel(statement.id)
-                    except LivyError as exc:
-                        raise self._in_doubt(
-                            statement.id, f"it ran longer than {timeout:g} s and cancelling it failed: {exc}"
-                        ) from None
-                    raise LivyTimeout(f"statement {statement.id} ran longer than {timeout:g} s and was cancelled")
+                    self._cancel_overdue(sid, timeout)
             raise AssertionError("unreachable")  # pragma: no cover
         except KeyboardInterrupt:
-            raise self._interrupted(statement.id) from None
+            raise self._interrupted(sid) from None
         finally:
             self.current_statement_id = None
+
+    def _cancel_overdue(self, statement_id: int, timeout: float) -> None:
+        """Cancel a statement that ran past ``timeout``: LivyTimeout, or StatementInDoubt if that failed."""
+        try:
+            self.cancel(statement_id)
+        except LivyError as exc:
+            raise self._in_doubt(
+                statement_id, f"it ran longer than {timeout:g} s and cancelling it failed: {exc}"
+            ) from None
+        raise LivyTimeout(f"statement {statement_id} ran longer than {timeout:g} s and was cancelled")
 
     def _in_doubt(self, statement_id: int, why: str) -> StatementInDoubt:
         return StatementInDoubt(
