@@ -22,7 +22,6 @@ it from a checkout leaves the checkout untouched. Terminals and kernels find thi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -42,32 +42,6 @@ from .launcher import TOKEN_FILE_ENV, TOKEN_FILE_NAME
 DEFAULT_BUCKET = "hail-emr-lab-local"
 #: Shared prefix of the bucket the tutorials are seeded from (the lifecycle scripts' layout).
 TUTORIALS_PREFIX = "common-notebooks"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``hail-emr-lab lab``."""
-    parser.add_argument(
-        "--root", default=None,
-        help="home directory JupyterLab serves (default: <state-dir>/home, seeded with the tutorials)",
-    )
-    parser.add_argument("--state-dir", default="~/.hail-emr-lab/local", help="where local services keep state")
-    parser.add_argument("--livy-port", type=int, default=8998, help="port of the embedded Livy (default 8998)")
-    parser.add_argument("--s3-port", type=int, default=5900, help="port of the local S3 (default 5900)")
-    parser.add_argument("--s3-dir", default=None,
-                        help="directory where the local S3 keeps its objects (default: <state-dir>/s3)")
-    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket of the local S3 for backups")
-    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    parser.add_argument("lab_args", nargs=argparse.REMAINDER, help="further arguments for jupyter lab")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 90.0) -> None:
@@ -132,26 +106,37 @@ def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    """Start local Livy + local S3, then JupyterLab in the foreground."""
-    state = Path(args.state_dir).expanduser().resolve()
-    state.mkdir(parents=True, exist_ok=True)
-    root = Path(args.root).expanduser().resolve() if args.root else state / "home"
-    if args.root and not root.is_dir():
-        raise HailEmrLabError(f"--root {args.root}: not a directory; create it or pick another")
-    root.mkdir(parents=True, exist_ok=True)
-    plots_dir = state / "plots"
-    for port, what in ((args.livy_port, "--livy-port"), (args.s3_port, "--s3-port")):
-        if not _port_free(port):
-            raise HailEmrLabError(
-                f"port {port} on 127.0.0.1 is in use (another hail-emr-lab lab?): stop it or pick {what} N"
-            )
-    s3_dir = Path(args.s3_dir).expanduser().resolve() if args.s3_dir else state / "s3"
-    s3_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class LabPlan:
+    """What ``hail-emr-lab lab`` runs: its directories (absolute) and ports on 127.0.0.1."""
+
+    state: Path  # state directory: logs, credentials, the Livy token, plots
+    root: Path  # the home JupyterLab serves
+    s3_dir: Path  # where the embedded S3 keeps its objects
+    livy_port: int
+    s3_port: int
+    bucket: str  # bucket of the embedded S3 for the home backup
+    open_browser: bool = True
+    lab_args: tuple[str, ...] = ()  # further arguments for jupyter lab
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.state / "plots"
+
+
+def run(plan: LabPlan) -> int:
+    """Start the embedded S3 and Livy, then JupyterLab in the foreground; returns its exit code.
+
+    The directories are created; the children are stopped when JupyterLab ends. Raises
+    HailEmrLabError when a service does not start (naming its log).
+    """
+    state, root, plots_dir, s3_dir = plan.state, plan.root, plan.plots_dir, plan.s3_dir
+    for folder in (state, root, s3_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     s3_credentials = local_s3.credentials(state)
     env = dict(os.environ)
     env.update(stack_environment(
-        f"http://127.0.0.1:{args.livy_port}", f"http://127.0.0.1:{args.s3_port}", args.bucket, root, plots_dir,
+        f"http://127.0.0.1:{plan.livy_port}", f"http://127.0.0.1:{plan.s3_port}", plan.bucket, root, plots_dir,
         s3_credentials,
     ))
     children: list[subprocess.Popen] = []
@@ -168,25 +153,25 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         s3_log = state / "s3.log"
-        s3 = _start(local_s3.server_command(s3_dir, "127.0.0.1", args.s3_port), s3_log,
+        s3 = _start(local_s3.server_command(s3_dir, "127.0.0.1", plan.s3_port), s3_log,
                     local_s3.server_environment(*s3_credentials, env))
         children.append(s3)
-        _wait_port(args.s3_port, s3, "the local S3", s3_log)
-        _ensure_bucket(env, args.bucket)
-        seed_tutorials(env, args.bucket, root, state / "seed.log")
+        _wait_port(plan.s3_port, s3, "the local S3", s3_log)
+        _ensure_bucket(env, plan.bucket)
+        seed_tutorials(env, plan.bucket, root, state / "seed.log")
         livy_log = state / "livy.log"
         # The Livy requires the token in this file; the kernels and the sidebar find it through the env.
         env[TOKEN_FILE_ENV] = str(state / TOKEN_FILE_NAME)
         livy = _start(
-            [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", str(args.livy_port),
+            [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", str(plan.livy_port),
              "--plots-dir", str(plots_dir), "--token-file", env[TOKEN_FILE_ENV]],
             livy_log,
             env,
         )
         children.append(livy)
-        _wait_port(args.livy_port, livy, "the embedded Livy", livy_log)
+        _wait_port(plan.livy_port, livy, "the embedded Livy", livy_log)
         print(f"hail-emr-lab: embedded Livy at {env['HAIL_EMR_LAB_LIVY_URL']} (log {livy_log})")
-        print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {args.bucket}, objects in {s3_dir} "
+        print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {plan.bucket}, objects in {s3_dir} "
               f"(log {s3_log})")
         print(f"hail-emr-lab: serving the home {root}")
         print("hail-emr-lab: in a notebook run  %load_ext hail_emr_lab  then  %hail connect")
@@ -196,11 +181,11 @@ def run(args: argparse.Namespace) -> int:
         shell = env.get("SHELL") or shutil.which("bash") or "sh"
         cmd = [jupyter, "lab", f"--ServerApp.root_dir={root}",
                f"--ServerApp.terminado_settings=shell_command={shell}"]
-        if args.no_browser:
+        if not plan.open_browser:
             cmd.append("--no-browser")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # containers and CI machines often run as root
-        cmd += [a for a in args.lab_args if a != "--"]
+        cmd += [a for a in plan.lab_args if a != "--"]
         lab = subprocess.Popen(cmd, env=env, cwd=str(root))
         signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,9 +23,9 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-import requests
-
 from ..errors import HailEmrLabError
+from ..livy.client import LivyClient
+from .ports import free_port, port_free
 
 STATE_DIR = Path("~/.hail-emr-lab/local")
 TOKEN_FILE_NAME = "livy.token"
@@ -86,27 +85,9 @@ def client_headers(url: str) -> dict[str, str]:
         raise HailEmrLabError(f"cannot use the embedded Livy's token: {exc}") from None
 
 
-def _answers(url: str, timeout: float = 2.0, headers: Optional[dict[str, str]] = None) -> bool:
-    try:
-        r = requests.get(url + "/sessions", params={"size": 1}, timeout=timeout, headers=headers)
-        return r.status_code == 200 and "sessions" in r.json()
-    except (requests.RequestException, ValueError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _probe(url: str, headers: dict[str, str], timeout: float = 2.0) -> LivyClient:
+    """A client for asking whether a Livy answers at ``url`` (``.ping()``): ``timeout`` seconds, no retries."""
+    return LivyClient(url, headers=headers, connect_timeout=timeout, read_timeout=timeout, retries=0)
 
 
 def read_state() -> dict[str, Any]:
@@ -128,7 +109,7 @@ def ensure_local_livy(port: int = 8998, timeout: float = 90.0, plots_dir: Option
 
     state = read_state()
     url = state.get("url")
-    if url and _answers(url, headers=client_headers(url)):
+    if url and _probe(url, client_headers(url)).ping():
         return url
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,13 +118,13 @@ def ensure_local_livy(port: int = 8998, timeout: float = 90.0, plots_dir: Option
         token = ensure_token(token_file)
     except (TokenFileError, OSError) as exc:
         raise HailEmrLabError(f"cannot set up the embedded Livy's token: {exc}") from None
-    if not _port_free(port):
+    if not port_free(port):
         candidate = f"http://127.0.0.1:{port}"
-        if _answers(candidate, headers={"Authorization": f"Bearer {token}"}):
+        if _probe(candidate, {"Authorization": f"Bearer {token}"}).ping():
             # A Livy someone else started here with our token (e.g. `hail-emr-lab lab`): record it.
             _record(folder, {"url": candidate, "port": port, "token_file": str(token_file), "started": time.time()})
             return candidate
-        port = _free_port()
+        port = free_port()
     log = folder / "livy.log"
     cmd = [sys.executable, "-m", "hail_emr_lab", "local-livy", "--port", str(port), "--token-file", str(token_file)]
     if plots_dir:
@@ -153,8 +134,9 @@ def ensure_local_livy(port: int = 8998, timeout: float = 90.0, plots_dir: Option
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
+    probe = _probe(url, {"Authorization": f"Bearer {token}"}, timeout=1.0)
     deadline = time.monotonic() + timeout
-    while not _answers(url, timeout=1.0, headers={"Authorization": f"Bearer {token}"}):
+    while not probe.ping():
         if proc.poll() is not None:
             tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-10:]
             raise HailEmrLabError(
