@@ -21,8 +21,8 @@ from .errors import HailEmrLabError
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "local-livy": ("hail_emr_lab.embedded.livy_cli", "run the embedded Livy-protocol server (PySpark + Hail)"),
-    "local-s3": ("hail_emr_lab.embedded.s3", "run the local S3-compatible server (objects on disk) in the foreground"),
-    "lab": ("hail_emr_lab.embedded.lab_cli", "start JupyterLab on the embedded default (local Livy + local S3)"),
+    "local-s3": ("hail_emr_lab.embedded.s3", "run the embedded S3-compatible server (objects on disk) in the foreground"),
+    "lab": ("hail_emr_lab.embedded.lab_cli", "start JupyterLab on the embedded default (embedded Livy + embedded S3)"),
     "clusters": ("hail_emr_lab.emr.cli", "list active EMR clusters, their Livy URL and whether it answers"),
     "sync": ("hail_emr_lab.sync.cli", "back up / restore the home directory to S3"),
     "lifecycle": ("hail_emr_lab.lifecycle.cli", "render, validate and install SageMaker lifecycle scripts"),

@@ -3,7 +3,7 @@
 Starts, in the background and tied to this process:
 
 * the embedded Livy server (``hail-emr-lab local-livy``) on 127.0.0.1;
-* the local S3 (``hail-emr-lab local-s3``: ``rclone serve s3``, objects on disk under
+* the embedded S3 (``hail-emr-lab local-s3``: ``rclone serve s3``, objects on disk under
   ``<state dir>/s3`` unless ``--s3-dir``, so backups survive a restart) with a bucket for the
   home backup, signed requests only, credentials from ``AWS_ACCESS_KEY_ID`` /
   ``AWS_SECRET_ACCESS_KEY`` or generated once into ``<state dir>/s3-credentials.json`` (0600);
@@ -15,7 +15,7 @@ Everything stops when JupyterLab stops.
 
 Like a SageMaker notebook instance, the lab serves a home directory of its own
 (``<state dir>/home`` unless ``--root``), seeded with the tutorials by ``hail-emr-lab sync
-seed`` from the local S3 exactly as the lifecycle scripts seed ``~/SageMaker``; so running
+seed`` from the embedded S3 exactly as the lifecycle scripts seed ``~/SageMaker``; so running
 it from a checkout leaves the checkout untouched. Terminals and kernels find this install's
 ``hail-emr-lab`` (and ``python``) first on their ``PATH``.
 """
@@ -89,7 +89,7 @@ def tutorials_dir() -> Optional[Path]:
 
 def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots_dir: Path,
                       s3_credentials: tuple[str, str]) -> dict[str, str]:
-    """Environment variables that point hail-emr-lab (and boto3) at the local services."""
+    """Environment variables that point hail-emr-lab (and boto3) at the embedded services."""
     return {
         "HAIL_EMR_LAB_LIVY_URL": livy_url,
         "HAIL_EMR_LAB_BUCKET": bucket,
@@ -97,7 +97,7 @@ def stack_environment(livy_url: str, s3_url: str, bucket: str, home: Path, plots
         "HAIL_EMR_LAB_HOME": str(home),
         "HAIL_EMR_LAB_PLOTS_DIR": str(plots_dir),
         "AWS_ENDPOINT_URL": s3_url,
-        PROBE_ENV: "1",  # the sync finds out what the local S3 lacks of S3's semantics
+        PROBE_ENV: "1",  # the sync finds out what the embedded S3 lacks of S3's semantics
         "AWS_ACCESS_KEY_ID": s3_credentials[0],
         "AWS_SECRET_ACCESS_KEY": s3_credentials[1],
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
@@ -156,7 +156,7 @@ def run(plan: LabPlan) -> int:
         s3 = _start(local_s3.server_command(s3_dir, "127.0.0.1", plan.s3_port), s3_log,
                     local_s3.server_environment(*s3_credentials, env))
         children.append(s3)
-        _wait_port(plan.s3_port, s3, "the local S3", s3_log)
+        _wait_port(plan.s3_port, s3, "the embedded S3", s3_log)
         _ensure_bucket(env, plan.bucket)
         seed_tutorials(env, plan.bucket, root, state / "seed.log")
         livy_log = state / "livy.log"
@@ -171,7 +171,7 @@ def run(plan: LabPlan) -> int:
         children.append(livy)
         _wait_port(plan.livy_port, livy, "the embedded Livy", livy_log)
         print(f"hail-emr-lab: embedded Livy at {env['HAIL_EMR_LAB_LIVY_URL']} (log {livy_log})")
-        print(f"hail-emr-lab: local S3 at {env['AWS_ENDPOINT_URL']}, bucket {plan.bucket}, objects in {s3_dir} "
+        print(f"hail-emr-lab: embedded S3 at {env['AWS_ENDPOINT_URL']}, bucket {plan.bucket}, objects in {s3_dir} "
               f"(log {s3_log})")
         print(f"hail-emr-lab: serving the home {root}")
         print("hail-emr-lab: in a notebook run  %load_ext hail_emr_lab  then  %hail connect")
@@ -205,7 +205,7 @@ def _ensure_bucket(env: dict[str, str], bucket: str) -> None:
 
 
 def seed_tutorials(env: dict[str, str], bucket: str, home: Path, log: Path) -> None:
-    """Put the tutorials in the local S3 and seed them into ``home`` with ``sync seed``.
+    """Put the tutorials in the embedded S3 and seed them into ``home`` with ``sync seed``.
 
     ``sync seed`` never clobbers a notebook the user edited (it saves the new version beside
     it), and the state it keeps makes later starts no-ops. When the seed fails the lab still

@@ -19,12 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--root", default=None,
         help="home directory JupyterLab serves (default: <state-dir>/home, seeded with the tutorials)",
     )
-    parser.add_argument("--state-dir", default="~/.hail-emr-lab/local", help="where local services keep state")
+    parser.add_argument("--state-dir", default="~/.hail-emr-lab/local", help="where the embedded services keep state")
     parser.add_argument("--livy-port", type=int, default=8998, help="port of the embedded Livy (default 8998)")
-    parser.add_argument("--s3-port", type=int, default=5900, help="port of the local S3 (default 5900)")
+    parser.add_argument("--s3-port", type=int, default=5900, help="port of the embedded S3 (default 5900)")
     parser.add_argument("--s3-dir", default=None,
-                        help="directory where the local S3 keeps its objects (default: <state-dir>/s3)")
-    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket of the local S3 for backups")
+                        help="directory where the embedded S3 keeps its objects (default: <state-dir>/s3)")
+    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket of the embedded S3 for backups")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
     parser.add_argument("lab_args", nargs=argparse.REMAINDER, help="further arguments for jupyter lab")
 

@@ -99,7 +99,7 @@ def read_state() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def ensure_local_livy(port: int = 8998, timeout: float = 90.0, plots_dir: Optional[str] = None) -> str:
+def ensure_embedded_livy(port: int = 8998, timeout: float = 90.0, plots_dir: Optional[str] = None) -> str:
     """The URL of a running embedded Livy: the recorded one if it answers, else a new one.
 
     A new one requires the token in ``livy.token`` of :func:`state_dir` (see the module
@@ -157,7 +157,7 @@ def _record(folder: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, folder / "livy.json")
 
 
-def stop_local_livy() -> bool:
+def stop_embedded_livy() -> bool:
     """Stop the recorded server (its sessions end). False if none was recorded."""
     import signal
 

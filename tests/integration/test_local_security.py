@@ -337,20 +337,20 @@ def test_cli_refuses_a_token_file_others_can_read(tmp_path):
 
 
 def test_launched_server_requires_the_token_and_our_clients_send_it(tmp_path, monkeypatch):
-    """ensure_local_livy writes a private token; connect, the sidebar and jobs clients send it."""
+    """ensure_embedded_livy writes a private token; connect, the sidebar and jobs clients send it."""
     from hail_emr_lab.config import load_config
     from hail_emr_lab.embedded import launcher as embedded_livy
     from hail_emr_lab.endpoint import make_client as make_configured_client
     from hail_emr_lab.notebook.connect import make_client
 
     monkeypatch.setenv("HAIL_EMR_LAB_LOCAL_DIR", str(tmp_path / "local"))
-    url = embedded_livy.ensure_local_livy(port=free_port(), timeout=120)
+    url = embedded_livy.ensure_embedded_livy(port=free_port(), timeout=120)
     try:
         token_file = tmp_path / "local" / "livy.token"
         assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
         assert json.loads((tmp_path / "local" / "livy.json").read_text())["token_file"] == str(token_file)
         assert requests.get(url + "/sessions", timeout=10).status_code == 401  # another local user
-        assert embedded_livy.ensure_local_livy(port=free_port()) == url  # found again, with the token
+        assert embedded_livy.ensure_embedded_livy(port=free_port()) == url  # found again, with the token
         cfg = load_config()
         with make_client(url, cfg) as client:  # %hail connect
             assert client.list_sessions() == []
@@ -365,7 +365,7 @@ def test_launched_server_requires_the_token_and_our_clients_send_it(tmp_path, mo
         assert embedded_livy.client_headers(url.rsplit(":", 1)[0] + ":1") == {}
         assert embedded_livy.client_headers("http://10.0.0.5:8998") == {}
     finally:
-        assert embedded_livy.stop_local_livy()
+        assert embedded_livy.stop_embedded_livy()
 
 
 def test_lab_environment_points_clients_at_its_token(tmp_path, monkeypatch):

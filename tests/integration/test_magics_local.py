@@ -48,7 +48,7 @@ def test_default_is_embedded_server_and_survives_kernel_restart(tmp_path, monkey
         assert res.status == "ok" and "Deleted 1 session(s)" in res.stdout, res.text
     finally:
         k.shutdown()
-        assert embedded_livy.stop_local_livy()  # stops the server this test started (pid from its state file)
+        assert embedded_livy.stop_embedded_livy()  # stops the server this test started (pid from its state file)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

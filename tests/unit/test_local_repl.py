@@ -17,6 +17,7 @@ from hail_emr_lab.embedded import sparkconf
 from hail_emr_lab.embedded.common import ApiError, LogBuffer, parse_duration
 from hail_emr_lab.embedded.repl import Repl, table_data
 from hail_emr_lab.embedded.sessions import SessionRegistry
+from hail_emr_lab.livy.protocol import SessionState
 
 
 @pytest.fixture
@@ -196,27 +197,27 @@ def test_reaping_rules(tmp_path):
 
         now = time.monotonic()
         idle = make()
-        idle.state = "idle"
+        idle.state = SessionState.IDLE
         assert registry._reap_reason(idle, now + 30) is None
         assert "idle for more than 60 s" in registry._reap_reason(idle, now + 61)
-        idle.state = "busy"  # a long statement is not idleness
+        idle.state = SessionState.BUSY  # a long statement is not idleness
         assert registry._reap_reason(idle, now + 600) is None
 
         beating = make(heartbeatTimeoutInSecond=5)
-        beating.state = "busy"
+        beating.state = SessionState.BUSY
         assert registry._reap_reason(beating, now + 4) is None
         beating.touch()
         assert registry._reap_reason(beating, time.monotonic() + 4) is None
         assert "heartbeatTimeoutInSecond" in registry._reap_reason(beating, time.monotonic() + 6)
 
         custom = make(idleTimeout="10s", ttl="1h")
-        custom.state = "idle"
+        custom.state = SessionState.IDLE
         assert "idle for more than 10 s" in registry._reap_reason(custom, now + 11)
-        custom.state = "busy"
+        custom.state = SessionState.BUSY
         assert "ttl" in registry._reap_reason(custom, now + 3601)
 
         ended = make()
-        ended.state = "error"
+        ended.state = SessionState.ERROR
         ended.final_since = now
         assert registry._reap_reason(ended, now + 60) is None  # kept listed for a while, like Livy
         assert "ended" in registry._reap_reason(ended, now + 601)
