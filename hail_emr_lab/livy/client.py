@@ -33,7 +33,7 @@ from .errors import (
     LivyUnreachable,
 )
 from .models import Batch, Session, Statement
-from .polling import Outage, ride_out
+from .polling import Outage, give_up_after, ride_out
 from .protocol import BATCH_FIELDS, SESSION_FIELDS, SessionState
 
 RETRY_STATUSES = GATEWAY_STATUSES
@@ -384,9 +384,7 @@ class LivyClient:
         the user run it twice.
         """
 
-        def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
-            if outage.seconds <= self.reconcile_timeout:
-                return None
+        def unknown(outage: Outage, exc: LivyError) -> LivyError:
             return LivyError(
                 f"submitting a statement to session {session_id}: the answer was lost, and Livy {outage.reason} "
                 f"for {self.reconcile_timeout:g} s when asked whether it accepted the statement, so it may "
@@ -395,7 +393,9 @@ class LivyClient:
             )
 
         recent = ride_out(
-            lambda: self.list_statements(session_id, size=50, order="desc"), give_up, backoff=RECONCILE_BACKOFF
+            lambda: self.list_statements(session_id, size=50, order="desc"),
+            give_up_after(self.reconcile_timeout, unknown),
+            backoff=RECONCILE_BACKOFF,
         )
         for st in recent:
             if st.code == code and (known_last_id is None or st.id > known_last_id):

@@ -56,9 +56,18 @@ class Outage:
         return time.monotonic() - self.started
 
 
+GiveUp = Callable[[Outage, LivyError], Optional[Exception]]
+
+
+def give_up_after(patience: float, error: Callable[[Outage, LivyError], Exception]) -> GiveUp:
+    """A ``give_up`` for :func:`ride_out`: ``error(outage, last_error)`` once the outage lasted
+    longer than ``patience`` seconds, else None (ask again)."""
+    return lambda outage, exc: error(outage, exc) if outage.seconds > patience else None
+
+
 def ride_out(
     fetch: Callable[[], T],
-    give_up: Callable[[Outage, LivyError], Optional[Exception]],
+    give_up: GiveUp,
     on_retry: Optional[RetryCallback] = None,
     backoff: tuple[float, float, float] = OUTAGE_BACKOFF,
 ) -> T:

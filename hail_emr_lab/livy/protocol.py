@@ -8,7 +8,7 @@ State, Statement State; batches share the sessions' states).
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 #: Spark resources and placement, the same in ``POST /sessions`` and ``POST /batches``.
 _RESOURCE_FIELDS = (
@@ -86,6 +86,9 @@ RSC_DEFAULTS = {
 SHARED_SESSION_NEEDS_KIND = "Code type should be specified if session kind is shared"
 
 
+_S = TypeVar("_S", bound="_State")
+
+
 class _State(str, enum.Enum):
     """A Livy state name: equal to, printed and sent as JSON as its plain string."""
 
@@ -93,6 +96,14 @@ class _State(str, enum.Enum):
         return str(self.value)
 
     __format__ = str.__format__
+
+    @classmethod
+    def parse(cls: type[_S], value: Any) -> _S:
+        """The state named ``value``; ``UNKNOWN`` for anything else (a state a later Livy may add)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls["UNKNOWN"]
 
 
 class SessionState(_State):
@@ -113,14 +124,6 @@ class SessionState(_State):
     KILLED = "killed"
     SUCCESS = "success"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: Any) -> SessionState:
-        """The state for ``value``; ``UNKNOWN`` for anything Livy may add later."""
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.UNKNOWN
 
     @property
     def is_ready(self) -> bool:
@@ -166,14 +169,6 @@ class StatementState(_State):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def parse(cls, value: Any) -> StatementState:
-        """The state for ``value``; ``UNKNOWN`` for anything unexpected."""
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.UNKNOWN
 
     @property
     def is_final(self) -> bool:

@@ -34,7 +34,7 @@ from .errors import (
     StatementInterrupted,
 )
 from .models import Output, Session, Statement
-from .polling import Outage, RetryCallback, poll_intervals, ride_out
+from .polling import Outage, RetryCallback, give_up_after, poll_intervals, ride_out
 from .protocol import SessionState, StatementState
 
 LOG_TAIL = 40
@@ -327,9 +327,7 @@ class LivySession:
         start = time.monotonic()
         was_starting = False
 
-        def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
-            if outage.seconds <= self.retry_timeout:
-                return None
+        def unreachable(outage: Outage, exc: LivyError) -> LivyUnreachable:
             return LivyUnreachable(
                 f"Livy {outage.reason} for {outage.seconds:.0f} s while session {self.id} was starting "
                 f"({outage.failures} attempts): {exc}"
@@ -337,7 +335,7 @@ class LivySession:
 
         for delay in poll_intervals(0.05, 1.5, 1.0):
             try:
-                state = ride_out(self.state, give_up, on_retry)
+                state = ride_out(self.state, give_up_after(self.retry_timeout, unreachable), on_retry)
             except LivyNotFound:
                 raise self._dead(SessionState.DEAD) from None
             elapsed = time.monotonic() - start
@@ -398,18 +396,21 @@ class LivySession:
         sid = statement.id
         last_progress = -1.0
 
+        def silent(outage: Outage, exc: LivyError) -> StatementInDoubt:
+            return self._in_doubt(
+                sid, f"Livy {outage.reason} for {outage.seconds:.0f} s ({outage.failures} attempts in a row; the "
+                f"last: {exc})"
+            )
+
+        patience = give_up_after(self.retry_timeout, silent)
+
         def give_up(outage: Outage, exc: LivyError) -> Optional[Exception]:
             if timeout is not None and time.monotonic() - start > timeout:
                 return self._in_doubt(
                     sid, f"it ran longer than {timeout:g} s and Livy {outage.reason}, so it could not be cancelled: "
                     f"{exc}"
                 )
-            if outage.seconds > self.retry_timeout:
-                return self._in_doubt(
-                    sid, f"Livy {outage.reason} for {outage.seconds:.0f} s ({outage.failures} attempts in a row; the "
-                    f"last: {exc})"
-                )
-            return None
+            return patience(outage, exc)
 
         try:
             for delay in poll_intervals():
