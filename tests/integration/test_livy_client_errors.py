@@ -213,3 +213,16 @@ def test_death_reasons_say_what_happened():
     assert death_reason(SessionState.ERROR, ["worker pid 7 exited with code 3"], gone=False) == (
         "crashed: its interpreter exited (code 3)")
     assert death_reason(SessionState.KILLED, ["bye"], gone=False).startswith("killed")
+
+
+def test_ping_is_true_only_for_an_answer_shaped_like_livys(scripted):
+    handler, url = scripted
+    handler.script = [
+        (200, "application/json", '{"from": 0, "total": 0, "sessions": []}'),
+        (200, "application/json", '{"status": "ok"}'),  # another JSON service on Livy's port
+        (200, "text/html", "<html>login</html>"),
+        (503, "application/json", '{"msg": "unavailable"}'),
+    ]
+    client = LivyClient(url, retries=3, backoff=0.01)
+    assert [client.ping() for _ in range(4)] == [True, False, False, False]
+    assert len(handler.seen) == 4 and client.retries == 3  # one request each, no retries
