@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Optional
 
+#: The file name of Hail's jar (in a hail wheel: ``hail/backend/hail-all-spark.jar``).
+JAR_NAME = "hail-all-spark.jar"
 #: Where EMR's Hail (the Hail bootstrap action, as the lifecycle scripts set it up) keeps its jar
 #: on every node.
-EMR_HAIL_JAR = "/opt/hail/hail-all-spark.jar"
+EMR_HAIL_JAR = f"/opt/hail/{JAR_NAME}"
 
 #: Kryo with Hail's registrator: Hail's JVM objects cannot be shipped between executors without it.
 KRYO_CONF: dict[str, str] = {

@@ -12,7 +12,7 @@ import sys
 from importlib.util import find_spec
 from typing import Any
 
-from ..hail_spark import JAR_KEYS, PYSPARK_CONF
+from ..hail_spark import JAR_KEYS, JAR_NAME, PYSPARK_CONF
 from ..livy.protocol import LIVY_CONF_PREFIX, RSC_DEFAULTS
 from .common import bad_request
 
@@ -31,7 +31,7 @@ def hail_jar() -> str:
     override = os.environ.get("HAIL_JAR")
     if override:
         return override
-    jar = os.path.join(_package_dir("hail"), "backend", "hail-all-spark.jar")
+    jar = os.path.join(_package_dir("hail"), "backend", JAR_NAME)
     if not os.path.isfile(jar):
         raise RuntimeError(f"Hail's jar is missing at {jar}: reinstall hail (pip install --force-reinstall hail)")
     return jar
