@@ -96,7 +96,7 @@ class ConnectOptions:
         default=False, metadata=flag("--new", "start a fresh session even if one can be reattached"))
     hail: bool = field(default=True, metadata=flag("--no-hail", "do not run hl.init(sc) (nor set Hail's conf)"))
     hail_jar: Optional[str] = field(
-        default=None, metadata=flag("--hail-jar", "path of hail-all-spark.jar on the cluster (default /opt/hail/...)"))
+        default=None, metadata=flag("--hail-jar", f"path of Hail's jar on the cluster (default {hail_spark.EMR_HAIL_JAR})"))
     plots: bool = field(default=True, metadata=flag("--no-plots", "do not pull plots after cells"))
     plots_url: Optional[str] = field(
         default=None, metadata=flag("--plots-url", "HTTP URL of the cluster's plot directory (Quick Start clusters)"))
