@@ -202,11 +202,12 @@ def frame_from_columns(names, arrays, rows):
     """A DataFrame of ``arrays`` (one per column, in order) named ``names``, which may repeat.
 
     Built by position, as ``toPandas`` does: keying by name would keep only the last of
-    two columns called the same.
+    two columns called the same. The arrays (fresh and writable) are taken as they are, not
+    copied into consolidated blocks: that copy would double the peak memory of a pull.
     """
     if not names:
         return pd.DataFrame(index=pd.RangeIndex(rows))
-    frame = pd.DataFrame(dict(enumerate(arrays)), columns=list(range(len(arrays))))
+    frame = pd.DataFrame(dict(enumerate(arrays)), columns=list(range(len(arrays))), copy=False)
     frame.columns = list(names)
     return frame
 
