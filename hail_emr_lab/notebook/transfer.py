@@ -1,37 +1,27 @@
 """Local side of moving data: pull remote frames (``-o``) and push local values.
 
-Wire formats are decoded here with pyarrow's IPC reader, the codec's JSON + raw arrays, or
-``json.loads``: nothing from the cluster is ever unpickled or evaluated. Spark columns
-become exact pandas dtypes: integers with nulls -> nullable ``Int64`` (etc.), floats with
-nulls -> ``Float64`` keeping NaN apart from null, booleans with nulls -> ``boolean``,
-timestamps -> ``datetime64[ns]`` wall-clock in the Spark session time zone (as
-``toPandas``), dates/decimals/binary/arrays/structs/maps -> Python objects.
+Two transports for ``-o``: inline through Livy's text channel (Arrow IPC, the codec or JSON,
+decoded here with pyarrow's IPC reader, the codec's JSON + raw arrays, or ``json.loads``), and
+staged (the executors write Parquet, read here by :mod:`.staging`). Nothing from the cluster is
+ever unpickled or evaluated. Both build frames with the dtype rules of :mod:`.arrow_frames`.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import numpy as np
 import pandas as pd
 
+from ..config import load_config
 from ..errors import HailEmrLabError
 from ..remote import NAMESPACE
-from ..remote.codec import (
-    check_ns_range,
-    decode_pandas,
-    encode_pandas,
-    frame_from_columns,
-    pack,
-    session_zone,
-    unpack,
-    wall_clock,
-)
+from ..remote.codec import decode_pandas, encode_pandas, pack, unpack
 from ..remote.dataframe import MARKER
+from .arrow_frames import arrow_to_pandas, pandas_from_arrow
+from .staging import STAGED_FORMATS, StagingArea
 
 #: Base64 characters per statement output (Livy's RPC limit is 50 MB per output).
 CHUNK_CHARS = 8_000_000
@@ -53,7 +43,7 @@ class Pulled:
     format: str
     rows: Optional[int]
     truncated: bool
-    wire_chars: int
+    wire_chars: int  # characters through Livy, or bytes of staged Parquet
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,10 +60,7 @@ def decode(entry: dict[str, Any], text: str) -> Any:
         except ValueError as exc:
             raise TransferError(f"pulling {entry.get('name', 'the value')}: {exc}") from None
     if fmt == "arrow-pandas":
-        frame = _read_ipc(raw).to_pandas()
-        if entry.get("columns") is not None:  # names that repeat travelled as placeholders
-            frame.columns = list(entry["columns"])
-        return frame
+        return pandas_from_arrow(_read_ipc(raw), entry.get("columns"))
     if fmt == "helc":
         try:
             return decode_pandas(raw)
@@ -91,105 +78,6 @@ def _read_ipc(raw: bytes):
     import pyarrow as pa
 
     return pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
-
-
-def arrow_to_pandas(table, session_tz: str = "UTC") -> pd.DataFrame:
-    """A Spark Arrow table as pandas with exact dtypes (see the module docstring)."""
-    arrays = [_arrow_column(name, col, session_tz) for name, col in zip(table.column_names, table.columns)]
-    return frame_from_columns(list(table.column_names), arrays, table.num_rows)
-
-
-def _arrow_column(name: str, col, session_tz: str):
-    import pyarrow as pa
-    import pyarrow.types as pt
-
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    utc = _utc_type(col.type)
-    if utc != col.type:
-        col = col.view(utc)  # same instants, same layout: only the zone label changes
-    t = col.type
-    nulls = col.null_count > 0
-    if pt.is_integer(t):
-        if not nulls:
-            return col.to_numpy(zero_copy_only=False)
-        values = col.fill_null(0).to_numpy(zero_copy_only=False)
-        mask = col.is_null().to_numpy(zero_copy_only=False)
-        dtype = str(values.dtype).replace("int", "Int").replace("uInt", "UInt")
-        return pd.arrays.IntegerArray(values, mask).astype(dtype)
-    if pt.is_floating(t):
-        if not nulls:
-            return col.to_numpy(zero_copy_only=False)
-        values = col.fill_null(0).to_numpy(zero_copy_only=False)  # NaN stays NaN
-        mask = col.is_null().to_numpy(zero_copy_only=False)
-        return pd.arrays.FloatingArray(values.astype("float64" if values.dtype == np.float64 else values.dtype), mask)
-    if pt.is_boolean(t):
-        if not nulls:
-            return col.to_numpy(zero_copy_only=False).astype(bool)
-        values = col.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
-        return pd.arrays.BooleanArray(values, col.is_null().to_numpy(zero_copy_only=False))
-    if pt.is_timestamp(t):
-        if t.unit == "us":  # Spark's unit; datetime64[ns] would not hold every value
-            check_ns_range(name, col.view(pa.int64()).drop_null().to_numpy())
-        series = pd.Series(col.to_pandas())
-        if t.tz is not None:
-            return series.dt.tz_convert(session_zone(session_tz)).dt.tz_localize(None).astype("datetime64[ns]")
-        return series.astype("datetime64[ns]")
-    values = col.to_pylist()
-    if _needs_fix(t):
-        values = [_fix_nested(v, t, session_tz) for v in values]
-    return pd.Series(values, dtype=object)
-
-
-def _utc_type(t):
-    """``t`` with every zoned timestamp labelled UTC.
-
-    Spark labels them with the session time zone id, which pyarrow cannot always read
-    ("GMT+8"); the instants are UTC either way, and we apply the zone ourselves.
-    """
-    import pyarrow as pa
-    import pyarrow.types as pt
-
-    if pt.is_timestamp(t) and t.tz is not None:
-        return pa.timestamp(t.unit, tz="UTC")
-    if pt.is_map(t):
-        return pa.map_(t.key_field.with_type(_utc_type(t.key_type)), t.item_field.with_type(_utc_type(t.item_type)),
-                       t.keys_sorted)
-    if pt.is_list(t):
-        return pa.list_(t.value_field.with_type(_utc_type(t.value_type)))
-    if pt.is_large_list(t):
-        return pa.large_list(t.value_field.with_type(_utc_type(t.value_type)))
-    if pt.is_struct(t):
-        return pa.struct([t.field(i).with_type(_utc_type(t.field(i).type)) for i in range(t.num_fields)])
-    return t
-
-
-def _needs_fix(t) -> bool:
-    import pyarrow.types as pt
-
-    if pt.is_map(t) or (pt.is_timestamp(t) and t.tz is not None):
-        return True
-    if pt.is_list(t) or pt.is_large_list(t):
-        return _needs_fix(t.value_type)
-    if pt.is_struct(t):
-        return any(_needs_fix(t.field(i).type) for i in range(t.num_fields))
-    return False
-
-
-def _fix_nested(v, t, tz: str):
-    """Maps as dicts (like the codec), nested timestamps as wall-clock time in the session zone."""
-    import pyarrow.types as pt
-
-    if v is None:
-        return None
-    if pt.is_map(t):
-        return {_fix_nested(k, t.key_type, tz): _fix_nested(x, t.item_type, tz) for k, x in v}
-    if pt.is_list(t) or pt.is_large_list(t):
-        return [_fix_nested(x, t.value_type, tz) for x in v]
-    if pt.is_struct(t):
-        return {t.field(i).name: _fix_nested(v[t.field(i).name], t.field(i).type, tz) for i in range(t.num_fields)}
-    if pt.is_timestamp(t) and isinstance(v, datetime.datetime) and v.tzinfo is not None:
-        return wall_clock(v, tz)
-    return v
 
 
 # ---------------------------------------------------------------------- statements
@@ -215,6 +103,10 @@ def _run(session, code: str, what: str, timeout: Optional[float] = None) -> str:
     return _marker_payload(output.text, what)
 
 
+#: How ``-o`` moves a frame: chosen by estimated size, through Livy's text channel, or staged as Parquet.
+VIAS = ("auto", "livy", "staged")
+
+
 def pull(
     session,
     names: list[str],
@@ -222,35 +114,76 @@ def pull(
     timeout: Optional[float] = None,
     use_arrow: Optional[bool] = None,
     on_chunk: Optional[Callable[[str, int, int], None]] = None,
+    via: str = "livy",
+    config: Any = None,
 ) -> list[Pulled]:
-    """Pull the remote variables ``names`` (validated identifiers) in one statement plus chunks."""
+    """Pull the remote variables ``names`` (validated identifiers) in one statement plus chunks.
+
+    ``via`` is one of :data:`VIAS`; ``"auto"`` stages frames estimated above the configuration's
+    ``transfer_inline_max`` bytes (``config``: a :class:`~hail_emr_lab.config.Config`). Staging
+    locations are deleted afterwards whatever happens (:mod:`.staging`). ``on_chunk(name, done,
+    total)`` reports bytes moved. Raises :class:`TransferError`, ``StatementError`` (a remote
+    error) or ``StatementInterrupted`` (Ctrl-C; the statement was cancelled).
+    """
     for name in names:
         if not name.isidentifier():
             raise TransferError(f"{name!r} is not a Python variable name")
+    if via not in VIAS:
+        raise TransferError(f"--via must be one of {', '.join(VIAS)}, got {via!r}")
     args = f"globals(), {json.dumps(names)}, {int(limit) if limit is not None else None}, {CHUNK_CHARS}"
     if use_arrow is not None:
         args += f", use_arrow={bool(use_arrow)}"
-    payload = _run(session, f"{NAMESPACE}.pull({args})", "pulling " + ", ".join(names), timeout)
-    results = []
-    for entry in json.loads(payload):
-        text = entry.get("data")
-        if text is None:
-            text = _fetch_chunks(session, entry, timeout, on_chunk)
-        value = decode(entry, text)
-        meta = {k: v for k, v in entry.items() if k != "data"}
-        results.append(
-            Pulled(
-                name=entry["name"],
-                value=value,
-                kind=entry.get("kind", "?"),
-                format=entry.get("format", "?"),
-                rows=entry.get("rows"),
-                truncated=bool(entry.get("truncated")),
-                wire_chars=int(entry.get("length") or len(text)),
-                meta=meta,
-            )
-        )
-    return results
+    area = None
+    if via != "livy":
+        area = StagingArea.open(config if config is not None else load_config())
+        stage_above = int((config if config is not None else load_config()).get("transfer_inline_max"))
+        args += f", via={via!r}, stagings={area.wire()!r}, stage_above={stage_above}"
+    try:
+        payload = _run(session, f"{NAMESPACE}.pull({args})", "pulling " + ", ".join(names), timeout)
+        return [_receive(session, entry, limit, timeout, on_chunk, area) for entry in json.loads(payload)]
+    finally:
+        if area is not None:
+            _clean(area)
+
+
+def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> Pulled:
+    """One entry of the cluster's answer as a :class:`Pulled` (staged files read, chunks fetched)."""
+    meta = {k: v for k, v in entry.items() if k != "data"}
+    fmt = entry.get("format", "?")
+    if fmt in STAGED_FORMATS:
+        if area is None:
+            raise TransferError("the cluster staged a result although this pull offered no staging location")
+        name = entry["name"]
+        progress = (lambda done, total: on_chunk(name, done, total)) if on_chunk else None
+        try:
+            value, rows, truncated, size = area.read(entry, limit, progress)
+        except ValueError as exc:
+            raise TransferError(f"pulling {name}: {exc}") from None
+        return Pulled(name=name, value=value, kind=entry.get("kind", "?"), format=fmt, rows=rows,
+                      truncated=truncated, wire_chars=size, meta=meta)
+    text = entry.get("data")
+    if text is None:
+        text = _fetch_chunks(session, entry, timeout, on_chunk)
+    return Pulled(
+        name=entry["name"],
+        value=decode(entry, text),
+        kind=entry.get("kind", "?"),
+        format=fmt,
+        rows=entry.get("rows"),
+        truncated=bool(entry.get("truncated")),
+        wire_chars=int(entry.get("length") or len(text)),
+        meta=meta,
+    )
+
+
+def _clean(area) -> None:
+    """Delete the staging locations; a leftover is said, never hidden."""
+    problems = area.cleanup()
+    if problems:
+        import warnings
+
+        warnings.warn("hail: could not delete staged -o files (delete them by hand): " + "; ".join(problems),
+                      stacklevel=3)
 
 
 def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> str:

@@ -17,7 +17,7 @@ NAMESPACE = "_hail_emr_lab"
 PLOTS_NAMESPACE = "_hail_emr_lab_plots"
 #: Each namespace in the session, and the files exec'd, in order, into it.
 MODULES = {
-    NAMESPACE: ("codec.py", "dataframe.py", "push.py", "hail_init.py"),
+    NAMESPACE: ("codec.py", "dataframe.py", "staged.py", "pull.py", "push.py", "hail_init.py"),
     PLOTS_NAMESPACE: ("plots.py",),
 }
 

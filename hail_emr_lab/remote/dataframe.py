@@ -339,53 +339,54 @@ def hail_to_spark(ht):
     return flat.to_spark(flatten=False).toDF(*names)
 
 
-def encode_object(obj, limit=None, use_arrow=None):
-    """Encode any supported value: ``(format, blob, rows, truncated, extra, kind)``."""
+def frame_of(obj, limit=None):
+    """``(kind, frame)``: "spark", "hail" (its Spark DataFrame, made once), "pandas", or None (JSON)."""
     mod = type(obj).__module__ or ""
     cls = type(obj).__name__
     if cls == "DataFrame" and mod.startswith("pyspark"):
-        return encode_spark(obj, limit, use_arrow) + ("spark",)
+        return "spark", obj
     if cls == "Table" and mod.startswith("hail"):
-        ht = obj.head(int(limit) + 1) if limit is not None else obj
-        return encode_spark(hail_to_spark(ht), limit, use_arrow) + ("hail",)
+        return "hail", hail_to_spark(obj.head(int(limit) + 1) if limit is not None else obj)
     if cls == "DataFrame" and mod.startswith("pandas"):
-        return encode_pandas_frame(obj, limit, use_arrow) + ("pandas",)
+        return "pandas", obj
+    return None, obj
+
+
+def encode_frame(kind, frame, limit=None, use_arrow=None):
+    """Encode what :func:`frame_of` gave: ``(format, blob, rows, truncated, extra)``."""
+    if kind in ("spark", "hail"):
+        return encode_spark(frame, limit, use_arrow)
+    if kind == "pandas":
+        return encode_pandas_frame(frame, limit, use_arrow)
     try:
-        text = json.dumps(obj, allow_nan=True)
+        text = json.dumps(frame, allow_nan=True)
     except (TypeError, ValueError):
         raise TypeError(
             "cannot pull a %s.%s: -o takes a Spark DataFrame, a Hail Table, a pandas DataFrame or "
-            "JSON-able data (convert it first, e.g. ht.to_spark() or df.toPandas())" % (mod, cls)
+            "JSON-able data (convert it first, e.g. ht.to_spark() or df.toPandas())"
+            % (type(frame).__module__, type(frame).__name__)
         ) from None
-    return "json", text.encode("utf-8"), None, False, {}, "json"
+    return "json", text.encode("utf-8"), None, False, {}
 
 
-def pull(ns, names, limit=None, inline_max=8000000, use_arrow=None):
-    """Encode each variable in ``names`` from namespace ``ns`` and print one marker line.
+def encode_object(obj, limit=None, use_arrow=None):
+    """Encode any supported value: ``(format, blob, rows, truncated, extra, kind)``."""
+    kind, frame = frame_of(obj, limit)
+    return encode_frame(kind, frame, limit, use_arrow) + (kind or "json",)
 
-    Small results travel inline; bigger ones are kept under a token for :func:`chunk`.
-    """
-    out = []
-    budget = int(inline_max)
-    for name in names:
-        if name not in ns:
-            raise NameError(
-                "name %r is not defined in the Livy session, so -o %s has nothing to pull" % (name, name)
-            )
-        fmt, blob, rows, truncated, extra, kind = encode_object(ns[name], limit, use_arrow)
-        text = pack(blob)
-        entry = {"name": name, "format": fmt, "kind": kind, "rows": rows, "truncated": bool(truncated),
-                 "length": len(text), "raw_length": len(blob)}
-        entry.update(extra)
-        if len(text) <= budget:
-            entry["data"] = text
-            budget -= len(text)
-        else:
-            token = uuid.uuid4().hex
-            _BLOBS[token] = text
-            entry["token"] = token
-        out.append(entry)
-    print(MARKER + json.dumps(out))
+
+def keep_inline(entry, blob, budget):
+    """Put ``blob`` into ``entry`` (``data`` if it fits ``budget`` characters, else kept under a
+    ``token`` for :func:`chunk`); returns the budget left."""
+    text = pack(blob)
+    entry.update(length=len(text), raw_length=len(blob))
+    if len(text) <= budget:
+        entry["data"] = text
+        return budget - len(text)
+    token = uuid.uuid4().hex
+    _BLOBS[token] = text
+    entry["token"] = token
+    return budget
 
 
 def chunk(token, start, size):

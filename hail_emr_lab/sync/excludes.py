@@ -19,6 +19,10 @@ from typing import Iterable
 
 from .keys import RESERVED
 
+#: Where ``-o`` stages big results under the user's prefix (``s3://<bucket>/<prefix>/...``): never
+#: backed up nor restored, the staged files are deleted after each pull.
+STAGING_DIR = ".hail-emr-lab/staging"
+
 #: Skipped by default (environments and caches, not work). ``/bin/`` is anchored: the seeded scripts folder only.
 DEFAULT_EXCLUDES = (
     "/bin/",
@@ -30,6 +34,7 @@ DEFAULT_EXCLUDES = (
     ".~*",  # Jupyter's temporary copies while it saves a file atomically
     ".hail-plots-index.lock",  # the plot index's lock file (the index itself is kept)
     ".hail-emr-lab-lifecycle/",  # per-machine state of the lifecycle scripts
+    f"/{STAGING_DIR}/",
 )
 
 

@@ -1,8 +1,9 @@
 """Pulls and pushes that must come back exactly: a real kernel against the embedded Livy.
 
-Each case runs on both transports the cluster can pick: Arrow IPC (pyarrow on the driver)
-and the codec (``HAIL_EMR_LAB_ARROW=0`` in the session, the very code a driver without
-pyarrow runs; the pulled line names the format used, and the tests check it). One kernel
+Each case runs on every way a frame can travel: inline through Livy as Arrow IPC (pyarrow on
+the driver) or as the codec (``HAIL_EMR_LAB_ARROW=0`` in the session, the very code a driver
+without pyarrow runs), and staged as Parquet in the embedded server's staging folder
+(``--via staged``); the pulled line names the format used, and the tests check it. One kernel
 and one Livy session for the module (each session is a Spark JVM).
 """
 
@@ -50,6 +51,7 @@ def kernel(livy_server, tmp_path_factory):
     cfg = tmp_path_factory.mktemp("kcfg")
     k = Kernel(kernel_env(str(cfg)), cwd=str(cfg))
     k.url = livy_server.url
+    k.staging = cfg / "local" / "staging"  # the embedded state dir of kernel_env
     yield k
     k.run("%hail cleanup", timeout=120)
     k.shutdown()
@@ -66,14 +68,35 @@ def connected(kernel):
     return kernel
 
 
-@pytest.fixture(params=["arrow", "codec"])
-def transport(connected, request):
-    """Which wire format the session uses for this test: ``"arrow"`` or ``"codec"``."""
-    switch = "1" if request.param == "arrow" else "0"
-    res = connected.run(f"%%hail\nimport os\nos.environ['HAIL_EMR_LAB_ARROW'] = {switch!r}")
+def _use(kernel: Kernel, param: str):
+    switch = "0" if param == "codec" else "1"
+    res = kernel.run(f"%%hail\nimport os\nos.environ['HAIL_EMR_LAB_ARROW'] = {switch!r}")
     assert res.status == "ok", res.text
-    yield request.param
-    connected.run("%%hail\nos.environ.pop('HAIL_EMR_LAB_ARROW', None)")
+    yield param
+    kernel.run("%%hail\nos.environ.pop('HAIL_EMR_LAB_ARROW', None)")
+    assert leftovers(kernel) == []
+
+
+@pytest.fixture(params=["arrow", "codec", "staged"])
+def transport(connected, request):
+    """How frames travel in this test: ``"arrow"``, ``"codec"`` (both inline) or ``"staged"``."""
+    yield from _use(connected, request.param)
+
+
+@pytest.fixture(params=["arrow", "codec"])
+def inline_transport(connected, request):
+    """The inline ways only (for paths without ``--via``)."""
+    yield from _use(connected, request.param)
+
+
+def via(transport: str) -> str:
+    """The ``%%hail`` flag that makes ``-o`` use ``transport``."""
+    return " --via staged" if transport == "staged" else " --via livy"
+
+
+def leftovers(kernel: Kernel) -> list[str]:
+    """What is left in the kernel's local staging folder."""
+    return sorted(p.name for p in kernel.staging.iterdir()) if kernel.staging.exists() else []
 
 
 def remote(kernel: Kernel, expr: str):
@@ -86,14 +109,15 @@ def remote(kernel: Kernel, expr: str):
 def pulled(res, name: str, transport: str, source: str) -> None:
     """The cell succeeded and ``name`` travelled in the format of ``transport``."""
     assert res.status == "ok", res.text
-    fmt = {"arrow": "arrow-pandas" if source == "pandas" else "arrow", "codec": "helc"}[transport]
+    fmt = {"arrow": "arrow-pandas" if source == "pandas" else "arrow", "codec": "helc",
+           "staged": "parquet-pandas" if source == "pandas" else "parquet"}[transport]
     kind = {"spark": "Spark DataFrame", "hail": "Hail Table", "pandas": "pandas DataFrame"}[source]
     assert f"{name}: pulled " in res.stdout and f"from the {kind} `{name}` ({fmt}," in res.stdout, res.stdout
 
 
 def test_spark_join_keeps_both_columns(connected, transport):
     res = connected.run(
-        "%%hail -o dup\n"
+        f"%%hail -o dup{via(transport)}\n"
         "a = spark.createDataFrame([(1, 'left', 10), (2, 'l2', 20)], 'k long, v string, n long')\n"
         "b = spark.createDataFrame([(1, 'right', None), (2, None, 5)], 'k long, v string, n long')\n"
         "dup = a.join(b, 'k').orderBy('k')"
@@ -106,7 +130,7 @@ def test_spark_join_keeps_both_columns(connected, transport):
     assert [names, values] == remote(connected, "_hel_show(dup.toPandas())")[:2]
 
 
-def test_sql_result_keeps_repeated_names(connected, transport):
+def test_sql_result_keeps_repeated_names(connected, inline_transport):
     res = connected.run("%%hail sql -o q -q\nSELECT 1 AS k, 'left' AS v, CAST(NULL AS BIGINT) AS n, "
                         "'right' AS v, 7L AS n")
     assert res.status == "ok", res.text
@@ -119,7 +143,7 @@ def test_sql_result_keeps_repeated_names(connected, transport):
 
 def test_remote_pandas_frame_keeps_repeated_names(connected, transport):
     res = connected.run(
-        "%%hail -o pdup\nimport pandas as pd\n"
+        f"%%hail -o pdup{via(transport)}\nimport pandas as pd\n"
         "pdup = pd.concat([pd.DataFrame({'k': [1, 2], 'v': pd.array([1, None], dtype='Int64')}),\n"
         "                  pd.DataFrame({'v': ['a', None], 'k': [0.5, float('nan')]})], axis=1)"
     )
@@ -134,7 +158,7 @@ def test_hail_table_flattened_names_that_collide(connected, transport):
     # The field b of a struct a and a field called "a.b" both flatten to the column "a.b";
     # Hail's own to_spark() keeps only one of them (toPandas of it would show two columns).
     res = connected.run(
-        "%%hail -o hdup\n"
+        f"%%hail -o hdup{via(transport)}\n"
         "hdup = hl.utils.range_table(3)\n"
         "hdup = hdup.annotate(a=hl.struct(b=hdup.idx * 10, c=hl.float64(hdup.idx) / 4), **{'a.b': hl.str(hdup.idx)})",
         timeout=900,
@@ -144,13 +168,13 @@ def test_hail_table_flattened_names_that_collide(connected, transport):
         ["idx", "a.b", "a.c", "a.b"], [[0, 1, 2], [0, 10, 20], [0.0, 0.25, 0.5], ["0", "1", "2"]],
         ["int32", "int32", "float64", "object"]]
     # Without a collision the table travels exactly as Hail's to_spark() gives it.
-    res = connected.run("%%hail -o hone\nhone = hdup.drop('a.b')", timeout=900)
+    res = connected.run(f"%%hail -o hone{via(transport)}\nhone = hdup.drop('a.b')", timeout=900)
     pulled(res, "hone", transport, "hail")
     assert connected.value("_hel_show(hone)")[:2] == remote(connected, "_hel_show(hone.to_spark().toPandas())")[:2]
 
 
 def test_struct_with_repeated_field_names_fails_clearly(connected, transport):
-    res = connected.run("%%hail -o sdup\nsdup = spark.sql(\"SELECT named_struct('v', 1, 'v', 2) AS s\")")
+    res = connected.run(f"%%hail -o sdup{via(transport)}\nsdup = spark.sql(\"SELECT named_struct('v', 1, 'v', 2) AS s\")")
     assert res.status == "error", res.text
     assert "column 's' holds a struct with repeated field names 'v'" in res.text, res.text
     assert connected.value("'sdup' in globals()") is False
@@ -169,7 +193,7 @@ def test_push_keeps_repeated_names_both_ways(connected, transport):
     assert remote(connected, "[ldup.columns, [list(r) for r in ldup.collect()]]") == [
         want[0], [[1, "left", "right", None], [2, "l2", None, 5]]]
     assert remote(connected, "_hel_show(ldup_pd)") == want + [["int64", "object", "object", "Int64"]]
-    res = connected.run("%%hail -o back\nback = ldup")
+    res = connected.run(f"%%hail -o back{via(transport)}\nback = ldup")
     pulled(res, "back", transport, "spark")
     assert connected.value("_hel_show(back)")[:2] == want
 
@@ -185,7 +209,7 @@ NESTED_TS = (
 
 def test_timestamps_follow_the_session_time_zone_at_every_depth(connected, transport):
     res = connected.run(
-        "%%hail -o tsdf\n"
+        f"%%hail -o tsdf{via(transport)}\n"
         "spark.conf.set('spark.sql.session.timeZone', 'America/New_York')\n"
         f"tsdf = spark.sql({NESTED_TS!r})"
     )
@@ -223,9 +247,43 @@ def test_pushed_timestamps_follow_the_session_time_zone(connected, transport):
         # Naive: wall-clock time in the session zone (as Spark's createDataFrame(pandas)); aware: the instant.
         assert shown == [["2020-06-01 12:00:00.000001", "2020-06-01 12:00:00.000000"],
                          [None, "2020-12-31 19:00:00.000000"]]
-        res = connected.run("%%hail -o lts_back\nlts_back = lts")
+        res = connected.run(f"%%hail -o lts_back{via(transport)}\nlts_back = lts")
         pulled(res, "lts_back", transport, "spark")
         assert connected.value("_hel_show(lts_back)[1]") == [
             ["2020-06-01 12:00:00.000001", None], ["2020-06-01 12:00:00", "2020-12-31 19:00:00"]]
     finally:
         connected.run("%%hail\nspark.conf.unset('spark.sql.session.timeZone')")
+
+
+def test_staged_pull_that_fails_half_way_leaves_no_files(connected):
+    res = connected.run(
+        "%%hail -o bad --via staged\n"
+        "from pyspark.sql import functions as F, types as T\n"
+        "def _hel_boom(i):\n"
+        "    if i >= 3000:\n"
+        "        raise RuntimeError(f'row {i} is bad')\n"
+        "    return i\n"
+        "bad = spark.range(0, 4000, numPartitions=4).select(F.udf(_hel_boom, T.LongType())('id').alias('v'))",
+        timeout=900,
+    )
+    assert res.status == "error" and "row 3" in res.text, res.text
+    assert connected.value("'bad' in globals()") is False
+    assert leftovers(connected) == []
+
+
+def test_auto_stages_a_big_result_and_keeps_small_ones_inline(connected):
+    res = connected.run(
+        "%%hail -o gwas -o tiny\n"
+        "from pyspark.sql import functions as F\n"
+        "gwas = spark.range(0, 300000, numPartitions=3).select(\n"
+        "    F.concat(F.lit('1:'), F.col('id').cast('string'), F.lit(':A:G')).alias('variant'), 'id',\n"
+        "    (F.col('id') % 97 / 97.0).alias('p'))\n"
+        "tiny = gwas.limit(5)",
+        timeout=900,
+    )
+    assert res.status == "ok", res.text
+    assert "gwas: pulled 300,000 rows x 3 columns from the Spark DataFrame `gwas` (parquet," in res.stdout, res.stdout
+    assert "tiny: pulled 5 rows x 3 columns from the Spark DataFrame `tiny` (arrow," in res.stdout, res.stdout
+    assert connected.value("[gwas['variant'].iloc[-1], int(gwas['id'].sum()), [str(t) for t in gwas.dtypes]]") == [
+        "1:299999:A:G", sum(range(300000)), ["object", "int64", "float64"]]
+    assert leftovers(connected) == []

@@ -123,6 +123,8 @@ def cell_parser() -> SubcommandParser:
     p.add_argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="show no output (errors still show)")
     p.add_argument("--no-plots", action="store_true", help="do not pull plots made by this cell")
+    p.add_argument("--via", choices=("auto", "livy", "staged"), default="auto",
+                   help="how -o moves frames: by estimated size (default), through Livy, or staged as Parquet")
     return p
 
 

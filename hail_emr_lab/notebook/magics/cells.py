@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def run_cell(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
-    """``%%hail [-o NAME ...] [-n N] [--timeout S] [-q] [--no-plots]``: run the cell in the session."""
+    """``%%hail [-o NAME ...] [-n N] [--timeout S] [-q] [--no-plots] [--via auto|livy|staged]``: run the cell."""
     ctx = m.ctx(auto_connect=True)
     m.wait_ready(ctx)
     output = m.run_code(ctx, cell or "", args.timeout, "the cell", quiet=args.quiet)
@@ -30,7 +30,7 @@ def run_cell(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> No
     if not args.quiet:
         render_output(output)
     if args.output:
-        pull(m, ctx, args.output, args.maxrows, args.timeout, args.quiet)
+        pull(m, ctx, args.output, args.maxrows, args.timeout, args.quiet, args.via)
     if ctx.plots is not None:
         after_cell(ctx, pull=not args.no_plots)
 
@@ -47,8 +47,8 @@ def after_cell(ctx: HailContext, pull: bool) -> None:
 
 
 def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int], timeout: Optional[float],
-         quiet: bool) -> None:
-    """``-o``: bring the remote variables ``names`` into the notebook's namespace."""
+         quiet: bool, via: str = "livy") -> None:
+    """``-o``: bring the remote variables ``names`` into the notebook's namespace (``via``: ``transfer.VIAS``)."""
     from .. import transfer
 
     bar = Progress("pull")
@@ -57,7 +57,8 @@ def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int]
         bar.update(done / total, f"pulling {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
     try:
-        results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=on_chunk)
+        results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=on_chunk, via=via,
+                                config=ctx.config)
     except StatementError as exc:
         raise remote_error(exc.output, "Pulling " + ", ".join(names) + " failed") from None
     finally:

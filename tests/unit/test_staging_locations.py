@@ -1,0 +1,51 @@
+"""Where ``-o`` may stage results: the user's own prefix, a folder proven shared, never the backup."""
+
+from __future__ import annotations
+
+import pytest
+
+from hail_emr_lab.config import Config
+from hail_emr_lab.notebook import staging
+from hail_emr_lab.remote import staged as rstaged
+from hail_emr_lab.sync.excludes import STAGING_DIR, Excludes
+
+
+def _config(**values) -> Config:
+    cfg = Config()
+    cfg.values.update(values)
+    return cfg
+
+
+def test_s3_staging_is_under_the_users_prefix():
+    assert staging.s3_root(_config(bucket="lab", prefix="/alice/")) == "s3://lab/alice/.hail-emr-lab/staging/"
+    assert staging.s3_root(_config(bucket="lab")) is None
+    with pytest.raises(staging.StagingError, match="cannot stage -o results in S3"):
+        staging.s3_root(_config(bucket="lab", prefix="../bob"))
+
+
+def test_the_cluster_refuses_s3_locations_outside_a_staging_folder():
+    ok = "s3://lab/alice/.hail-emr-lab/staging/0123abcd/"
+    assert rstaged.check_location({"url": ok, "local": False}) == ok + "data"
+    for bad in ("s3://lab/alice/", "s3://lab/alice/notebooks/x/", "hdfs:///tmp/.hail-emr-lab/staging/x/",
+                "/tmp/.hail-emr-lab/staging/x/"):
+        with pytest.raises(rstaged.StagingRefused):
+            rstaged.check_location({"url": bad, "local": False})
+
+
+def test_a_local_location_needs_the_notebooks_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("HAIL_EMR_LAB_LOCAL_DIR", str(tmp_path))
+    area = staging.StagingArea.open(_config())
+    (loc,) = area.locations
+    assert loc.local and loc.url.startswith(str(tmp_path / "staging"))
+    assert rstaged.check_location(loc.wire()) == "file://" + loc.url + "data"
+    with pytest.raises(rstaged.StagingRefused, match="not visible to the Spark driver"):
+        rstaged.check_location(dict(loc.wire(), token="f" * 32))
+    assert oct((tmp_path / "staging" / loc.url.rstrip("/").rsplit("/", 1)[1]).stat().st_mode & 0o777) == "0o700"
+    assert area.cleanup() == [] and list((tmp_path / "staging").iterdir()) == []
+
+
+def test_the_home_sync_never_backs_up_staged_files():
+    assert rstaged.STAGING_MARK == f"/{STAGING_DIR}/"  # the cluster's check and the sync agree
+    ex = Excludes()
+    assert ex.excluded(f"{STAGING_DIR}/0123/data/part-00000.parquet")
+    assert not ex.excluded(".hail-emr-lab/notes.txt")
