@@ -229,63 +229,69 @@ def _json(body, ref):
 def _decode_column(col, body, rows, tz):
     t = col["t"]
     mask = _mask(body, col.get("mask"), rows)
-    if t == "int":
-        values = np.frombuffer(_raw(body, col["data"]), dtype=col["dtype"], count=rows).copy()
-        if mask is not None or col.get("nullable"):
-            name = _NULLABLE_INT[np.dtype(col["dtype"]).newbyteorder("<").str]
-            return pd.arrays.IntegerArray(values.astype(np.dtype(col["dtype"]).newbyteorder("=")),
-                                          mask if mask is not None else np.zeros(rows, bool)).astype(name)
-        return values.astype(np.dtype(col["dtype"]).newbyteorder("="))
-    if t == "float":
-        values = np.frombuffer(_raw(body, col["data"]), dtype=col["dtype"], count=rows).copy()
-        values = values.astype(np.dtype(col["dtype"]).newbyteorder("="))
-        if mask is not None or col.get("nullable"):
-            # FloatingArray keeps NaN (a value) apart from NA (a null).
-            return pd.arrays.FloatingArray(values, mask if mask is not None else np.zeros(rows, bool))
-        return values
+    if t in ("int", "float", "bool"):
+        return _decode_number(t, col, body, rows, mask)
+    if t in ("date", "ts", "td"):
+        return _decode_time(t, col, body, rows, mask)
+    if t in _TEXT_KINDS:
+        return pd.Series(_TEXT_KINDS[t](_json(body, col["data"]), col, tz), dtype=object)
+    raise ValueError("unknown column type %r in a hail-emr-lab frame" % (t,))
+
+
+def _decode_number(t, col, body, rows, mask):
+    """An int, float or bool column; nullable ones as pandas' masked arrays."""
+    nullable = mask is not None or col.get("nullable")
+    if mask is None:
+        mask = np.zeros(rows, bool)
     if t == "bool":
         values = np.frombuffer(_raw(body, col["data"]), dtype="u1", count=rows).astype(bool)
-        if mask is not None or col.get("nullable"):
-            return pd.arrays.BooleanArray(values, mask if mask is not None else np.zeros(rows, bool))
+        return pd.arrays.BooleanArray(values, mask) if nullable else values
+    native = np.dtype(col["dtype"]).newbyteorder("=")
+    values = np.frombuffer(_raw(body, col["data"]), dtype=col["dtype"], count=rows).astype(native)
+    if not nullable:
         return values
-    if t == "str":
-        return pd.Series(_json(body, col["data"]), dtype=object)
-    if t == "bytes":
-        return pd.Series([None if v is None else base64.b64decode(v) for v in _json(body, col["data"])], dtype=object)
-    if t == "decimal":
-        return pd.Series([None if v is None else decimal.Decimal(v) for v in _json(body, col["data"])], dtype=object)
+    if t == "int":
+        return pd.arrays.IntegerArray(values, mask).astype(_NULLABLE_INT[np.dtype(col["dtype"]).newbyteorder("<").str])
+    return pd.arrays.FloatingArray(values, mask)  # keeps NaN (a value) apart from NA (a null)
+
+
+def _decode_time(t, col, body, rows, mask):
+    """A date (Python dates), timestamp (datetime64[ns], see below) or timedelta column."""
     if t == "date":
         days = np.frombuffer(_raw(body, col["data"]), dtype="<i4", count=rows)
         out = [EPOCH_DATE + datetime.timedelta(days=int(d)) for d in days]
         if mask is not None:
             out = [None if m else v for v, m in zip(out, mask)]
         return pd.Series(out, dtype=object)
-    if t == "ts":
-        raw = np.frombuffer(_raw(body, col["data"]), dtype="<i8", count=rows).astype("i8")
-        unit = col.get("unit", "ns")
-        if unit == "us":
-            check_ns_range(col["name"], raw if mask is None else raw[~mask])
-        values = raw.astype("datetime64[%s]" % unit).astype("datetime64[ns]")
-        if mask is not None:
-            values[mask] = np.datetime64("NaT")
-        s = pd.Series(values)
-        if col.get("naive_in"):
-            # A Spark TimestampType: shown as wall-clock time in the session's time zone (like toPandas).
-            return s.dt.tz_localize("UTC").dt.tz_convert(session_zone(col["naive_in"])).dt.tz_localize(None)
-        if col.get("tz"):
-            s = s.dt.tz_localize("UTC").dt.tz_convert(col["tz"])
-        return s
+    raw = np.frombuffer(_raw(body, col["data"]), dtype="<i8", count=rows).astype("i8")
     if t == "td":
-        raw = np.frombuffer(_raw(body, col["data"]), dtype="<i8", count=rows).astype("i8")
         values = raw.astype("timedelta64[ns]")
         if mask is not None:
             values[mask] = np.timedelta64("NaT")
         return values
-    if t == "json":
-        return pd.Series(_json(body, col["data"]), dtype=object)
-    if t == "spark":
-        return pd.Series(spark_values_from_json(col["type"], _json(body, col["data"]), tz), dtype=object)
-    raise ValueError("unknown column type %r in a hail-emr-lab frame" % (t,))
+    unit = col.get("unit", "ns")
+    if unit == "us":
+        check_ns_range(col["name"], raw if mask is None else raw[~mask])
+    values = raw.astype("datetime64[%s]" % unit).astype("datetime64[ns]")
+    if mask is not None:
+        values[mask] = np.datetime64("NaT")
+    s = pd.Series(values)
+    if col.get("naive_in"):
+        # A Spark TimestampType: shown as wall-clock time in the session's time zone (like toPandas).
+        return s.dt.tz_localize("UTC").dt.tz_convert(session_zone(col["naive_in"])).dt.tz_localize(None)
+    if col.get("tz"):
+        s = s.dt.tz_localize("UTC").dt.tz_convert(col["tz"])
+    return s
+
+
+#: Columns that travel as JSON lists -> their values (the list, the column descriptor, the session zone).
+_TEXT_KINDS = {
+    "str": lambda values, col, tz: values,
+    "json": lambda values, col, tz: values,
+    "bytes": lambda values, col, tz: [None if v is None else base64.b64decode(v) for v in values],
+    "decimal": lambda values, col, tz: [None if v is None else decimal.Decimal(v) for v in values],
+    "spark": lambda values, col, tz: spark_values_from_json(col["type"], values, tz),
+}
 
 
 def spark_values_from_json(spark_type, values, tz=None):
