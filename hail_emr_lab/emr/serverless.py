@@ -288,19 +288,38 @@ def list_livy_applications(boto3_session: Any = None, region: Optional[str] = No
 # ---------------------------------------------------------------- Spark UI and driver-log links
 
 
+#: Query parameters of a pre-signed link that grant access (the dashboard's token, SigV4 query signing).
+_GRANTS = ("authtoken", "x-amz-signature", "x-amz-credential", "x-amz-security-token")
+
+
+def without_grant(url: str) -> str:
+    """``url`` with the values of its access-granting query parameters (a dashboard URL's
+    ``authToken``, a pre-signed URL's ``X-Amz-Signature``...) shown as ``***``: for text that may
+    be kept (a notebook's output, its S3 backup), where the link itself is a credential for an hour."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k.lower() in _GRANTS for k, _ in query):
+        return url
+    shown = [(k, "***" if k.lower() in _GRANTS else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(shown, safe="*")))
+
+
 @dataclass(frozen=True)
 class SparkLinks:
     """Where a session's Spark UI and driver log are: URLs, and ``note`` saying where to look (or why
-    there is no link) when one is missing. Dashboard URLs are valid for one hour."""
+    there is no link) when one is missing. Dashboard URLs are valid for one hour and grant access
+    while they are: text shows them through :func:`without_grant`, only a link carries them whole."""
 
     spark_ui_url: Optional[str] = None
     driver_log_url: Optional[str] = None
     note: Optional[str] = None
 
     def lines(self) -> list[str]:
-        """``Spark UI: URL``, ``driver log: URL`` and the note, for the ones there are."""
-        out = [f"{label}: {url}" for label, url in (("Spark UI", self.spark_ui_url), ("driver log", self.driver_log_url))
-               if url]
+        """``Spark UI: URL``, ``driver log: URL`` (tokens hidden) and the note, for the ones there are."""
+        out = [f"{label}: {without_grant(url)}"
+               for label, url in (("Spark UI", self.spark_ui_url), ("driver log", self.driver_log_url)) if url]
         return out + ([self.note] if self.note else [])
 
 

@@ -52,6 +52,17 @@ def test_dashboard_url_is_the_spark_ui_and_is_reused(stubbed):
     assert "driver log: the Spark UI's Executors tab" in first.note
     again = session_links(cfg, Session.from_json(SESSION_ANSWER))  # no second call: the Stubber has none
     assert again == first
+    # Text that may be kept (a notebook's output) does not carry the link's token.
+    assert first.lines()[0] == f"Spark UI: {DASHBOARD.replace('authToken=x', 'authToken=***')}"
+
+
+def test_without_grant_hides_only_access_granting_parameters():
+    from hail_emr_lab.emr.serverless import without_grant
+
+    assert without_grant("https://h/ui/?a=1&authToken=abc.def") == "https://h/ui/?a=1&authToken=***"
+    signed = "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ff&X-Amz-Expires=60"
+    assert without_grant(signed) == "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Expires=60"
+    assert without_grant("http://m:20888/proxy/application_1_2/") == "http://m:20888/proxy/application_1_2/"
 
 
 def test_fresh_dashboard_replaces_the_endpoints_link_but_keeps_its_driver_log(stubbed):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 from IPython.display import display
 
-from ...emr.serverless import serverless_app_of, session_links
+from ...emr.serverless import serverless_app_of, session_links, without_grant
 from ...redact import redact_url, split_userinfo
 from ...session_names import is_own
 from .. import connect as conn
@@ -87,7 +87,7 @@ def info(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
         ("endpoint", redact_url(ctx.endpoint)), ("found by", ctx.target), ("session id", info.id), ("name", info.name),
         ("state", info.state.value), ("setup", startup.phase if startup else "-"),
         ("reattached", "yes" if ctx.reattached else "no"), ("app id", info.app_id or "-"),
-        ("Spark UI", links.spark_ui_url or "-"), ("driver log", links.driver_log_url or "-"),
+        ("Spark UI", without_grant(links.spark_ui_url or "-")), ("driver log", without_grant(links.driver_log_url or "-")),
         ("Hail", v.hail or "-"), ("Spark", v.spark or "-"), ("Python (cluster)", v.python or "-"),
         ("pyarrow (cluster)", {True: "yes", False: "no"}.get(v.pyarrow, "-")),
     ]
@@ -118,7 +118,10 @@ def logs(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     lines = ctx.session.log(args.n)
     print_text("\n".join(lines) if lines else "(the session log is empty)")
     if serverless_app_of(ctx.config):  # the driver's own logs are not in Livy's log there
-        print_text("\n".join(session_links(ctx.config, ctx.session.info()).lines()))
+        links = session_links(ctx.config, ctx.session.info())
+        print_text("\n".join(links.lines()))
+        if links.spark_ui_url:
+            link(links.spark_ui_url, "Spark UI")
 
 
 def cancel(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
