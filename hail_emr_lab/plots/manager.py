@@ -116,7 +116,8 @@ class PlotManager:
     def remote_bokeh_version(self) -> Optional[str]:
         """The bokeh version installed in the session's Python (None without bokeh)."""
         result = self.helpers.call("bokeh_version()", "asking the cluster for its bokeh version")
-        return str(result) if isinstance(result, str) else None
+        version = result.get("version") if isinstance(result, dict) else None
+        return str(version) if version is not None else None
 
     # ------------------------------------------------------------------ after a cell
 

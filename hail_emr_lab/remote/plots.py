@@ -177,12 +177,6 @@ def scan(inline_limit=0, sweep=False):
     return out
 
 
-def forget(name):
-    """Make the next scan report ``name`` again (the notebook could not pull it)."""
-    _SEEN.pop(name, None)
-    return True
-
-
 def info(name):
     """Size (bytes), mtime (epoch seconds) and sha256 of plot ``name``."""
     path = _path(name)
@@ -239,12 +233,12 @@ def _chunk_text(path, offset, length, header):
 
 
 def bokeh_version():
-    """The cluster's bokeh version (None without bokeh)."""
+    """``{"version": V}``: the cluster's bokeh version (None without bokeh)."""
     try:
         import bokeh
     except Exception:
-        return None
-    return bokeh.__version__
+        return {"version": None}
+    return {"version": bokeh.__version__}
 
 
 def read_bokehjs(bundle, version, offset, length):
