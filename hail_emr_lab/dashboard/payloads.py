@@ -72,8 +72,7 @@ class ClusterStatus(_ClusterStatus, total=False):
 # ----------------------------------------------------------------- sessions
 
 
-class SessionInfo(TypedDict):
-    """One Livy session; ``own``: named after the user's session_name."""
+class _SessionInfo(TypedDict):
 
     id: int
     name: Optional[str]
@@ -89,6 +88,12 @@ class SessionInfo(TypedDict):
     driver_log_url: Optional[str]
     own: bool
     notebook: Optional[str]  # the owning notebook's path when open here, else its name's stem
+
+
+class SessionInfo(_SessionInfo, total=False):
+    """One Livy session; ``own``: named after the user's session_name."""
+
+    spark_ui_note: Optional[str]  # EMR Serverless: where the Spark UI or driver log is when not linked
 
 
 class Sessions(Answer):

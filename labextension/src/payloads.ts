@@ -64,8 +64,9 @@ export interface ISessionInfo {
   spark_ui_url: string | null;
   driver_log_url: string | null;
   own: boolean;
-  /** the owning notebook's path when open here, else its name's stem */
   notebook: string | null;
+  /** EMR Serverless: where the Spark UI or driver log is when not linked */
+  spark_ui_note?: string | null;
 }
 
 /** GET sessions. */

@@ -307,6 +307,13 @@ export function renderSessions(data: ISessions, actions: IActions): Node[] {
                 'Spark UI'
               )
             : null,
+          s.spark_ui_note
+            ? h(
+                'div',
+                { class: 'jp-HailMuted', 'data-field': 'spark-ui-note' },
+                s.spark_ui_note
+              )
+            : null,
           s.own && s.alive
             ? button('Delete', 'delete-session', () =>
                 actions.deleteSession(s.id, s.name)

@@ -12,7 +12,8 @@ and the fields of its recording, so a server change the sidebar does not know ab
 the recordings anew (temporary paths scrubbed, checked free of credentials).
 
 Not covered: real AWS (moto and the stand-in answer whatever they are asked), a serverless
-endpoint reached over the internet (the status's Livy URL is the embedded server).
+endpoint reached over the internet (the status's Livy URL is the embedded server; the serverless
+sessions are listed through the tests' SigV4 gateway in front of it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import boto3
 import test_server_handlers as server_tests
+from support.sigv4_gateway import SigV4Gateway
 from support.ssm_standin import SsmStandIn
 
 from hail_emr_lab.dashboard import payloads
@@ -96,14 +98,25 @@ async def test_status_of_a_serverless_target(jp_fetch, livy_env, aws_env, monkey
         name="hail-interactive", releaseLabel="emr-7.2.0", type="SPARK",
         interactiveConfiguration={"livyEndpointEnabled": True},
     )["applicationId"]
-    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", app_id)
-    data = await answer(jp_fetch, "status", "status-serverless", payloads.ClusterStatus, tmp_path,
-                        free_form=("config.",))
-    assert data["serverless"]["application_id"] == app_id and data["serverless"]["state"] == "STARTED"
     monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", "00fnothere0000")
     data = await answer(jp_fetch, "status", "status-serverless-missing", payloads.ClusterStatus, tmp_path,
                         free_form=("config.",))
     assert "00fnothere0000" in data["serverless"]["error"]
+    monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", app_id)
+    data = await answer(jp_fetch, "status", "status-serverless", payloads.ClusterStatus, tmp_path,
+                        free_form=("config.",))
+    assert data["serverless"]["application_id"] == app_id and data["serverless"]["state"] == "STARTED"
+    # Connected as %hail connect --serverless-app does (SigV4): the sessions carry where the Spark
+    # UI and driver log are, here through a SigV4-verifying gateway in front of the embedded Livy.
+    gateway = SigV4Gateway(livy_env.url, {"testing": ("testing", None)}, region="us-east-1").start()
+    try:
+        monkeypatch.setenv("HAIL_EMR_LAB_LIVY_URL", gateway.url)
+        monkeypatch.setenv("HAIL_EMR_LAB_AUTH", "sigv4")
+        monkeypatch.setenv("HAIL_EMR_LAB_REGION", "us-east-1")
+        data = await answer(jp_fetch, "sessions", "sessions-serverless", payloads.Sessions, tmp_path)
+    finally:
+        gateway.stop()
+    assert data["error"] is None and data["sessions"][0]["spark_ui_note"], data
 
 
 async def test_progress_of_a_running_statement(jp_fetch, livy_env, livy_session, tmp_path):

@@ -30,6 +30,7 @@ import nodesJson from './fixtures/nodes.json';
 import plotsJson from './fixtures/plots.json';
 import progressJson from './fixtures/progress.json';
 import sessionsJson from './fixtures/sessions.json';
+import serverlessSessionsJson from './fixtures/sessions-serverless.json';
 import statusJson from './fixtures/status.json';
 import serverlessJson from './fixtures/status-serverless.json';
 import serverlessMissingJson from './fixtures/status-serverless-missing.json';
@@ -204,6 +205,21 @@ describe('Sessions section', () => {
     expect(one(row, '.jp-HailOwn').textContent).toBe(' yours');
     one(row, 'button[data-action="delete-session"]').click();
     expect(actions.calls).toEqual([['deleteSession', s.id, s.name]]);
+  });
+
+  it('says where the Spark UI or driver log is on EMR Serverless', () => {
+    const data = fixture<ISessions>(serverlessSessionsJson);
+    const s = data.sessions[0];
+    const body = draw(renderSessions(data, recordingActions()));
+    const row = one(body, `.jp-HailSession[data-session-id="${s.id}"]`);
+    expect(s.spark_ui_note).toBeTruthy();
+    expect(one(row, '[data-field="spark-ui-note"]').textContent).toBe(
+      s.spark_ui_note
+    );
+    const plain = draw(
+      renderSessions(fixture<ISessions>(sessionsJson), recordingActions())
+    );
+    expect(plain.querySelector('[data-field="spark-ui-note"]')).toBeNull();
   });
 
   it('offers no Delete for a session of someone else', () => {
