@@ -15,7 +15,9 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -60,15 +62,10 @@ def _notebook(cells: list[str]) -> dict:
     }
 
 
-@pytest.fixture
-def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
-    """JupyterLab with the extension, on the embedded Livy and moto S3; yields (url, root)."""
-    import boto3
-
-    root = tmp_path / "SageMaker"
-    root.mkdir()
-    (root / "analysis.ipynb").write_text(json.dumps(_notebook(NOTEBOOK_CELLS)))
-    boto3.client("s3").create_bucket(Bucket="ui-bucket")
+@contextmanager
+def jupyter_lab(root: Path, tmp_path: Path, log_path: Path, env_extra: dict[str, str]) -> Iterator[str]:
+    """JupyterLab with the extension in a subprocess, the sidebar polling every POLL_SECONDS;
+    ``env_extra`` on top of this process's environment. Yields its URL."""
     # The user's settings for the sidebar (Settings Editor > Hail on EMR): poll every second.
     settings = tmp_path / "jupyter-config" / "lab" / "user-settings" / "hail-emr-lab"
     settings.mkdir(parents=True)
@@ -77,19 +74,13 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
     env = dict(os.environ)
     env.update(
         {
-            "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
-            "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
-            "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
-            "HAIL_EMR_LAB_BUCKET": "ui-bucket",
-            "HAIL_EMR_LAB_PREFIX": "ui-user",
-            "HAIL_EMR_LAB_HOME": str(root),
-            "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
             "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
             "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
             "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+            **env_extra,
         }
     )
-    log = open(artifacts_dir / "sidebar-jupyterlab.log", "wb")
+    log = open(log_path, "wb")
     proc = subprocess.Popen(
         [
             str(VENV_BIN / "jupyter"),
@@ -110,7 +101,7 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/api/status", timeout=120)
-        yield url, root
+        yield url
     finally:
         proc.terminate()
         try:
@@ -118,6 +109,30 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
+    """JupyterLab with the extension, on the embedded Livy and moto S3; yields (url, root)."""
+    import boto3
+
+    root = tmp_path / "SageMaker"
+    root.mkdir()
+    (root / "analysis.ipynb").write_text(json.dumps(_notebook(NOTEBOOK_CELLS)))
+    boto3.client("s3").create_bucket(Bucket="ui-bucket")
+    env = {
+        "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+        "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
+        "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
+        "HAIL_EMR_LAB_BUCKET": "ui-bucket",
+        "HAIL_EMR_LAB_PREFIX": "ui-user",
+        "HAIL_EMR_LAB_HOME": str(root),
+        "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
+    }
+    try:
+        with jupyter_lab(root, tmp_path, artifacts_dir / "sidebar-jupyterlab.log", env) as url:
+            yield url, root
+    finally:
         from hail_emr_lab.livy import LivyClient
 
         with LivyClient(livy_server.url) as client:  # the kernel's session: delete it, keep the server lean
@@ -353,3 +368,67 @@ def _command(page, command: str) -> None:
     """Run a JupyterLab command without waiting for it: the promise of a run command settles only
     when its cells have finished."""
     page.evaluate("(id) => { void window.jupyterapp.commands.execute(id); }", command)
+
+
+@pytest.fixture
+def serverless_lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
+    """JupyterLab whose target is a moto EMR Serverless application, its Livy endpoint stood in
+    for by the SigV4-verifying gateway in front of the embedded Livy (as after
+    ``%hail connect --serverless-app``: auth sigv4, the region recorded); yields (url, app id)."""
+    import boto3
+    from support.sigv4_gateway import SigV4Gateway
+
+    app_id = boto3.client("emr-serverless").create_application(
+        name="hail-interactive", releaseLabel="emr-7.2.0", type="SPARK",
+        interactiveConfiguration={"livyEndpointEnabled": True},
+    )["applicationId"]
+    gateway = SigV4Gateway(livy_server.url, {"testing": ("testing", None)}, region="us-east-1").start()
+    root = tmp_path / "SageMaker"
+    root.mkdir()
+    env = {
+        "HAIL_EMR_LAB_LIVY_URL": gateway.url,
+        "HAIL_EMR_LAB_AUTH": "sigv4",
+        "HAIL_EMR_LAB_REGION": "us-east-1",
+        "HAIL_EMR_LAB_SERVERLESS_APP": app_id,
+    }
+    try:
+        with jupyter_lab(root, tmp_path, artifacts_dir / "serverless-jupyterlab.log", env) as url:
+            yield url, app_id
+    finally:
+        gateway.stop()
+
+
+def test_cluster_section_shows_the_serverless_target(serverless_lab, artifacts_dir):
+    """The Cluster section names the EMR Serverless application that is the target: id, name,
+    state, release and Livy endpoint, and reaches the endpoint with signed requests.
+
+    Not covered: the real endpoint over the internet (the gateway stands in for it, signatures
+    checked with botocore), IAM, and application states moto skips (STARTING, STOPPING)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, app_id = serverless_lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(f"{url}/lab?token={TOKEN}")
+            page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
+            page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']", timeout=60_000)
+            cluster = page.locator("#hail-emr-lab-panel [data-section='cluster']")
+            expect(cluster.locator(".jp-HailReach")).to_have_attribute("data-reachable", "true", timeout=60_000)
+            app = cluster.locator("[data-field='serverless']")
+            expect(app).to_have_attribute("data-application-id", app_id)
+            expect(app).to_contain_text(f"EMR Serverless application {app_id} hail-interactive")
+            expect(app.locator(".jp-HailBadge")).to_have_text("started")
+            expect(app).to_contain_text("emr-7.2.0")
+            expect(app.locator("[data-field='serverless-livy']")).to_have_text(
+                f"https://{app_id}.livy.emr-serverless-services.us-east-1.amazonaws.com"
+            )
+            cluster.screenshot(path=str(artifacts_dir / "serverless-sidebar.png"))
+        except Exception:
+            page.screenshot(path=str(artifacts_dir / "serverless-failure.png"))
+            tail = (artifacts_dir / "serverless-jupyterlab.log").read_text(errors="replace")[-4000:]
+            print("---- jupyter lab log (tail) ----\n" + tail)
+            raise
+        finally:
+            browser.close()
