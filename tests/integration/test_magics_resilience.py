@@ -7,7 +7,6 @@ every test also checks that the password is never shown. Tests run in file order
 
 from __future__ import annotations
 
-import queue
 import time
 
 import pytest
@@ -22,47 +21,19 @@ SECRET = "Sekr3t-resilience"
 
 
 class WidgetKernel(Kernel):
-    """A kernel whose results also hold what progress widgets showed (their comm updates)."""
+    """A kernel whose results also hold what progress widgets showed (their comm updates), and
+    never the Livy password."""
+
+    def collect(self, res: Result, kind: str, content: dict) -> bool:
+        if kind in ("comm_open", "comm_msg"):
+            value = (content.get("data") or {}).get("state", {}).get("value")
+            if isinstance(value, str):
+                res.updates.append({"text/plain": value})
+            return False
+        return super().collect(res, kind, content)
 
     def run(self, code: str, timeout: float = 600, interrupt_after=None) -> Result:
-        msg_id = self.kc.execute(code)
-        res = Result()
-        deadline = time.monotonic() + timeout
-        interrupt_at = time.monotonic() + interrupt_after if interrupt_after else None
-        while True:
-            if interrupt_at and time.monotonic() > interrupt_at:
-                self.km.interrupt_kernel()
-                interrupt_at = None
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cell did not finish in {timeout} s: {code[:80]!r}\n{res.text[-2000:]}")
-            try:
-                msg = self.kc.get_iopub_msg(timeout=0.5)
-            except queue.Empty:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if msg["parent_header"].get("msg_id") != msg_id and kind != "update_display_data":
-                continue
-            if kind == "stream":
-                if content["name"] == "stdout":
-                    res.stdout += content["text"]
-                else:
-                    res.stderr += content["text"]
-            elif kind in ("display_data", "execute_result"):
-                res.data.append(content["data"])
-            elif kind == "update_display_data":
-                res.updates.append(content["data"])
-            elif kind in ("comm_open", "comm_msg"):
-                value = (content.get("data") or {}).get("state", {}).get("value")
-                if isinstance(value, str):
-                    res.updates.append({"text/plain": value})
-            elif kind == "error":
-                res.ename, res.evalue, res.traceback = content["ename"], content["evalue"], content["traceback"]
-            elif kind == "status" and content["execution_state"] == "idle":
-                break
-        reply = self.kc.get_shell_msg(timeout=30)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = self.kc.get_shell_msg(timeout=30)
-        res.status = reply["content"]["status"]
+        res = super().run(code, timeout, interrupt_after)
         assert SECRET not in res.text, res.text
         return res
 

@@ -67,25 +67,27 @@ class Kernel:
                 continue
             if msg["parent_header"].get("msg_id") != msg_id and msg["msg_type"] != "update_display_data":
                 continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                if content["name"] == "stdout":
-                    res.stdout += content["text"]
-                else:
-                    res.stderr += content["text"]
-            elif kind in ("display_data", "execute_result"):
-                res.data.append(content["data"])
-            elif kind == "update_display_data":
-                res.updates.append(content["data"])
-            elif kind == "error":
-                res.ename, res.evalue, res.traceback = content["ename"], content["evalue"], content["traceback"]
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
+            idle = self.collect(res, msg["msg_type"], msg["content"])
         reply = self.kc.get_shell_msg(timeout=30)
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = self.kc.get_shell_msg(timeout=30)
         res.status = reply["content"]["status"]
         return res
+
+    def collect(self, res: Result, kind: str, content: dict[str, Any]) -> bool:
+        """Add one IOPub message of the cell to ``res``; True once the kernel is idle again."""
+        if kind == "stream":
+            if content["name"] == "stdout":
+                res.stdout += content["text"]
+            else:
+                res.stderr += content["text"]
+        elif kind in ("display_data", "execute_result"):
+            res.data.append(content["data"])
+        elif kind == "update_display_data":
+            res.updates.append(content["data"])
+        elif kind == "error":
+            res.ename, res.evalue, res.traceback = content["ename"], content["evalue"], content["traceback"]
+        return kind == "status" and content["execution_state"] == "idle"
 
     def value(self, expr: str) -> Any:
         """Evaluate ``expr`` locally in the kernel and return it via JSON."""
