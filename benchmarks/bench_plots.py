@@ -28,7 +28,8 @@ from datetime import date
 from pathlib import Path
 
 import requests
-from benchutil import free_port, machine
+from benchutil import machine  # also puts tests/ on sys.path for support
+from support.net import free_port
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 

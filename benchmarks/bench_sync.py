@@ -31,13 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import free_port
+import benchutil  # noqa: F401 - puts tests/ on sys.path for support
+from support.net import free_port
+from support.proxy import RelayProxy
 
 HERE = Path(__file__).resolve().parent
-# The request-counting, latency-adding proxy is the tests' relay (tests/support/proxy.py).
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from support.proxy import RelayProxy  # noqa: E402
 
 BIN = Path(sys.executable).parent
 AWS = str(BIN / "aws")

@@ -1,11 +1,18 @@
-"""Small helpers shared by the benchmark scripts (run as ``python benchmarks/<script>.py``)."""
+"""Small helpers shared by the benchmark scripts (run as ``python benchmarks/<script>.py``).
+
+Importing it also puts ``tests/`` on ``sys.path``: the benchmarks use the tests' helpers
+(``support.net`` for ports, ``support.proxy`` for the request-counting, latency-adding relay)
+rather than copies of them, so import it before ``support``.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
-import socket
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 def machine() -> str:
@@ -20,9 +27,3 @@ def machine() -> str:
         pass  # not Linux: keep platform's answer
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
