@@ -1,6 +1,6 @@
 """``hail-emr-lab ssm``: node lookup through EMR, the SSM-managed check, Run Command, start-session.
 
-EMR and EC2 are the moto server (``aws_env``). SSM is moto behind ``tests/ssm_standin.py``,
+EMR and EC2 are the moto server (``aws_env``). SSM is moto behind ``tests/support/ssm_standin.py``,
 which adds what moto lacks: ``DescribeInstanceInformation`` (which instances registered) and,
 when asked, an "agent" that really runs ``AWS-RunShellScript`` commands with bash here, so
 output, exit codes and the InProgress -> final status polling are exercised (moto alone answers
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from support.emr_cluster import moto_emr_cluster
 from support.ssm_standin import SsmStandIn
 
 from hail_emr_lab.emr import ssm
@@ -44,26 +45,8 @@ def standin(aws_env, monkeypatch):
 @pytest.fixture
 def cluster(aws_env):
     """A moto EMR cluster with one master and two core nodes; returns (cluster id, {group: [ids]})."""
-    emr = boto3.client("emr")
-    cid = emr.run_job_flow(
-        Name="hail-ssm",
-        ReleaseLabel="emr-6.15.0",
-        Instances={
-            "InstanceGroups": [
-                {"Name": "Primary", "InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                {"Name": "Core", "InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 2},
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]
-    groups: dict[str, list[str]] = {}
-    for role in ("MASTER", "CORE"):
-        for inst in emr.list_instances(ClusterId=cid, InstanceGroupTypes=[role])["Instances"]:
-            groups.setdefault(role, []).append(inst["Ec2InstanceId"])
-    assert len(groups["MASTER"]) == 1 and len(groups["CORE"]) == 2
-    return cid, groups
+    made = moto_emr_cluster("hail-ssm")
+    return made.id, made.groups
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
