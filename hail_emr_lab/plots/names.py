@@ -13,8 +13,6 @@ from typing import Any
 from ..paths import unsafe_reason
 from .errors import UnsafePlotName
 
-#: File types shown inline; others are listed but not pulled automatically.
-PLOT_SUFFIXES = (".html", ".htm", ".png", ".svg", ".jpg", ".jpeg", ".gif", ".pdf")
 #: Characters besides letters and digits a name may use (spaces only inside a component).
 NAME_EXTRA = frozenset("._-+=,@()[]~# ")
 #: Characters in a whole name.
@@ -22,6 +20,7 @@ MAX_NAME = 1024
 #: '/'-separated components (the cluster side walks as deep).
 MAX_DEPTH = 4
 
+#: Plot kinds by file suffix (the cluster side pulls these suffixes automatically).
 _KINDS = {".html": "html", ".htm": "html", ".png": "png", ".svg": "svg", ".jpg": "jpeg", ".jpeg": "jpeg",
           ".gif": "gif", ".pdf": "pdf"}
 
