@@ -60,7 +60,7 @@ step() {
 }
 
 # valid KIND VALUE: the same rules `hail-emr-lab lifecycle render` applies (values end up in JSON);
-# bucket names as hail_emr_lab/s3_names.py (Amazon S3 "Bucket naming rules").
+# bucket names as hail_emr_lab/aws_names.py (Amazon S3 "Bucket naming rules").
 valid() {
   local re bad
   case $1 in

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .. import aws_errors, aws_names
 from ..errors import HailEmrLabError
 
 #: First release with the Livy endpoint (EMR Serverless user guide, Livy endpoints).
@@ -47,7 +48,7 @@ DASHBOARD_REUSE = 50 * 60.0
 #: How long a refused dashboard look-up is not repeated, in seconds (the sidebar refreshes every few seconds).
 DASHBOARD_RETRY = 60.0
 #: Form of an EMR Serverless job run id (EMR Serverless API reference, GetDashboardForJobRun).
-JOB_RUN_ID = re.compile(r"[0-9a-z]{1,64}")
+JOB_RUN_ID = aws_names.SERVERLESS_ID  # a job run id has the form of an application id
 #: Where EMR Serverless applications and their job runs are in the AWS console (EMR Serverless user guide).
 CONSOLE_URL = "https://console.aws.amazon.com/emr/home?region={region}#/serverless"
 STARTABLE = ("CREATED", "STOPPED")
@@ -131,30 +132,23 @@ def serverless_client(boto3_session: Any = None, region: Optional[str] = None) -
     return session.client("emr-serverless", region_name=region)
 
 
-def _code_and_message(exc: Exception) -> tuple[str, str]:
-    """The AWS error code and message of a botocore error (an HTML error page is not a message)."""
-    error = getattr(exc, "response", {}).get("Error", {}) if hasattr(exc, "response") else {}
-    code, message = str(error.get("Code", type(exc).__name__)), str(error.get("Message", exc))
-    return code, ("" if message.lstrip().startswith("<") else message)
-
-
 def _aws_error(exc: Exception, app_id: str, region: str, action: str) -> ServerlessError:
-    name = type(exc).__name__
-    if name in ("NoCredentialsError", "PartialCredentialsError"):
+    found = aws_errors.kind(exc)
+    if found == "credentials":
         return ServerlessError(
             "no AWS credentials to look up the EMR Serverless application: on SageMaker the instance role "
             "provides them; elsewhere run 'aws configure' or set AWS_PROFILE"
         )
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+    if found == "network":
         return ServerlessError(f"cannot reach the EMR Serverless API in {region} ({exc}): check the network and region")
-    code, message = _code_and_message(exc)
-    if code in ("ResourceNotFoundException", "ValidationException"):
+    code, message = aws_errors.error_code(exc) or type(exc).__name__, aws_errors.error_message(exc)
+    if found == "not_found" or code == "ValidationException":
         return ServerlessError(
             f"no EMR Serverless application {app_id!r} in region {region} ({message}): check the application id "
             "and the region (--region, AWS_REGION); 'hail-emr-lab clusters --region REGION' lists the "
             "Livy-enabled applications"
         )
-    if code in ("AccessDeniedException", "AccessDenied"):
+    if found == "denied":
         return ServerlessError(
             f"AWS denied emr-serverless:{action} on application {app_id} ({message}): the notebook's role needs "
             "emr-serverless:GetApplication and StartApplication on it (hail-emr-lab lifecycle iam-policy "
@@ -244,11 +238,9 @@ def application_for(
 ) -> ServerlessApp:
     """Look up ``app_id``, check it can serve Livy, start it if needed; the STARTED application."""
     app_id = (app_id or "").strip()
-    if not re.fullmatch(r"[0-9a-z]{1,64}", app_id):
-        raise ServerlessError(
-            f"{app_id!r} is not an EMR Serverless application id: expected lower-case letters and digits such as "
-            "00fabcdexample ('aws emr-serverless list-applications' shows them)"
-        )
+    problem = aws_names.serverless_app_problem(app_id)
+    if problem:
+        raise ServerlessError(f"{app_id!r} is not an EMR Serverless application id: {problem}")
     client = serverless_client(boto3_session, region)
     app = describe(app_id, client)
     check_livy_capable(app)
@@ -337,13 +329,14 @@ def where_to_look(app_id: str, region: Optional[str], job_run_id: Optional[str] 
 
 
 def _dashboard_refusal(exc: Exception, app_id: str, job_run_id: str) -> str:
-    code, message = _code_and_message(exc)
-    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError"):
+    found = aws_errors.kind(exc)
+    code, message = aws_errors.error_code(exc) or type(exc).__name__, aws_errors.error_message(exc)
+    if found == "credentials":
         return "no AWS credentials to ask EMR Serverless for the Spark UI link"
-    if code in ("AccessDeniedException", "AccessDenied"):
+    if found == "denied":
         return ("the notebook's role may not call emr-serverless:GetDashboardForJobRun on the application "
                 "(hail-emr-lab lifecycle iam-policy --serverless-app ... adds it)")
-    if code in ("ResourceNotFoundException", "404"):
+    if found == "not_found":
         return f"EMR Serverless knows no job run {job_run_id} on application {app_id}"
     return f"GetDashboardForJobRun answered {code}" + (f": {message}" if message else "")
 

@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from ..aws_names import RULE, bucket_name_problem, role_arn_problem, serverless_app_problem
 from ..config import JOB_KEYS, Config, config_path, job_env_name, job_flag_name, load_config
 from ..errors import ConfigError
-from ..s3_names import RULE, bucket_name_problem
 
 
 class JobParamError(ConfigError):
@@ -29,7 +29,6 @@ class JobParamError(ConfigError):
 _MEMORY = re.compile(r"^\s*(\d+)\s*([kmgt])b?\s*$", re.IGNORECASE)
 _UNIT_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _PARTITION = r"arn:aws(?:-cn|-us-gov|-iso|-iso-b)?"
-_ROLE_ARN = re.compile(_PARTITION + r":iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
 _BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _QUEUE_ARN = re.compile(_PARTITION + r":batch:" + _REGION + r":\d{12}:job-queue/[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -37,7 +36,6 @@ _JOBDEF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$")
 _JOBDEF_ARN = re.compile(
     _PARTITION + r":batch:" + _REGION + r":\d{12}:job-definition/[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$"
 )
-_APP_ID = re.compile(r"^[0-9a-z]{16}$")
 _VC_ID = re.compile(r"^[0-9a-z]{25}$")
 _RELEASE = re.compile(r"^emr-\d+\.\d+\.\d+(?:-latest|-\d{8})?$")
 _EMR_JOB_NAME = re.compile(r"^[.\-_/#A-Za-z0-9]{1,64}$")
@@ -84,11 +82,10 @@ def positive_int(value: Any, what: str = "count") -> int:
 def role_arn(value: Any, what: str = "execution role") -> str:
     """An IAM role ARN ``arn:aws:iam::123456789012:role/NAME``."""
     text = str(value).strip()
-    if not _ROLE_ARN.match(text):
-        raise JobParamError(
-            f"{what}: {text!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>, "
-            "e.g. arn:aws:iam::123456789012:role/EMRServerlessJobRole"
-        )
+    problem = role_arn_problem(text)
+    if problem:
+        raise JobParamError(f"{what}: {text!r} is not an IAM role ARN; {problem}, e.g. "
+                            "arn:aws:iam::123456789012:role/EMRServerlessJobRole")
     return text
 
 
@@ -104,13 +101,11 @@ def release_label(value: Any, what: str = "release label") -> str:
 
 
 def application_id(value: Any, what: str = "application id") -> str:
-    """An EMR Serverless application id (16 lower-case letters and digits)."""
+    """An EMR Serverless application id (:func:`hail_emr_lab.aws_names.serverless_app_problem`)."""
     text = str(value).strip()
-    if not _APP_ID.match(text):
-        raise JobParamError(
-            f"{what}: {text!r} is not an EMR Serverless application id (16 lower-case letters/digits, "
-            "e.g. 00f1abcd2efgh3ij); see `aws emr-serverless list-applications`"
-        )
+    problem = serverless_app_problem(text)
+    if problem:
+        raise JobParamError(f"{what}: {text!r} is not an EMR Serverless application id: {problem}")
     return text
 
 
@@ -161,7 +156,7 @@ def s3_uri(value: Any, what: str = "S3 URI") -> str:
 
 def bucket_name(value: Any, what: str = "bucket") -> str:
     """An S3 bucket name (``s3://`` prefix tolerated and removed); the rule is
-    :func:`hail_emr_lab.s3_names.bucket_name_problem` (S3 "Bucket naming rules")."""
+    :func:`hail_emr_lab.aws_names.bucket_name_problem` (S3 "Bucket naming rules")."""
     text = str(value).strip()
     if text.startswith("s3://"):
         text = text[5:].strip("/")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .params import SHARED_PREFIXES, check_bucket, check_cluster_id, check_prefix
+from ..aws_names import ROLE_ARN
+from .params import SHARED_PREFIXES, check_bucket, check_cluster_id, check_prefix, check_serverless
 
 #: What cluster discovery (id/name -> master -> Livy URL) needs; these have no resource scoping.
 EMR_DISCOVERY_ACTIONS = (
@@ -204,17 +205,8 @@ def serverless_statements(app_id: str | None, execution_role: str | None) -> lis
     clusters``; no resource scoping in the Service Authorization Reference). Raises
     LifecycleError when either is missing or malformed.
     """
-    import re
-
-    from .params import LifecycleError
-
-    if not app_id or not re.fullmatch(r"[0-9a-z]{1,64}", app_id):
-        raise LifecycleError(f"--serverless-app needs an EMR Serverless application id (e.g. 00fabcdexample), got {app_id!r}")
-    m = re.fullmatch(r"arn:(aws[a-z-]*):iam::(\d{12}):role/[\w+=,.@/-]+", execution_role or "")
-    if not m:
-        raise LifecycleError(
-            f"--execution-role needs an IAM role ARN (arn:aws:iam::123456789012:role/NAME), got {execution_role!r}"
-        )
+    check_serverless(app_id, execution_role)
+    m = ROLE_ARN.fullmatch(str(execution_role).strip())
     app_arn = f"arn:{m[1]}:emr-serverless:*:*:/applications/{app_id}"
     return [
         {

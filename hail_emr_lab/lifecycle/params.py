@@ -11,9 +11,9 @@ from dataclasses import dataclass, fields
 from typing import Optional
 from urllib.parse import urlsplit
 
+from ..aws_names import RULE, bucket_name_problem, role_arn_problem, serverless_app_problem
 from ..errors import HailEmrLabError
 from ..redact import redact_url
-from ..s3_names import RULE, bucket_name_problem
 
 #: Prefixes of the bucket that are shared by every user (read-only for users).
 SHARED_PREFIXES = ("common-notebooks", "scripts", "packages")
@@ -37,9 +37,20 @@ class LifecycleError(HailEmrLabError):
     exit_code = 2
 
 
+def check_serverless(app_id: object, execution_role: object) -> None:
+    """Both an EMR Serverless application id and its execution role ARN are given and valid
+    (:mod:`hail_emr_lab.aws_names`), else raise LifecycleError saying which and why."""
+    for flag, what, value, problem in (
+        ("--serverless-app", "an EMR Serverless application id", app_id, serverless_app_problem(app_id)),
+        ("--execution-role", "an IAM role ARN", execution_role, role_arn_problem(execution_role)),
+    ):
+        if problem:
+            raise LifecycleError(f"{flag} needs {what}, got {value!r}: {problem}")
+
+
 def check_bucket(bucket: str) -> str:
     """Return ``bucket`` if it is a valid S3 bucket name (S3 "Bucket naming rules", see
-    :mod:`hail_emr_lab.s3_names`), else raise LifecycleError saying why."""
+    :mod:`hail_emr_lab.aws_names`), else raise LifecycleError saying why."""
     problem = bucket_name_problem(bucket)
     if problem:
         raise LifecycleError(f"{bucket!r} is not a valid S3 bucket name ({problem}): use {RULE}")
@@ -174,9 +185,7 @@ class LifecycleParams:
         if self.plots_dir:
             check_plots_dir(self.plots_dir)
         if self.serverless_app or self.serverless_execution_role:
-            from .iam import serverless_statements  # the same checks as the policy's
-
-            serverless_statements(self.serverless_app, self.serverless_execution_role)
+            check_serverless(self.serverless_app, self.serverless_execution_role)
         if self.package_source not in ("s3", "pypi"):
             raise LifecycleError(
                 f"package source must be s3 (a wheel from s3://BUCKET/packages/, works without internet) "

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, get_type_hints
 from urllib.parse import urlsplit
 
-from .. import hail_spark
+from .. import aws_names, hail_spark
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
 from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, normalize_url
@@ -218,7 +218,6 @@ def _cluster_target(cid: Optional[str], cname: Optional[str], opts: ConnectOptio
 
 
 def _serverless_target(app_id: str, opts: ConnectOptions, config: Config, source: str, on_app_state) -> Target:
-    import re
 
     from ..emr import serverless
     from ..errors import ConfigError
@@ -229,8 +228,9 @@ def _serverless_target(app_id: str, opts: ConnectOptions, config: Config, source
             "an EMR Serverless session needs an execution role: pass --execution-role arn:aws:iam::ACCOUNT:role/NAME "
             "(or set HAIL_EMR_LAB_SERVERLESS_EXECUTION_ROLE, or serverless_execution_role in the config)"
         )
-    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
-        raise ConfigError(f"{role!r} is not an IAM role ARN: expected arn:aws:iam::123456789012:role/NAME")
+    problem = aws_names.role_arn_problem(role)
+    if problem:
+        raise ConfigError(f"--execution-role {role!r} is not an IAM role ARN: {problem}")
     app = serverless.application_for(
         app_id, region=opts.region or config.get("region"), on_state=on_app_state, timeout=opts.start_timeout
     )

@@ -375,7 +375,8 @@ def _conflict(run: Run, rel: str, copy_rel: str, reason: str) -> None:
 
 def _trash(run: Run, remote: Remote, gone: list[str], known: dict[str, FileState]) -> None:
     """Move objects of locally deleted files under ``<prefix>/.hail-emr-lab-trash/<time>/``."""
-    from .remote import error_code, is_missing, is_precondition_failed
+    from ..aws_errors import error_code
+    from .remote import is_missing, is_precondition_failed
 
     t = run.target
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

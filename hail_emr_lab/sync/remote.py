@@ -57,6 +57,7 @@ from botocore.exceptions import (
 from botocore.utils import parse_timestamp
 from s3transfer.subscribers import BaseSubscriber
 
+from ..aws_errors import error_code
 from .journal import UploadJournal, journal_path
 from .report import RemoteUnavailable, shown
 from .target import SyncTarget
@@ -442,14 +443,6 @@ def md5_from_etag(etag: str, encryption: str) -> str | None:
     if len(plain) == 32 and "-" not in plain and encryption in ("", "AES256"):
         return plain
     return None
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of a ClientError ('' for anything else)."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return ""
 
 
 def _quote_listed_etags(parsed: dict[str, Any], **_: Any) -> None:

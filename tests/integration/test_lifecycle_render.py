@@ -222,8 +222,8 @@ BUCKET_EDGES = ["abc", "a" * 63, "my.bucket-1", "xn-a", "ab", "a" * 64, "My-Buck
 
 def test_on_start_checks_bucket_tags_with_the_same_rule(rendered):
     """A bucket from an instance tag is checked by the rendered script's ``valid``: it must accept
-    exactly the names ``lifecycle render`` accepts (``s3_names``)."""
-    from hail_emr_lab.s3_names import bucket_name_problem
+    exactly the names ``lifecycle render`` accepts (``aws_names``)."""
+    from hail_emr_lab.aws_names import bucket_name_problem
 
     script = (rendered / "on-start.sh").read_text()
     start = script.index("valid() {")

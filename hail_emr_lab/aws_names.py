@@ -1,8 +1,10 @@
-"""Amazon S3 naming rules: the one place that says whether a bucket name is valid.
+"""Names AWS accepts: S3 bucket names, IAM role ARNs, EMR Serverless application ids.
 
-The rules are Amazon S3's "General purpose bucket naming rules" (Amazon S3 User Guide,
-"Bucket naming rules"); every surface (lifecycle, jobs) asks here and wraps the reason in
-its own error.
+The one place that says whether such a name is valid; every surface (lifecycle, jobs,
+connect, the IAM policy generator) asks here and wraps the reason in its own error.
+Sources: Amazon S3 User Guide "Bucket naming rules"; IAM User Guide "IAM identifiers"
+(ARNs, role names and paths); EMR Serverless API Reference (``applicationId``: 1-64 of
+``[0-9a-z]``).
 """
 
 from __future__ import annotations
@@ -49,4 +51,31 @@ def bucket_name_problem(name: object) -> Optional[str]:
     for suffix in RESERVED_SUFFIXES:
         if name.endswith(suffix):
             return f"the suffix {suffix!r} is reserved by S3"
+    return None
+
+
+#: An IAM role ARN: partition (``aws``, ``aws-cn``, ``aws-us-gov`` ...), 12-digit account, role
+#: path and name of ``[\w+=,.@-]`` (IAM "IAM identifiers"; path + name at most 512 characters).
+ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/([\w+=,.@/-]{1,512})")
+ROLE_ARN_EXAMPLE = "arn:aws:iam::123456789012:role/NAME"
+#: An EMR Serverless application id, also the form of a job run id (EMR Serverless API Reference).
+SERVERLESS_ID = re.compile(r"[0-9a-z]{1,64}")
+
+
+def role_arn_problem(arn: object) -> Optional[str]:
+    """Why ``arn`` is not an IAM role ARN (``arn:aws:iam::123456789012:role/NAME``), or None."""
+    if not isinstance(arn, str) or not arn.strip():
+        return "an IAM role ARN is required"
+    if not ROLE_ARN.fullmatch(arn.strip()):
+        return f"expected an IAM role ARN such as {ROLE_ARN_EXAMPLE} (12-digit account, then role/ and the name)"
+    return None
+
+
+def serverless_app_problem(app_id: object) -> Optional[str]:
+    """Why ``app_id`` is not an EMR Serverless application id (1-64 lower-case letters and digits), or None."""
+    if not isinstance(app_id, str) or not app_id.strip():
+        return "an EMR Serverless application id is required"
+    if not SERVERLESS_ID.fullmatch(app_id.strip()):
+        return ("expected lower-case letters and digits such as 00fabcdexample "
+                "('aws emr-serverless list-applications' shows them)")
     return None
