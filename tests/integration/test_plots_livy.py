@@ -326,23 +326,13 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
     """Headless Chromium with every non-loopback request aborted (and recorded)."""
-    from playwright import sync_api  # a dev dependency: a missing one must fail, not skip
+    from support.lab import chromium
+
     site = tmp_path_factory.mktemp("site")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     blocked: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1100, "height": 900})
 
         def guard(route):
@@ -356,7 +346,6 @@ def browser_page(tmp_path_factory):
         context.route("**/*", guard)
         page = context.new_page()
         yield page, site, f"http://127.0.0.1:{server.server_address[1]}", blocked
-        browser.close()
     server.shutdown()
 
 

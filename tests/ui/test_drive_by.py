@@ -16,20 +16,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from support.lab import chromium
 from support.net import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP rebind.test 127.0.0.1",
-]
+#: Stands in for a DNS answer that changes: rebind.test resolves to this machine.
+REBIND_RULE = "--host-resolver-rules=MAP rebind.test 127.0.0.1"
 # Ports Chromium refuses to connect to (its "unsafe ports" in the range free_port picks from).
 _BLOCKED_PORTS = {6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
 
@@ -97,14 +90,8 @@ class _PageServer:
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium(REBIND_RULE) as launched:
+        yield launched
 
 
 def _no_sessions(livy) -> None:

@@ -1,7 +1,7 @@
 """The sidebar's node list in a real JupyterLab, driven by headless Chromium.
 
 JupyterLab runs as a subprocess whose boto3 talks to the moto server (EMR, EC2) and, for SSM,
-to ``tests/ssm_standin.py`` in front of moto (moto has no ``DescribeInstanceInformation``).
+to ``tests/support/ssm_standin.py`` in front of moto (moto has no ``DescribeInstanceInformation``).
 A moto EMR cluster with a master and two core nodes is the user's configured cluster
 (``HAIL_EMR_LAB_CLUSTER_ID``): the master's SSM agent is Online, the first core node's agent
 registered but lost its connection, the second core node never registered. The test opens the
@@ -10,119 +10,54 @@ Hail sidebar and reads the Cluster section's node rows: ids, groups, states, wha
 command but the reason. Screenshot: test-artifacts/nodes-sidebar.png.
 
 Not covered: real EMR/SSM/IAM (moto and the stand-in answer whatever is asked of them), task
-nodes and instance fleets, and the shell itself (tests/test_ssm.py runs the command's path).
+nodes and instance fleets, and the shell itself (tests/integration/test_ssm.py runs the command's path).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import time
 from typing import Callable
 
-import boto3
 import pytest
-from support.net import free_port, wait_http
+from support.emr_cluster import moto_emr_cluster
+from support.lab import chromium, failure_artifacts, running_lab
 from support.ssm_standin import SsmStandIn
-from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TOKEN = "nodes-test-token"
 POLL_SECONDS = 1  # the sidebar's poll interval setting (default 3)
 
 
 @pytest.fixture
 def cluster(aws_env):
     """A moto EMR cluster: one master, two core nodes; returns (cluster id, master id, [core ids])."""
-    emr = boto3.client("emr")
-    cid = emr.run_job_flow(
-        Name="hail-nodes-ui",
-        ReleaseLabel="emr-6.15.0",
-        Instances={
-            "InstanceGroups": [
-                {"Name": "Primary", "InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                {"Name": "Core", "InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 2},
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]
-    ids = {
-        role: [i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceGroupTypes=[role])["Instances"]]
-        for role in ("MASTER", "CORE")
-    }
-    assert len(ids["MASTER"]) == 1 and len(ids["CORE"]) == 2
-    return cid, ids["MASTER"][0], ids["CORE"]
+    made = moto_emr_cluster("hail-nodes-ui")
+    return made.id, made.master, made.core
 
 
 @pytest.fixture
 def lab(aws_env, cluster, tmp_path, isolated_config, artifacts_dir):
-    """JupyterLab with the extension, boto3 on moto + the SSM stand-in; yields (url, standin)."""
+    """JupyterLab with the extension, boto3 on moto + the SSM stand-in; yields (lab, standin)."""
     cid, master, cores = cluster
-    root = tmp_path / "home"
-    root.mkdir()
-    settings = tmp_path / "jupyter-config" / "lab" / "user-settings" / "hail-emr-lab"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"pollInterval": POLL_SECONDS}))
     with SsmStandIn(aws_env) as standin:
         standin.managed = {master: "Online", cores[0]: "ConnectionLost"}  # cores[1] never registered
-        port = free_port()
-        env = dict(os.environ)  # AWS_* from aws_env: every boto3 client on moto
-        env.update(
-            {
-                "AWS_ENDPOINT_URL_SSM": standin.url,
-                "HAIL_EMR_LAB_CLUSTER_ID": cid,
-                "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-                "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-                "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-            }
-        )
-        log = open(artifacts_dir / "nodes-jupyterlab.log", "wb")
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "jupyter"),
-                "lab",
-                "--no-browser",
-                f"--port={port}",
-                "--ip=127.0.0.1",
-                f"--ServerApp.token={TOKEN}",
-                f"--ServerApp.root_dir={root}",
-                "--LabApp.expose_app_in_browser=True",
-                "--ServerApp.open_browser=False",
-                "--allow-root",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_http(url + "/api/status", timeout=120)
-            yield url, standin
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+        # AWS_* from aws_env are in this process's environment: every boto3 client of the lab on moto.
+        env = {"AWS_ENDPOINT_URL_SSM": standin.url, "HAIL_EMR_LAB_CLUSTER_ID": cid}
+        with running_lab(tmp_path, artifacts_dir, "nodes", env=env, settings={"pollInterval": POLL_SECONDS}) as running:
+            yield running, standin
 
 
 def test_sidebar_lists_nodes_with_a_shell_command_for_reachable_ones(lab, cluster, artifacts_dir):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    url, standin = lab
+    running, standin = lab
     cid, master, (lost, unmanaged) = cluster
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 900})
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=running.url)
         page = context.new_page()
-        try:
-            page.goto(f"{url}/lab?token={TOKEN}")
+        with failure_artifacts(page, artifacts_dir, "nodes", running):
+            page.goto(running.page("lab"))
             page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
             page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']", timeout=60_000)
             cluster_section = page.locator("#hail-emr-lab-panel [data-section='cluster']")
@@ -162,15 +97,6 @@ def test_sidebar_lists_nodes_with_a_shell_command_for_reachable_ones(lab, cluste
             shells = rows.evaluate_all("rs => Object.fromEntries(rs.map(r => [r.dataset.instance, r.dataset.shell]))")
             assert shells == {master: "true", lost: "false", unmanaged: "false"}
             cluster_section.screenshot(path=str(artifacts_dir / "nodes-sidebar.png"))
-        except Exception:
-            page.screenshot(path=str(artifacts_dir / "nodes-failure.png"))
-            print(
-                "---- jupyter lab log (tail) ----\n"
-                + (artifacts_dir / "nodes-jupyterlab.log").read_text(errors="replace")[-4000:]
-            )
-            raise
-        finally:
-            browser.close()
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

@@ -9,60 +9,24 @@ reopened, they resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import subprocess
 import time
 
 import pytest
 import requests
-from support.net import free_port, wait_http
-from test_progress_browser import _open
-from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook
+from support.lab import Lab, chromium, failure_artifacts, open_notebook, run_command, running_lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TOKEN = "progress-test-token"  # the token _open() uses
 PANEL = "__import__('hail_emr_lab.notebook.panel').notebook.panel._SHOWN"
 
 
 @pytest.fixture
 def lab(tmp_path, isolated_config, artifacts_dir):
-    root = tmp_path / "home"
-    root.mkdir()
-    (root / "progress.ipynb").write_text(json.dumps(_notebook(["%load_ext hail_emr_lab", "%hail panel"])))
-    port = free_port()
-    runtime = tmp_path / "jupyter-runtime"
-    env = dict(os.environ)
-    env.update(
-        {
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(runtime),
-            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    log = open(artifacts_dir / "panel-jupyterlab.log", "wb")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.open_browser=False", "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/api/status", timeout=120)
-        yield url, runtime
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    cells = ["%load_ext hail_emr_lab", "%hail panel"]
+    with running_lab(tmp_path, artifacts_dir, "panel", notebooks={"progress.ipynb": cells}) as running:
+        yield running
 
 
 class Peek:
@@ -97,48 +61,44 @@ class Peek:
         self.kc.stop_channels()
 
 
-def test_panel_refreshes_only_while_displayed(lab, artifacts_dir):
-    from playwright.sync_api import expect, sync_playwright
+def test_panel_refreshes_only_while_displayed(lab: Lab, artifacts_dir):
+    from playwright.sync_api import expect
 
-    url, runtime = lab
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        peek = None
-        try:
-            _open(page, url)
-            _command(page, "notebook:run-all-cells")
+        with failure_artifacts(page, artifacts_dir, "panel", lab):
+            open_notebook(page, lab, "progress.ipynb")
+            run_command(page, "notebook:run-all-cells")
             expect(page.locator(".jp-OutputArea-output", has_text="Hail on EMR")).to_be_visible(timeout=120_000)
-            (kernel,) = requests.get(f"{url}/api/kernels", params={"token": TOKEN}, timeout=10).json()
-            peek = Peek(str(runtime / f"kernel-{kernel['id']}.json"))
-            time.sleep(1)
-            shown, first = peek.state()
-            assert shown, "the panel does not know it is displayed"
-            time.sleep(7.5)  # the panel refreshes every 3 s while shown
-            assert peek.state()[1] >= first + 2
-            page.screenshot(path=str(artifacts_dir / "panel-1-shown.png"))
+            (kernel,) = requests.get(f"{lab.url}/api/kernels", params={"token": lab.token}, timeout=10).json()
+            with contextlib.closing(Peek(str(lab.runtime / f"kernel-{kernel['id']}.json"))) as peek:
+                _check(page, lab, peek, artifacts_dir)
 
-            # Close the notebook tab: the kernel runs on, nobody displays the panel.
-            _command(page, "docmanager:save")
-            page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
-            _command(page, "application:close-all")
-            expect(page.locator(".jp-Notebook")).to_have_count(0, timeout=30_000)
-            time.sleep(4)  # the front end's last messages, and a refresh under way, land
-            shown, stopped = peek.state()
-            assert not shown, "the panel still thinks it is displayed with its notebook closed"
-            time.sleep(9)
-            assert peek.state() == (False, stopped), "the panel kept refreshing for nobody"
 
-            # Reopened on the same kernel, the saved output shows the panel again: refreshes resume.
-            _open(page, url)
-            expect(page.locator(".jp-OutputArea-output", has_text="Hail on EMR")).to_be_visible(timeout=60_000)
-            time.sleep(7.5)
-            shown, resumed = peek.state()
-            assert shown and resumed >= stopped + 2, (shown, stopped, resumed)
-        except Exception:
-            page.screenshot(path=str(artifacts_dir / "panel-failure.png"))
-            raise
-        finally:
-            if peek is not None:
-                peek.close()
-            browser.close()
+def _check(page, lab: Lab, peek: Peek, shots) -> None:
+    from playwright.sync_api import expect
+
+    time.sleep(1)
+    shown, first = peek.state()
+    assert shown, "the panel does not know it is displayed"
+    time.sleep(7.5)  # the panel refreshes every 3 s while shown
+    assert peek.state()[1] >= first + 2
+    page.screenshot(path=str(shots / "panel-1-shown.png"))
+
+    # Close the notebook tab: the kernel runs on, nobody displays the panel.
+    run_command(page, "docmanager:save")
+    page.wait_for_function("!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
+    run_command(page, "application:close-all")
+    expect(page.locator(".jp-Notebook")).to_have_count(0, timeout=30_000)
+    time.sleep(4)  # the front end's last messages, and a refresh under way, land
+    shown, stopped = peek.state()
+    assert not shown, "the panel still thinks it is displayed with its notebook closed"
+    time.sleep(9)
+    assert peek.state() == (False, stopped), "the panel kept refreshing for nobody"
+
+    # Reopened on the same kernel, the saved output shows the panel again: refreshes resume.
+    open_notebook(page, lab, "progress.ipynb")
+    expect(page.locator(".jp-OutputArea-output", has_text="Hail on EMR")).to_be_visible(timeout=60_000)
+    time.sleep(7.5)
+    shown, resumed = peek.state()
+    assert shown and resumed >= stopped + 2, (shown, stopped, resumed)

@@ -11,20 +11,16 @@ are there as text and no "Error displaying widget" appears. Screenshots go to te
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from support.net import free_port, wait_http
-from test_sidebar_browser import CHROMIUM, CHROMIUM_ARGS, VENV_BIN, _command, _notebook, accept_kernel_dialog
+from support.lab import Lab, chromium, delete_livy_sessions, failure_artifacts, open_notebook, run_command, running_lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TOKEN = "progress-test-token"
 SESSION_NAME = "hail-ui-progress"
 SLOW_SECONDS = 12
 CELLS = [
@@ -41,76 +37,24 @@ PUSH = 5
 
 @pytest.fixture
 def lab(livy_server, tmp_path, isolated_config, artifacts_dir):
-    """JupyterLab with the extension on the embedded Livy; yields (url, root)."""
-    root = tmp_path / "home"
-    root.mkdir()
-    (root / "progress.ipynb").write_text(json.dumps(_notebook(CELLS)))
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
-            "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
-            "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        }
-    )
-    log = open(artifacts_dir / "progress-jupyterlab.log", "wb")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-            f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.open_browser=False", "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    """JupyterLab with the extension on the embedded Livy."""
+    env = {
+        "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
+        "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
+        "HAIL_EMR_LAB_PLOTS_DIR": str(livy_server.plots_dir),
+    }
     try:
-        wait_http(url + "/api/status", timeout=120)
-        yield url, root
+        with running_lab(tmp_path, artifacts_dir, "progress", notebooks={"progress.ipynb": CELLS}, env=env) as running:
+            yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        from hail_emr_lab.livy import LivyClient
-
-        with LivyClient(livy_server.url) as client:
-            for s in client.list_sessions():
-                if (s.name or "").startswith(SESSION_NAME):
-                    client.delete_session(s.id)
+        delete_livy_sessions(livy_server.url, SESSION_NAME)
 
 
-def test_progress_from_the_first_second_and_records_after_reopen(lab, artifacts_dir):
-    from playwright.sync_api import expect, sync_playwright
-
-    url, root = lab
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def test_progress_from_the_first_second_and_records_after_reopen(lab: Lab, artifacts_dir):
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            _run(page, expect, url, root, artifacts_dir)
-        except Exception:
-            page.screenshot(path=str(artifacts_dir / "progress-failure.png"))
-            print("---- jupyter lab log (tail) ----\n"
-                  + (artifacts_dir / "progress-jupyterlab.log").read_text(errors="replace")[-4000:])
-            raise
-        finally:
-            browser.close()
-
-
-def _open(page, url: str) -> None:
-    page.goto(f"{url}/lab/tree/progress.ipynb?token={TOKEN}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    accept_kernel_dialog(page)
+        with failure_artifacts(page, artifacts_dir, "progress", lab):
+            _run(page, lab, artifacts_dir)
 
 
 def _done(cell) -> bool:
@@ -118,10 +62,12 @@ def _done(cell) -> bool:
     return bool(re.search(r"\[\d+\]", cell.locator(".jp-InputPrompt").inner_text()))
 
 
-def _run(page, expect, url: str, root: Path, shots: Path) -> None:
-    _open(page, url)
+def _run(page, lab: Lab, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    open_notebook(page, lab, "progress.ipynb")
     cells = page.locator(".jp-Notebook .jp-CodeCell")
-    _command(page, "notebook:run-all-cells")
+    run_command(page, "notebook:run-all-cells")
 
     # The slow cell starts when the one before it is done; from then on, its state and elapsed
     # time show within about two seconds (no widget, no wait for Livy to report progress).
@@ -150,17 +96,17 @@ def _run(page, expect, url: str, root: Path, shots: Path) -> None:
     page.screenshot(path=str(shots / "progress-2-finished.png"))
 
     # Save, shut the kernel down, reload, reopen: the records stay, as plain output.
-    _command(page, "docmanager:save")
+    run_command(page, "docmanager:save")
     page.wait_for_function(
         "!window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
     )
-    saved = json.loads((root / "progress.ipynb").read_text())
+    saved = json.loads((lab.root / "progress.ipynb").read_text())
     outputs = [o for c in saved["cells"] for o in c.get("outputs", [])]
     assert not [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})], outputs
-    for kernel in requests.get(f"{url}/api/kernels", params={"token": TOKEN}, timeout=10).json():
-        requests.delete(f"{url}/api/kernels/{kernel['id']}", params={"token": TOKEN}, timeout=30)
+    for kernel in requests.get(f"{lab.url}/api/kernels", params={"token": lab.token}, timeout=10).json():
+        requests.delete(f"{lab.url}/api/kernels/{kernel['id']}", params={"token": lab.token}, timeout=30)
     page.reload()
-    _open(page, url)
+    open_notebook(page, lab, "progress.ipynb")
     cells = page.locator(".jp-Notebook .jp-CodeCell")
     slow = cells.nth(SLOW)
     expect(slow.locator(".jp-OutputArea-output", has_text=re.compile(r"finished in \d+\.\d s"))).to_be_visible(

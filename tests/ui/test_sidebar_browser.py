@@ -10,34 +10,18 @@ sees the backup status change. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
-from support.net import free_port, wait_http
+from support.lab import Lab, chromium, delete_livy_sessions, failure_artifacts, open_notebook, run_command, running_lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-VENV_BIN = Path(sys.executable).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SESSION_NAME = "hail-ui-sidebar"
 POLL_SECONDS = 1  # the sidebar's poll interval setting (default 3)
-TOKEN = "sidebar-test-token"
 
 NOTEBOOK_CELLS = [
     "%load_ext hail_emr_lab",
@@ -50,76 +34,13 @@ NOTEBOOK_CELLS = [
 ]
 
 
-def _notebook(cells: list[str]) -> dict:
-    return {
-        "cells": [
-            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
-            for i, src in enumerate(cells)
-        ],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
-@contextmanager
-def jupyter_lab(root: Path, tmp_path: Path, log_path: Path, env_extra: dict[str, str]) -> Iterator[str]:
-    """JupyterLab with the extension in a subprocess, the sidebar polling every POLL_SECONDS;
-    ``env_extra`` on top of this process's environment. Yields its URL."""
-    # The user's settings for the sidebar (Settings Editor > Hail on EMR): poll every second.
-    settings = tmp_path / "jupyter-config" / "lab" / "user-settings" / "hail-emr-lab"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"pollInterval": POLL_SECONDS}))
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-            "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-            **env_extra,
-        }
-    )
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter"),
-            "lab",
-            "--no-browser",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            f"--ServerApp.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.open_browser=False",
-            "--allow-root",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/api/status", timeout=120)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 @pytest.fixture
 def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
-    """JupyterLab with the extension, on the embedded Livy and moto S3; yields (url, root)."""
+    """JupyterLab with the extension, on the embedded Livy and moto S3."""
     import boto3
 
-    root = tmp_path / "SageMaker"
-    root.mkdir()
-    (root / "analysis.ipynb").write_text(json.dumps(_notebook(NOTEBOOK_CELLS)))
     boto3.client("s3").create_bucket(Bucket="ui-bucket")
+    root = tmp_path / "SageMaker"
     env = {
         "HAIL_EMR_LAB_LIVY_URL": livy_server.url,
         "HAIL_EMR_LAB_SESSION_NAME": SESSION_NAME,
@@ -130,36 +51,25 @@ def lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
         "HAIL_EMR_LAB_SYNC_STATE_DIR": str(tmp_path / "sync-state"),
     }
     try:
-        with jupyter_lab(root, tmp_path, artifacts_dir / "sidebar-jupyterlab.log", env) as url:
-            yield url, root
+        with running_lab(
+            tmp_path, artifacts_dir, "sidebar", root=root, notebooks={"analysis.ipynb": NOTEBOOK_CELLS}, env=env,
+            settings={"pollInterval": POLL_SECONDS},
+        ) as running:
+            yield running
     finally:
-        from hail_emr_lab.livy import LivyClient
-
-        with LivyClient(livy_server.url) as client:  # the kernel's session: delete it, keep the server lean
-            for s in client.list_sessions():
-                if (s.name or "").startswith(SESSION_NAME):
-                    client.delete_session(s.id)
+        delete_livy_sessions(livy_server.url, SESSION_NAME)  # the kernel's session: keep the server lean
 
 
-def test_sidebar_end_to_end(lab, livy_server, artifacts_dir):
-    from playwright.sync_api import expect, sync_playwright
-
-    url, root = lab
-    api = f"{url}/hail-emr-lab/api"
+def test_sidebar_end_to_end(lab: Lab, livy_server, artifacts_dir):
+    api = f"{lab.url}/hail-emr-lab/api"
     assert requests.get(f"{api}/status", timeout=10).status_code == 403  # no token, no data
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         log = ApiRecorder(page, artifacts_dir / "sidebar-api.jsonl")
         try:
-            _run(page, expect, url, root, artifacts_dir, livy_server.url, log)
-        except Exception:
-            page.screenshot(path=str(artifacts_dir / "sidebar-failure.png"))
-            tail = (artifacts_dir / "sidebar-jupyterlab.log").read_text(errors="replace")[-4000:]
-            print("---- jupyter lab log (tail) ----\n" + tail)
-            raise
+            with failure_artifacts(page, artifacts_dir, "sidebar", lab):
+                _run(page, lab, artifacts_dir, livy_server.url, log)
         finally:
-            browser.close()
             log.close()
 
 
@@ -207,13 +117,12 @@ class ApiRecorder:
             self._write({"path": url.split("/hail-emr-lab/api/", 1)[1], "status": response.status, "body": body})
 
 
-def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: ApiRecorder) -> None:
+def _run(page, lab: Lab, shots: Path, livy_url: str, log: ApiRecorder) -> None:
+    from playwright.sync_api import expect
+
     mark = log.mark
-    page.goto(f"{url}/lab/tree/analysis.ipynb?token={TOKEN}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    accept_kernel_dialog(page)
+    root = lab.root
+    open_notebook(page, lab, "analysis.ipynb")
 
     # Open the Hail sidebar the way a user does: its tab in the left bar.
     page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']")
@@ -228,7 +137,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
 
     # Run the notebook: connect, make a plot on the cluster, then a slow Spark job.
     mark("run all")
-    _command(page, "notebook:run-all-cells")
+    run_command(page, "notebook:run-all-cells")
     mark("run all sent")
 
     sessions = panel.locator("[data-section='sessions']")
@@ -289,7 +198,7 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
     page.route("**/hail-emr-lab/api/progress*", lambda route: None)  # never answered
     mark("progress answers held back")
     mark("interrupt")
-    _command(page, "notebook:interrupt-kernel")
+    run_command(page, "notebook:interrupt-kernel")
     stale = running.locator(".jp-HailMuted", has_text="No answer from the server for")
     expect(stale).to_be_visible(timeout=30_000)
     expect(running.locator(".jp-HailStatement")).to_have_count(0)
@@ -352,29 +261,12 @@ def _run(page, expect, url: str, root: Path, shots: Path, livy_url: str, log: Ap
         assert not [s for s in client.list_sessions() if (s.name or "").startswith(SESSION_NAME) and s.state.is_alive]
 
 
-def accept_kernel_dialog(page) -> None:
-    """JupyterLab may still ask which kernel to use (on a loaded machine the kernel's start can
-    outlast its wait): take its default answer, the notebook's own kernel."""
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    try:
-        dialog.wait_for(timeout=3_000)
-    except Exception:  # no dialog: the kernel started on its own  # noqa: BLE001
-        return
-    dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-
-
-def _command(page, command: str) -> None:
-    """Run a JupyterLab command without waiting for it: the promise of a run command settles only
-    when its cells have finished."""
-    page.evaluate("(id) => { void window.jupyterapp.commands.execute(id); }", command)
-
 
 @pytest.fixture
 def serverless_lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_dir):
     """JupyterLab whose target is a moto EMR Serverless application, its Livy endpoint stood in
     for by the SigV4-verifying gateway in front of the embedded Livy (as after
-    ``%hail connect --serverless-app``: auth sigv4, the region recorded); yields (url, app id)."""
+    ``%hail connect --serverless-app``: auth sigv4, the region recorded); yields (lab, app id)."""
     import boto3
     from support.sigv4_gateway import SigV4Gateway
 
@@ -383,8 +275,6 @@ def serverless_lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_di
         interactiveConfiguration={"livyEndpointEnabled": True},
     )["applicationId"]
     gateway = SigV4Gateway(livy_server.url, {"testing": ("testing", None)}, region="us-east-1").start()
-    root = tmp_path / "SageMaker"
-    root.mkdir()
     env = {
         "HAIL_EMR_LAB_LIVY_URL": gateway.url,
         "HAIL_EMR_LAB_AUTH": "sigv4",
@@ -392,8 +282,11 @@ def serverless_lab(livy_server, aws_env, tmp_path, isolated_config, artifacts_di
         "HAIL_EMR_LAB_SERVERLESS_APP": app_id,
     }
     try:
-        with jupyter_lab(root, tmp_path, artifacts_dir / "serverless-jupyterlab.log", env) as url:
-            yield url, app_id
+        with running_lab(
+            tmp_path, artifacts_dir, "serverless", root=tmp_path / "SageMaker", env=env,
+            settings={"pollInterval": POLL_SECONDS},
+        ) as running:
+            yield running, app_id
     finally:
         gateway.stop()
 
@@ -404,14 +297,13 @@ def test_cluster_section_shows_the_serverless_target(serverless_lab, artifacts_d
 
     Not covered: the real endpoint over the internet (the gateway stands in for it, signatures
     checked with botocore), IAM, and application states moto skips (STARTING, STOPPING)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    url, app_id = serverless_lab
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    lab, app_id = serverless_lab
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        try:
-            page.goto(f"{url}/lab?token={TOKEN}")
+        with failure_artifacts(page, artifacts_dir, "serverless", lab):
+            page.goto(lab.page("lab"))
             page.wait_for_function("window.jupyterapp !== undefined", timeout=120_000)
             page.click(".jp-SideBar.jp-mod-left [data-id='hail-emr-lab-panel']", timeout=60_000)
             cluster = page.locator("#hail-emr-lab-panel [data-section='cluster']")
@@ -425,10 +317,3 @@ def test_cluster_section_shows_the_serverless_target(serverless_lab, artifacts_d
                 f"https://{app_id}.livy.emr-serverless-services.us-east-1.amazonaws.com"
             )
             cluster.screenshot(path=str(artifacts_dir / "serverless-sidebar.png"))
-        except Exception:
-            page.screenshot(path=str(artifacts_dir / "serverless-failure.png"))
-            tail = (artifacts_dir / "serverless-jupyterlab.log").read_text(errors="replace")[-4000:]
-            print("---- jupyter lab log (tail) ----\n" + tail)
-            raise
-        finally:
-            browser.close()
