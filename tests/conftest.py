@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.net import free_port, wait_http  # noqa: F401 - the fixtures below use them
+from support.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
