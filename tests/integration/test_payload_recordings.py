@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 import test_server_handlers as server_tests
+from support.emr_cluster import moto_emr_cluster
 from support.sigv4_gateway import SigV4Gateway
 from support.ssm_standin import SsmStandIn
 
@@ -161,25 +162,10 @@ async def test_backup_with_more_pending_files_than_listed(jp_fetch, aws_env, tmp
 
 
 async def test_clusters_and_nodes(jp_fetch, aws_env, monkeypatch, tmp_path):
-    emr = boto3.client("emr")
-    cid = emr.run_job_flow(
-        Name="hail-lab-cluster",
-        ReleaseLabel="emr-7.1.0",
-        Instances={
-            "InstanceGroups": [
-                {"Name": "Primary", "InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
-                {"Name": "Core", "InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 2},
-            ],
-            "KeepJobFlowAliveWhenNoSteps": True,
-        },
-        Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]
+    made = moto_emr_cluster("hail-lab-cluster", release="emr-7.1.0", applications=("Spark", "Livy"))
+    cid, master, cores = made.id, made.master, made.core
     data = await answer(jp_fetch, "clusters", "clusters", payloads.Clusters, tmp_path)
     assert [c["cluster_id"] for c in data["clusters"]] == [cid]
-    master = emr.list_instances(ClusterId=cid, InstanceGroupTypes=["MASTER"])["Instances"][0]["Ec2InstanceId"]
-    cores = [i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cid, InstanceGroupTypes=["CORE"])["Instances"]]
     with SsmStandIn(aws_env) as standin:
         standin.managed = {master: "Online", cores[0]: "ConnectionLost"}  # cores[1] never registered
         monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", standin.url)

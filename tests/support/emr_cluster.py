@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import boto3
 
-#: The release of the clusters made here (any emr-6/7 release with Livy would do).
+#: The default release of the clusters made here (any emr-6/7 release with Livy would do).
 RELEASE = "emr-6.15.0"
 
 
@@ -31,16 +31,24 @@ class MotoCluster:
         return self.groups["CORE"]
 
 
-def moto_emr_cluster(name: str, core_nodes: int = 2, instance_type: str = "m5.xlarge") -> MotoCluster:
-    """Run a job flow on moto with one master and ``core_nodes`` core nodes; wait for nothing."""
+def moto_emr_cluster(
+    name: str,
+    core_nodes: int = 2,
+    instance_type: str = "m5.xlarge",
+    release: str = RELEASE,
+    applications: tuple[str, ...] = (),
+) -> MotoCluster:
+    """Run a job flow on moto with one master and ``core_nodes`` core nodes (and ``applications``,
+    e.g. ``("Spark", "Livy")``, which moto only records); wait for nothing."""
     emr = boto3.client("emr")
     groups = [{"Name": "Primary", "InstanceRole": "MASTER", "InstanceType": instance_type, "InstanceCount": 1}]
     if core_nodes:
         groups.append({"Name": "Core", "InstanceRole": "CORE", "InstanceType": instance_type, "InstanceCount": core_nodes})
     cid = emr.run_job_flow(
         Name=name,
-        ReleaseLabel=RELEASE,
+        ReleaseLabel=release,
         Instances={"InstanceGroups": groups, "KeepJobFlowAliveWhenNoSteps": True},
+        Applications=[{"Name": app} for app in applications],
         JobFlowRole="EMR_EC2_DefaultRole",
         ServiceRole="EMR_DefaultRole",
     )["JobFlowId"]
