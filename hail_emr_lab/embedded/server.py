@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from . import jsontext
 from .batches import BatchRegistry
 from .common import ApiError, bad_request, int_param, page
 from .guard import AccessPolicy
@@ -79,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
             # The body of a refused request was never read (or its length is unknown): the
             # connection cannot carry another request.
             self.close_connection = True
-        data = json.dumps(payload).encode("utf-8")
+        data = jsontext.dumps(payload).encode("utf-8")  # a statement's output is embedded as encoded
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

@@ -41,11 +41,13 @@ from .common import (
     page,
     parse_duration,
 )
+from .jsontext import RawJson
 
 STARTUP_TIMEOUT = 600.0
 STATE_RETAIN_SECONDS = 600.0  # livy.server.session.state-retain.sec: finished sessions stay listed
 KILL_GRACE_SECONDS = 5.0
 COMPLETION_TIMEOUT = 5.0
+PIPE_BYTES = 1 << 20  # the worker's message pipe (Linux's default /proc/sys/fs/pipe-max-size)
 
 _UNSUPPORTED_KINDS = {
     "spark": "kind 'spark' (Scala)",
@@ -82,7 +84,7 @@ class Statement:
         self.code = code
         self.kind = kind
         self.state = StatementState.WAITING
-        self.output: dict | None = None
+        self.output: dict | RawJson | None = None  # RawJson: the worker's encoded output
         self.progress = 0.0
         self.started = 0
         self.completed = 0
@@ -177,6 +179,7 @@ class Session:
             start_new_session=True,  # its own process group: the JVM dies with it on delete
         )
         self.log.append(f"hail-emr-lab: started worker pid {self.proc.pid} for session {self.id} in {self.workdir}")
+        _widen_pipe(self.proc.stdout)
         self._send({"id": self.id, "kind": self.kind, "conf": conf, "settings": self.settings})
         threading.Thread(target=self._read_log, name=f"session-{self.id}-log", daemon=True).start()
         threading.Thread(target=self._read_messages, name=f"session-{self.id}-msgs", daemon=True).start()
@@ -199,12 +202,19 @@ class Session:
 
     def _read_messages(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        for raw in self.proc.stdout:
+        stream = self.proc.stdout
+        for raw in stream:
             try:
                 message = json.loads(raw)
             except ValueError:
                 self.log.append(f"hail-emr-lab: unreadable worker message: {raw[:200]!r}")
                 continue
+            if "body_bytes" in message:  # a result's output, JSON text the worker encoded: kept as is
+                body = stream.read(int(message["body_bytes"]))
+                if len(body) != int(message["body_bytes"]):  # the worker died while writing it
+                    self.log.append(f"hail-emr-lab: the worker's {message.get('type')} message was cut short")
+                    break
+                message["output"] = RawJson(body.decode("utf-8"))
             try:
                 self._handle(message)
             except Exception as exc:  # a bug here must not stop the reader; keep it visible in the log
@@ -474,6 +484,17 @@ def _loopback(url: str | None) -> str | None:
     if url and url.startswith("http://localhost:"):
         return "http://127.0.0.1:" + url[len("http://localhost:") :]
     return url
+
+
+def _widen_pipe(stream: Any) -> None:
+    """Give the worker's message pipe 1 MiB (Linux ``F_SETPIPE_SZ``; 64 KiB by default), so a
+    megabytes-long output crosses it in a few writes instead of one per 64 KiB context switch."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass  # another OS, or a lower /proc/sys/fs/pipe-max-size: the default pipe works, slower
 
 
 def _signal_group(pid: int, sig: int) -> None:

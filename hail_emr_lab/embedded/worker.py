@@ -1,6 +1,6 @@
 """One interactive session's REPL process: ``python -m hail_emr_lab.embedded.worker``.
 
-IPC with the server (``sessions.py``), all JSON lines:
+IPC with the server (``sessions.py``), JSON lines:
 
 * stdin: first line the session config (``{"id", "conf", "kind", "settings"}``: Spark conf and
   Livy's session settings, ``livy.rsc.*``), then commands
@@ -10,7 +10,9 @@ IPC with the server (``sessions.py``), all JSON lines:
 * stdout at startup: the message channel. The worker moves it to a private descriptor and
   points fd 1 at stderr, so anything else that writes to fd 1 (the JVM, ``os.system``) lands
   in the session log, never in the channel. Messages: ``ready``, ``startup_failed``,
-  ``started``, ``progress``, ``result``, ``skipped``, ``completion``.
+  ``started``, ``progress``, ``result``, ``skipped``, ``completion``. A ``result`` line is
+  followed by the statement's output as JSON text of ``body_bytes`` bytes (encoded once, here,
+  and served as it is: plot chunks are megabytes).
 * stderr: the session log (worker, Spark and JVM lines).
 
 User code runs in the main thread, in the SparkFiles root directory (as in Livy, so files
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..livy.protocol import RSC_DEFAULTS
+from . import jsontext
 from .repl import Repl, error_output
 
 PROGRESS_INTERVAL = 0.2
@@ -58,13 +61,19 @@ class Channel:
         self._fd = fd
         self._lock = threading.Lock()
 
-    def send(self, msg_type: str, **fields: Any) -> None:
-        data = (json.dumps(dict(fields, type=msg_type), default=str) + "\n").encode("utf-8")
+    def send(self, msg_type: str, body: str | None = None, **fields: Any) -> None:
+        """One message line; ``body`` (JSON text, e.g. an encoded output) follows it as
+        ``body_bytes`` bytes, so that neither side re-encodes or re-parses it."""
+        payload = body.encode("utf-8") if body is not None else b""
+        if body is not None:
+            fields["body_bytes"] = len(payload)
+        line = (json.dumps(dict(fields, type=msg_type), default=str) + "\n").encode("utf-8")
         with self._lock:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            for data in (line, payload):
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
 
 
 class Worker:
@@ -265,23 +274,24 @@ class Worker:
             self._reset_py4j_connection()
         if output is None:
             output = dict(error_output("InternalError", "the statement produced no output"), execution_count=sid)
-        encoded = len(json.dumps(output, default=str))
-        if encoded > self.max_output_bytes:
+        encoded = jsontext.dumps(output, max_depth=2, default=str)
+        if len(encoded) > self.max_output_bytes:
             output = dict(
                 error_output(
                     "OutputTooLarge",
-                    f"the statement's output is {encoded / 2**20:.0f} MB, more than Livy's limit of "
+                    f"the statement's output is {len(encoded) / 2**20:.0f} MB, more than Livy's limit of "
                     f"{self.max_output_bytes / 2**20:.0f} MB (livy.rsc.rpc.max.size): return less, or write it to a file",
                 ),
                 execution_count=sid,
             )
+            encoded = jsontext.dumps(output)
         progress = 1.0  # Livy reports 1.0 for a finished statement; a cancelled one keeps its own
         if cancelled:
             try:
                 progress = self.progress_of(sid)
             except Exception:
                 progress = 0.0
-        self.channel.send("result", id=sid, output=output, cancelled=cancelled, ts=_now_ms(), progress=progress)
+        self.channel.send("result", body=encoded, id=sid, cancelled=cancelled, ts=_now_ms(), progress=progress)
 
     def _reset_py4j_connection(self) -> None:
         """Drop the main thread's py4j connection: a SIGINT may have cut a call in half."""
