@@ -76,6 +76,7 @@ class Livy:
 
 RETAINED = 60  # livy.rsc.retained-statements, given as Livy's spark.__livy__ conf
 SQL_ROWS = 7  # livy.rsc.sql.num-rows
+MAX_OUTPUT = 2_000_000  # livy.rsc.rpc.max.size: characters of a statement's output as JSON
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,7 @@ def livy(livy_server, shipped):
                 "spark.test.marker": "42",
                 "spark.__livy__.livy.rsc.retained-statements": str(RETAINED),
                 "spark.__livy__.livy.rsc.sql.num-rows": str(SQL_ROWS),
+                "spark.__livy__.livy.rsc.rpc.max.size": str(MAX_OUTPUT),
             },
         },
         headers={"X-Requested-By": "tests"},
@@ -237,6 +239,26 @@ def test_sql_statements_answer_like_livy(livy):
     assert data["data"] == [[1, "a"], [2, "b"]]
     bad = livy.run("SELECT nope FROM VALUES (1) AS t(n)", kind="sql")["output"]
     assert bad["status"] == "error" and bad["ename"] == "Error" and "nope" in bad["evalue"]
+
+
+def test_large_outputs_arrive_exact_and_the_limit_counts_json_characters(livy):
+    """Megabytes of text (a plot chunk) come back exactly, in the statement and in the listing;
+    the output limit counts the output's JSON text, so escaped characters count double."""
+    plain = "QUJD" * 400_000  # 1.6 MB of base64-like text: under the limit
+    st = livy.run(f"print('{plain[:4]}' * {len(plain) // 4}, end='')")
+    assert st["output"] == {"status": "ok", "execution_count": st["id"], "data": {"text/plain": plain}}
+    listed = livy.http.get(livy.base + "/statements", timeout=10).json()["statements"]
+    assert [item["output"] for item in listed if item["id"] == st["id"]] == [st["output"]]
+    mixed = livy.ok_text("print('\\u00e9\"\\\\\\t' * 100_000 + 'end')")
+    assert mixed == '\u00e9"\\\t' * 100_000 + "end"
+    # 700,000 quotes are 1,400,000 JSON characters (each escaped): over the limit of 2,000,000
+    # only together with the 700,000 plain characters after them.
+    too_large = livy.run("print('\"' * 700_000 + 'x' * 700_000)")
+    assert too_large["output"]["status"] == "error"
+    assert too_large["output"]["ename"] == "OutputTooLarge"
+    assert "livy.rsc.rpc.max.size" in too_large["output"]["evalue"]
+    fits = livy.run("print('\"' * 600_000 + 'x' * 700_000, end='')")
+    assert fits["output"]["data"]["text/plain"] == '"' * 600_000 + "x" * 700_000
 
 
 def test_statements_run_in_submission_order(livy, livy_server):
