@@ -19,12 +19,13 @@ connection carries one request. Standard library only (the benchmarks use it too
 from __future__ import annotations
 
 import http.client
+import json
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 #: Hop-by-hop headers (RFC 9110 section 7.6.1) and the ones the proxy recomputes: never relayed.
@@ -45,6 +46,10 @@ class Request:
         """The path without the query string."""
         return self.path.split("?", 1)[0]
 
+    def header(self, name: str) -> Optional[str]:
+        """A header's value whatever the case of its name, or None."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
 
 @dataclass
 class Answer:
@@ -54,6 +59,12 @@ class Answer:
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+
+    @classmethod
+    def json(cls, status: int, data: Any, content_type: str = "application/json", **headers: str) -> Answer:
+        """A JSON answer; ``headers`` with ``_`` for ``-`` in their names (``x_amzn_ErrorType``)."""
+        extra = [(k.replace("_", "-"), v) for k, v in headers.items()]
+        return cls(status, "", [("Content-Type", content_type), *extra], json.dumps(data).encode())
 
     def header(self, name: str) -> Optional[str]:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)

@@ -21,102 +21,81 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Optional
 
-import requests
+from support.proxy import Answer, RelayProxy, Request
+
+_JSON_11 = "application/x-amz-json-1.1"
 
 
-class SsmStandIn:
-    """The stand-in server; ``url`` is its endpoint. Use as a context manager."""
+class SsmStandIn(RelayProxy):
+    """The stand-in server, a :class:`~support.proxy.RelayProxy` to moto; ``url`` is its
+    endpoint. Use as a context manager."""
 
     def __init__(self, moto_url: str) -> None:
-        self.moto_url = moto_url
+        super().__init__(moto_url)
         self.managed: dict[str, str] = {}
         self.agent = False
         self.calls: list[str] = []
         self.payloads: list[tuple[str, dict[str, Any]]] = []
         self._runs: dict[tuple[str, str], dict[str, Any]] = {}
-        standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                target = self.headers.get("X-Amz-Target", "")
-                action = target.rpartition(".")[2]
-                standin.calls.append(action)
-                payload = json.loads(body or b"{}")
-                standin.payloads.append((action, payload))
-                answer = standin.handle(action, payload, dict(self.headers), body)
-                status, data = answer
-                out = json.dumps(data).encode() if not isinstance(data, bytes) else data
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> SsmStandIn:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _relay(self, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
-        keep = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
-        answer = requests.post(self.moto_url + "/", data=body, headers=keep, timeout=30)
-        return answer.status_code, answer.content
-
-    def handle(self, action: str, payload: dict[str, Any], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+    def relay(self, request: Request) -> Optional[Answer]:
+        action = (request.header("X-Amz-Target") or "").rpartition(".")[2]
+        payload = json.loads(request.body or b"{}")
+        self.calls.append(action)
+        self.payloads.append((action, payload))
         if action == "DescribeInstanceInformation":
-            wanted = None
-            for f in payload.get("Filters") or []:
-                if f.get("Key") == "InstanceIds":
-                    wanted = set(f.get("Values") or [])
-            rows = [
-                {"InstanceId": iid, "PingStatus": ping, "PlatformType": "Linux", "AgentVersion": "3.3.0.0"}
-                for iid, ping in sorted(self.managed.items())
-                if wanted is None or iid in wanted
-            ]
-            return 200, {"InstanceInformationList": rows}
-        status, data = self._relay(headers, body)
-        if not self.agent or status != 200:
-            return status, data
+            return Answer.json(200, {"InstanceInformationList": self._registered(payload)}, _JSON_11)
+        answer = self.forward(request)
+        if not self.agent or answer.status != 200:
+            return answer
         if action == "SendCommand" and payload.get("DocumentName") == "AWS-RunShellScript":
-            command_id = json.loads(data)["Command"]["CommandId"]
-            script = "\n".join(payload["Parameters"]["commands"])
-            for iid in payload.get("InstanceIds") or []:
-                if self.managed.get(iid) == "Online":
-                    run: dict[str, Any] = {"done": False}
-                    self._runs[(command_id, iid)] = run
-                    threading.Thread(target=self._run, args=(run, script), daemon=True).start()
+            self._start(json.loads(answer.body)["Command"]["CommandId"], payload)
         elif action == "GetCommandInvocation":
             run = self._runs.get((payload["CommandId"], payload["InstanceId"]))
             if run is not None:
-                answer = json.loads(data)
-                if not run["done"]:
-                    answer.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
-                else:
-                    ok = run["code"] == 0
-                    answer.update(
-                        Status="Success" if ok else "Failed",
-                        StatusDetails="Success" if ok else "Failed",
-                        ResponseCode=run["code"],
-                        StandardOutputContent=run["stdout"],
-                        StandardErrorContent=run["stderr"],
-                    )
-                return 200, answer
-        return status, data
+                return Answer.json(200, _invocation(json.loads(answer.body), run), _JSON_11)
+        return answer
 
-    @staticmethod
-    def _run(run: dict[str, Any], script: str) -> None:
-        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False)
-        run.update(stdout=done.stdout, stderr=done.stderr, code=done.returncode, done=True)
+    def _registered(self, payload: dict[str, Any]) -> list[dict[str, str]]:
+        """``DescribeInstanceInformation`` rows for the managed instances the filters ask for."""
+        wanted = None
+        for f in payload.get("Filters") or []:
+            if f.get("Key") == "InstanceIds":
+                wanted = set(f.get("Values") or [])
+        return [
+            {"InstanceId": iid, "PingStatus": ping, "PlatformType": "Linux", "AgentVersion": "3.3.0.0"}
+            for iid, ping in sorted(self.managed.items())
+            if wanted is None or iid in wanted
+        ]
+
+    def _start(self, command_id: str, payload: dict[str, Any]) -> None:
+        """Run the script with bash for each managed, Online instance, as its agent would."""
+        script = "\n".join(payload["Parameters"]["commands"])
+        for iid in payload.get("InstanceIds") or []:
+            if self.managed.get(iid) == "Online":
+                run: dict[str, Any] = {"done": False}
+                self._runs[(command_id, iid)] = run
+                threading.Thread(target=_run, args=(run, script), daemon=True).start()
+
+
+def _invocation(answer: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """moto's ``GetCommandInvocation`` answer with the run's state, output and exit code."""
+    if not run["done"]:
+        answer.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1)
+    else:
+        ok = run["code"] == 0
+        answer.update(
+            Status="Success" if ok else "Failed",
+            StatusDetails="Success" if ok else "Failed",
+            ResponseCode=run["code"],
+            StandardOutputContent=run["stdout"],
+            StandardErrorContent=run["stderr"],
+        )
+    return answer
+
+
+def _run(run: dict[str, Any], script: str) -> None:
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    run.update(stdout=done.stdout, stderr=done.stderr, code=done.returncode, done=True)
