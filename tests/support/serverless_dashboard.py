@@ -14,81 +14,42 @@ versus the Spark History Server, and ``attempt``.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Optional
 
-import requests
+from support.proxy import Answer, RelayProxy, Request
 
-_DASHBOARD = re.compile(r"^/applications/(?P<app>[0-9a-z]+)/jobruns/(?P<run>[0-9a-z]+)/dashboard(?:\?.*)?$")
+_DASHBOARD = re.compile(r"^/applications/(?P<app>[0-9a-z]+)/jobruns/(?P<run>[0-9a-z]+)/dashboard$")
+#: What the stand-in's own look-up of a job run carries over (moto takes region and account from the signature).
+_SIGNED = ("authorization", "x-amz-date", "x-amz-security-token", "content-type")
 
 
-class DashboardStandIn:
-    """``DashboardStandIn(moto_url, region)`` as a context manager; ``url`` is its endpoint."""
+class DashboardStandIn(RelayProxy):
+    """``DashboardStandIn(moto_url, region)`` as a context manager; ``url`` is its endpoint
+    (a :class:`~support.proxy.RelayProxy` to moto)."""
 
     def __init__(self, moto_url: str, region: str = "us-east-1") -> None:
-        self.moto_url = moto_url.rstrip("/")
+        super().__init__(moto_url)
         self.region = region
         self.deny = False
         self.calls: list[tuple[str, str]] = []
-        standin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, out = standin.handle(self.command, self.path, dict(self.headers), body)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> DashboardStandIn:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        match = _DASHBOARD.match(path) if method == "GET" else None
+    def relay(self, request: Request) -> Optional[Answer]:
+        match = _DASHBOARD.match(request.route) if request.method == "GET" else None
         if match is None:
-            return self._relay(method, path, headers, body)
+            return self.forward(request)
         app, run = match["app"], match["run"]
         self.calls.append((app, run))
         if self.deny:
-            return self._error(403, "AccessDeniedException",
-                               "User is not authorized to perform: emr-serverless:GetDashboardForJobRun")
-        known = requests.get(f"{self.moto_url}/applications/{app}/jobruns/{run}", headers=_signed(headers), timeout=30)
-        if known.status_code != 200:
-            return self._error(404, "ResourceNotFoundException", f"Job run {run} does not exist")
+            return _error(403, "AccessDeniedException",
+                          "User is not authorized to perform: emr-serverless:GetDashboardForJobRun")
+        signed = {k: v for k, v in request.headers.items() if k.lower() in _SIGNED}
+        known = self.forward(Request("GET", f"/applications/{app}/jobruns/{run}", signed))
+        if known.status != 200:
+            return _error(404, "ResourceNotFoundException", f"Job run {run} does not exist")
         url = f"https://p-{run}-{app}.emrappui-prod.{self.region}.amazonaws.com/shs/history/{run}/jobs/"
-        return 200, {"Content-Type": "application/json"}, json.dumps({"url": url}).encode()
-
-    def _relay(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        r = requests.request(method, self.moto_url + path, data=body or None, headers=_signed(headers), timeout=60)
-        return r.status_code, {"Content-Type": r.headers.get("Content-Type", "application/json")}, r.content
-
-    @staticmethod
-    def _error(status: int, kind: str, message: str) -> tuple[int, dict[str, str], bytes]:
-        return status, {"Content-Type": "application/json", "x-amzn-ErrorType": kind}, json.dumps(
-            {"message": message}).encode()
+        return Answer.json(200, {"url": url})
 
 
-def _signed(headers: dict[str, str]) -> dict[str, str]:
-    """The headers moto reads (it takes the region and account from the signature)."""
-    keep = ("authorization", "x-amz-date", "x-amz-security-token", "content-type")
-    return {k: v for k, v in headers.items() if k.lower() in keep}
+def _error(status: int, kind: str, message: str) -> Answer:
+    return Answer.json(status, {"message": message}, x_amzn_ErrorType=kind)
