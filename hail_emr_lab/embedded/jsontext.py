@@ -4,7 +4,7 @@
 of base64 in a statement's text output, would spend most of its time there on each hop
 (worker -> server -> every GET). :func:`dumps` writes a long string that needs no escaping
 (printable ASCII without ``"`` or ``\\``, as base64 is) as it is, and embeds :class:`RawJson`
-(text that is JSON already, e.g. an output the worker encoded) without parsing it again. The
+(bytes that are JSON already, e.g. an output the worker encoded) without parsing it again. The
 result is the same text ``json.dumps(value)`` gives (default separators, ``ensure_ascii``), so
 sizes measured on it (``livy.rsc.rpc.max.size``) mean what they meant.
 """
@@ -21,15 +21,12 @@ _VERBATIM = bytes(c for c in range(0x20, 0x80) if c not in b'"\\')
 
 
 class RawJson:
-    """Text that is one JSON value already; :func:`dumps` embeds it verbatim."""
+    """One JSON value as UTF-8 bytes already; :func:`dumps` and :func:`encode` embed it verbatim."""
 
-    __slots__ = ("text",)
+    __slots__ = ("data",)
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __len__(self) -> int:
-        return len(self.text)
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
 def verbatim(value: str) -> bool:
@@ -44,14 +41,21 @@ def dumps(value: Any, max_depth: int = 4, default: Optional[Callable[[Any], Any]
     its output are shallow); anything deeper goes to ``json.dumps`` in one call, which parses a
     :class:`RawJson` it meets there (correct, only slower). Raises TypeError as ``json.dumps`` does.
     """
-    parts: list[str] = []
+    parts: list[Any] = []
     _write(value, parts, max_depth, default)
-    return "".join(parts)
+    return "".join(part.decode("utf-8") if isinstance(part, bytes) else part for part in parts)
 
 
-def _write(value: Any, out: list[str], depth: int, default: Optional[Callable[[Any], Any]]) -> None:
+def encode(value: Any, max_depth: int = 4) -> bytes:
+    """:func:`dumps` as UTF-8 bytes, with each :class:`RawJson` copied once, into the answer."""
+    parts: list[Any] = []
+    _write(value, parts, max_depth, None)
+    return b"".join(part if isinstance(part, bytes) else part.encode("utf-8") for part in parts)
+
+
+def _write(value: Any, out: list[Any], depth: int, default: Optional[Callable[[Any], Any]]) -> None:
     if isinstance(value, RawJson):
-        out.append(value.text)
+        out.append(value.data)
     elif isinstance(value, str):
         out.extend(('"', value, '"') if verbatim(value) else (json.dumps(value),))
     elif depth > 0 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
@@ -74,7 +78,7 @@ def _write(value: Any, out: list[str], depth: int, default: Optional[Callable[[A
 def _embedded(default: Optional[Callable[[Any], Any]]) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, RawJson):
-            return json.loads(value.text)
+            return json.loads(value.data)
         if default is None:
             raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
         return default(value)

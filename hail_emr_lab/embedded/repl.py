@@ -75,6 +75,15 @@ class _Sink(io.TextIOBase):
     def getvalue(self) -> str:
         return "".join(self._parts)
 
+    def stripped(self) -> str:
+        """``getvalue().rstrip()`` without copying a long last write (a printed plot chunk)."""
+        parts = self._parts
+        while parts and not parts[-1].rstrip():
+            parts.pop()
+        if parts:
+            parts[-1] = parts[-1].rstrip()
+        return "".join(parts)
+
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
@@ -285,7 +294,8 @@ class Repl:
             return dict(failure.output, execution_count=execution_count)
         except BaseException as exc:  # user code raised (KeyboardInterrupt included: cancel)
             return dict(_exception_output(exc), execution_count=execution_count)
-        text = (magic_data.pop("text/plain", "") + capture.sink.getvalue()).rstrip()
+        prefix, printed = magic_data.pop("text/plain", ""), capture.sink.stripped()
+        text = prefix + printed if printed else prefix.rstrip()  # (prefix + printed).rstrip()
         data = magic_data
         if text or not data:
             data["text/plain"] = text

@@ -80,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
             # The body of a refused request was never read (or its length is unknown): the
             # connection cannot carry another request.
             self.close_connection = True
-        data = jsontext.dumps(payload).encode("utf-8")  # a statement's output is embedded as encoded
+        data = jsontext.encode(payload)  # a statement's output is embedded as the worker encoded it
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

@@ -214,7 +214,7 @@ class Session:
                 if len(body) != int(message["body_bytes"]):  # the worker died while writing it
                     self.log.append(f"hail-emr-lab: the worker's {message.get('type')} message was cut short")
                     break
-                message["output"] = RawJson(body.decode("utf-8"))
+                message["output"] = RawJson(body)
             try:
                 self._handle(message)
             except Exception as exc:  # a bug here must not stop the reader; keep it visible in the log

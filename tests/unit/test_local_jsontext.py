@@ -48,10 +48,11 @@ def test_default_applies_as_in_json_dumps():
 
 def test_raw_json_is_embedded_verbatim_at_any_depth():
     output = {"status": "ok", "execution_count": 0, "data": {"text/plain": LONG_PLAIN}}
-    raw = RawJson(json.dumps(output))
+    raw = RawJson(json.dumps(output).encode("utf-8"))
     answer = {"total_statements": 1, "statements": [{"id": 0, "output": raw, "progress": 1.0}]}
     want = json.dumps({"total_statements": 1, "statements": [{"id": 0, "output": output, "progress": 1.0}]})
     assert jsontext.dumps(answer) == want
+    assert jsontext.encode(answer) == want.encode("utf-8")
     assert jsontext.dumps(answer, max_depth=1) == want  # parsed by json.dumps below the walk: still right
 
 
