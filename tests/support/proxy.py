@@ -34,7 +34,8 @@ _HOP = {"expect", "connection", "keep-alive", "proxy-connection", "transfer-enco
 
 @dataclass
 class Request:
-    """A client's request as read: ``headers`` without hop-by-hop ones, ``body`` in bytes."""
+    """A client's request as read: every header as received (``forward`` drops the hop-by-hop
+    ones), ``body`` in bytes (a chunked body de-chunked)."""
 
     method: str
     path: str  # with the query string
@@ -130,7 +131,7 @@ class RelayProxy:
         may have acted on is never repeated. Raises ``OSError`` / ``http.client.HTTPException``
         when the upstream cannot be reached or fails mid-answer.
         """
-        headers = dict(request.headers)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         if request.body or request.method in ("PUT", "POST"):
             headers["Content-Length"] = str(len(request.body))
         while True:
@@ -194,8 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         if proxy.down:
             self.close_connection = True
             return
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-        answer = proxy._serve(Request(self.command, self.path, headers, self._body()))
+        answer = proxy._serve(Request(self.command, self.path, dict(self.headers.items()), self._body()))
         if answer is None:
             self.close_connection = True
             return

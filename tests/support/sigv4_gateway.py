@@ -27,16 +27,17 @@ session isolation per caller), the real endpoint's TLS, and EMR Serverless's own
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from support.proxy import Answer, RelayProxy, Request
 
 MAX_SKEW = dt.timedelta(minutes=5)
 _AUTH_RE = re.compile(
@@ -54,8 +55,11 @@ class Refused(Exception):
         self.message = message
 
 
-class SigV4Gateway:
-    """``SigV4Gateway(upstream_url, credentials, region=..., service=...).start()``; ``.url`` for clients."""
+class SigV4Gateway(RelayProxy):
+    """``SigV4Gateway(upstream_url, credentials, region=..., service=...).start()``; ``.url`` for
+    clients (a :class:`~support.proxy.RelayProxy` whose rule is AWS's signature check)."""
+
+    upstream_timeout = 120.0
 
     def __init__(
         self,
@@ -65,7 +69,7 @@ class SigV4Gateway:
         service: str = "emr-serverless",
         upstream_token: Optional[str] = None,
     ):
-        self.upstream = upstream.rstrip("/")
+        super().__init__(upstream)
         self.credentials = dict(credentials)
         self.region = region
         self.service = service
@@ -74,32 +78,7 @@ class SigV4Gateway:
         #: JSON bodies of the accepted POST /sessions requests (what a session was created with).
         self.created: list[dict] = []
         self.session_app_id: Optional[str] = None
-        self._lock = threading.Lock()
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
-
-            def _any(self) -> None:
-                gateway._handle(self)
-
-            do_GET = do_POST = do_DELETE = do_PUT = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> SigV4Gateway:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._credentials_lock = threading.Lock()
 
     def rotate(self, old_key: str, new_key: str, secret: str, token: Optional[str] = None) -> None:
         """Accept ``new_key`` from now on and revoke ``old_key`` (as an expired role session is)."""
@@ -107,11 +86,11 @@ class SigV4Gateway:
         self.revoke(old_key)
 
     def allow(self, key: str, secret: str, token: Optional[str] = None) -> None:
-        with self._lock:
+        with self._credentials_lock:
             self.credentials[key] = (secret, token)
 
     def revoke(self, key: str) -> None:
-        with self._lock:
+        with self._credentials_lock:
             self.credentials.pop(key, None)
 
     # ------------------------------------------------------------------ verification
@@ -132,7 +111,7 @@ class SigV4Gateway:
                 "InvalidSignatureException",
                 f"Credential should be scoped to a valid region, not '{m['region']}'. ",
             )
-        with self._lock:
+        with self._credentials_lock:
             known = self.credentials.get(m["key"])
         if known is None:
             raise Refused("UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -176,46 +155,32 @@ class SigV4Gateway:
 
     # ------------------------------------------------------------------ relay
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
-        headers = {k: v for k, v in h.headers.items()}
+    def relay(self, request: Request) -> Optional[Answer]:
         try:
-            key = self.verify(h.command, h.path, headers, body)
+            key = self.verify(request.method, request.path, request.headers, request.body)
         except Refused as exc:
-            self.log.append((h.command, h.path, None, exc.kind))
-            self._answer(h, 403, json.dumps({"message": exc.message}).encode(), "application/json",
-                         {"x-amzn-ErrorType": f"{exc.kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})
-            return
-        self.log.append((h.command, h.path, key, "ok"))
-        if h.command == "POST" and h.path.rstrip("/") == "/sessions":
-            self.created.append(json.loads(body or b"{}"))
-        fwd = {k: headers[k] for k in _RELAYED if k in headers}
+            self.log.append((request.method, request.path, None, exc.kind))
+            kind = f"{exc.kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"
+            return Answer.json(403, {"message": exc.message}, x_amzn_ErrorType=kind)
+        self.log.append((request.method, request.path, key, "ok"))
+        if request.method == "POST" and request.route.rstrip("/") == "/sessions":
+            self.created.append(json.loads(request.body or b"{}"))
+        relayed = {k: v for k in _RELAYED if (v := request.header(k)) is not None}
         if self.upstream_token:
-            fwd["Authorization"] = f"Bearer {self.upstream_token}"
+            relayed["Authorization"] = f"Bearer {self.upstream_token}"
         try:
-            r = requests.request(h.command, self.upstream + h.path, data=body or None, headers=fwd, timeout=120)
-        except requests.RequestException as exc:
-            self._answer(h, 502, json.dumps({"message": f"upstream: {exc}"}).encode(), "application/json", {})
-            return
-        extra = {"Location": r.headers["Location"]} if "Location" in r.headers else {}
-        content = r.content
-        is_session = re.fullmatch(r"/sessions(/\d+)?/?", h.path.split("?")[0])
-        if self.session_app_id and r.status_code == 200 and h.command == "GET" and is_session:
-            content = self._as_job_run(json.loads(content))
-        self._answer(h, r.status_code, content, r.headers.get("Content-Type", "application/json"), extra)
+            upstream = self.forward(Request(request.method, request.path, relayed, request.body))
+        except (OSError, http.client.HTTPException) as exc:
+            return Answer.json(502, {"message": f"upstream: {exc}"})
+        body = upstream.body
+        is_session = re.fullmatch(r"/sessions(/\d+)?/?", request.route)
+        if self.session_app_id and upstream.status == 200 and request.method == "GET" and is_session:
+            body = self._as_job_run(json.loads(body))
+        headers = [("Content-Type", upstream.header("Content-Type") or "application/json")]
+        headers += [("Location", v) for v in [upstream.header("Location")] if v is not None]
+        return Answer(upstream.status, upstream.reason, headers, body)
 
     def _as_job_run(self, answer: dict) -> bytes:
         for session in answer.get("sessions", [answer]):
             session["appId"], session["appInfo"] = self.session_app_id, {"driverLogUrl": None, "sparkUiUrl": None}
         return json.dumps(answer).encode()
-
-    @staticmethod
-    def _answer(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str, extra: dict[str, str]) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(body)))
-        for k, v in extra.items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(body)
