@@ -2,9 +2,9 @@
 
 The HTTP side is what the Quick Start did (``requests.get("http://<master>/plots/x.html")``
 against the master's web server), here ``python -m http.server`` serving the plot directory
-on loopback. The session side is ``PlotManager.pull`` (chunks of 3/8 of Livy's output limit
-as base64 text output, zlib-compressed on the cluster when a sample shows it pays, pipelined,
-sha256 verified, written atomically and indexed). Both run in one go against one embedded Livy
+on loopback. The session side is ``PlotManager.pull`` (chunks of ``puller.CHUNK`` bytes as
+base64 text output, zlib-compressed on the cluster when a sample shows it pays, ``puller.PIPELINE``
+statements queued, sha256 verified, written atomically and indexed). Both run in one go against one embedded Livy
 server, alternating, so machine load hits both alike. Also measured: the per-cell cost of
 looking for new plots when there are none.
 
@@ -130,17 +130,24 @@ def main() -> int:
         {"case": label, "runs": args.runs, "median_s": statistics.median(ts), "all_s": ts}
         for label, ts in times.items()
     ]
-    print(f"\nPlot pull, {size / 1e6:.1f} MB bokeh HTML, {date.today()}, {machine()}, {args.runs} runs (medians)\n")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nPlot pull, {size / 1e6:.1f} MB bokeh HTML, {date.today()}, {machine()}, {args.runs} runs (medians)")
+    print(f"load average (1/5/15 min) at the end: {load}\n")
     print("| case | median | throughput |")
     print("|---|---|---|")
     for r in rows[:2]:
         print(f"| {r['case']} | {r['median_s'] * 1000:.0f} ms | {size / 1e6 / r['median_s']:.0f} MB/s |")
+    ratio = rows[1]["median_s"] / rows[0]["median_s"]
     for r in rows[2:]:
         print(f"| {r['case']} | {r['median_s'] * 1000:.1f} ms | - |")
+    print(f"\nsession throughput / HTTP throughput: {ratio:.2f}x")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "plots.json").write_text(
-        json.dumps({"date": str(date.today()), "machine": machine(), "bytes": size, "rows": rows}, indent=2)
+        json.dumps(
+            {"date": str(date.today()), "machine": machine(), "load": load, "bytes": size, "ratio": ratio, "rows": rows},
+            indent=2,
+        )
     )
     return 0
 
