@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchutil import private_magics_config
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 ROWS = 200_000
 
@@ -120,19 +122,7 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-magics-"))
-    # Our config and sparkmagic's both from a private directory: nothing of the user's is read.
-    os.environ["HAIL_EMR_LAB_CONFIG"] = str(tmp / "none.json")
-    os.environ["HAIL_EMR_LAB_SPARKMAGIC_CONFIG"] = str(tmp / "none-sm.json")
-    os.environ["HAIL_EMR_LAB_METADATA"] = str(tmp / "none-meta.json")
-    os.environ["SPARKMAGIC_CONF_DIR"] = str(tmp / "sparkmagic")
-    (tmp / "sparkmagic").mkdir()
-    (tmp / "sparkmagic" / "config.json").write_text(json.dumps({
-        "livy_session_startup_timeout_seconds": 900,
-        "heartbeat_refresh_seconds": 30,
-        "wait_for_idle_timeout_seconds": 60,
-        "logging_config": {"version": 1, "handlers": {}, "loggers": {}},
-        "custom_headers": {"X-Requested-By": "sparkmagic"},  # Livy's CSRF header, on by default here
-    }))
+    private_magics_config(tmp)
 
     from IPython.testing.globalipapp import start_ipython
     from IPython.utils.capture import capture_output

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench_magics import RssPeak
-from benchutil import machine
+from benchutil import machine, private_magics_config
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -150,20 +150,8 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    os.environ["HAIL_EMR_LAB_CONFIG"] = str(tmp / "none.json")
-    os.environ["HAIL_EMR_LAB_SPARKMAGIC_CONFIG"] = str(tmp / "none-sm.json")
-    os.environ["HAIL_EMR_LAB_METADATA"] = str(tmp / "none-meta.json")
+    private_magics_config(tmp, {"driverMemory": args.driver_memory})
     os.environ["HAIL_EMR_LAB_LOCAL_DIR"] = str(tmp / "local")
-    os.environ["SPARKMAGIC_CONF_DIR"] = str(tmp / "sparkmagic")
-    (tmp / "sparkmagic").mkdir()
-    (tmp / "sparkmagic" / "config.json").write_text(json.dumps({
-        "livy_session_startup_timeout_seconds": 900,
-        "heartbeat_refresh_seconds": 30,
-        "wait_for_idle_timeout_seconds": 60,
-        "session_configs": {"driverMemory": args.driver_memory},
-        "logging_config": {"version": 1, "handlers": {}, "loggers": {}},
-        "custom_headers": {"X-Requested-By": "sparkmagic"},
-    }))
 
     from IPython.testing.globalipapp import start_ipython
     from IPython.utils.capture import capture_output

@@ -124,7 +124,9 @@ def stage_spark(df, staging, limit=None):
             spark.conf.set(key, value)
         _writable(df).write.parquet(url, compression="snappy")
     except BaseException:
-        _delete(spark, url)
+        # The whole location, not only data/: a task still running after a cancel may have made
+        # the folders again after the notebook deleted them.
+        _delete(spark, url[: -len("/data")])
         raise
     finally:
         for key, value in saved:

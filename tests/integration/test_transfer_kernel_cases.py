@@ -10,6 +10,7 @@ and one Livy session for the module (each session is a Spark JVM).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from support.kernel import Kernel, kernel_env
@@ -255,17 +256,21 @@ def test_pushed_timestamps_follow_the_session_time_zone(connected, transport):
         connected.run("%%hail\nspark.conf.unset('spark.sql.session.timeZone')")
 
 
-def test_staged_pull_that_fails_half_way_leaves_no_files(connected):
-    res = connected.run(
-        "%%hail -o bad --via staged\n"
+def udf_frame_cell(name: str, body: str, rows: int) -> str:
+    """A cell defining ``name``: ids through a Python UDF that runs ``body`` (indented) on each ``i``."""
+    return (
+        f"%%hail -o {name} --via staged\n"
         "from pyspark.sql import functions as F, types as T\n"
-        "def _hel_boom(i):\n"
-        "    if i >= 3000:\n"
-        "        raise RuntimeError(f'row {i} is bad')\n"
+        "def _hel_each(i):\n"
+        f"    {body}\n"
         "    return i\n"
-        "bad = spark.range(0, 4000, numPartitions=4).select(F.udf(_hel_boom, T.LongType())('id').alias('v'))",
-        timeout=900,
+        f"{name} = spark.range(0, {rows}, numPartitions=4).select(F.udf(_hel_each, T.LongType())('id').alias('v'))"
     )
+
+
+def test_staged_pull_that_fails_half_way_leaves_no_files(connected):
+    res = connected.run(udf_frame_cell("bad", "if i >= 3000:\n        raise RuntimeError(f'row {i} is bad')", 4000),
+                        timeout=900)
     assert res.status == "error" and "row 3" in res.text, res.text
     assert connected.value("'bad' in globals()") is False
     assert leftovers(connected) == []
@@ -286,4 +291,19 @@ def test_auto_stages_a_big_result_and_keeps_small_ones_inline(connected):
     assert "tiny: pulled 5 rows x 3 columns from the Spark DataFrame `tiny` (arrow," in res.stdout, res.stdout
     assert connected.value("[gwas['variant'].iloc[-1], int(gwas['id'].sum()), [str(t) for t in gwas.dtypes]]") == [
         "1:299999:A:G", sum(range(300000)), ["object", "int64", "float64"]]
+    assert leftovers(connected) == []
+
+
+def test_ctrl_c_during_a_staged_pull_stops_both_sides(connected):
+    res = connected.run(udf_frame_cell("slow", "import time\n    time.sleep(0.5)", 600), timeout=600, interrupt_after=25)
+    assert res.status == "error" and "was cancelled on the cluster" in res.text, res.text
+    assert connected.value("'slow' in globals()") is False
+    # The session is free again long before the write could have finished (about 150 s of sleeps on 2 cores).
+    started = time.monotonic()
+    res = connected.run("%%hail\nprint('after')", timeout=300)
+    assert res.status == "ok" and "after" in res.stdout, res.text
+    assert time.monotonic() - started < 90
+    deadline = time.monotonic() + 30  # the driver's own clean-up may finish just after the cancel
+    while leftovers(connected) and time.monotonic() < deadline:
+        time.sleep(1)
     assert leftovers(connected) == []

@@ -17,7 +17,7 @@ import os
 import boto3
 import pandas as pd
 import pytest
-from test_transfer_codec import TZ, _all_types_df, _joined
+import test_transfer_codec as cases
 
 from hail_emr_lab.config import load_config
 from hail_emr_lab.notebook import staging, transfer
@@ -25,22 +25,8 @@ from hail_emr_lab.remote import bootstrap_code
 from hail_emr_lab.remote.dataframe import MARKER
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("test_transfer_staged")
-        .config("spark.sql.session.timeZone", TZ)
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "3")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
+#: The local SparkSession of the codec tests (a module-scoped fixture: one per module that uses it).
+spark = cases.spark
 
 
 @pytest.fixture
@@ -87,8 +73,8 @@ def same_frames(staged: pd.DataFrame, inline: pd.DataFrame) -> None:
 
 
 SPARK_CASES = {
-    "all_types": _all_types_df,
-    "joined_repeated_names": _joined,
+    "all_types": cases._all_types_df,
+    "joined_repeated_names": cases._joined,
     "nested_timestamps": lambda spark: spark.sql(
         "SELECT timestamp'2020-06-01 12:00:00' AS top,"
         " named_struct('t', timestamp'2020-06-01 12:00:00', 'n', 1) AS st,"
@@ -172,7 +158,7 @@ def test_a_write_that_fails_half_way_leaves_no_files(remote, spark):
     local = area.locations[0].url
     with pytest.raises(Exception, match="row 7"):
         _call(remote, ["bad"], via="staged", stagings=area.wire())
-    assert not os.path.exists(os.path.join(local, "data"))  # the driver deleted what the write left
+    assert not os.path.exists(local)  # the driver deleted the whole location it wrote to
     assert area.cleanup() == [] and staging_leftovers() == []
 
 
@@ -206,7 +192,7 @@ def test_s3_read_path_against_moto(remote, spark, aws_env, isolated_config):
     s3.create_bucket(Bucket="lab-bucket")
     isolated_config.joinpath("config.json").write_text(json.dumps({"bucket": "lab-bucket", "prefix": "alice"}))
     config = load_config()
-    remote["df"] = _all_types_df(spark)
+    remote["df"] = cases._all_types_df(spark)
     inline, _ = pull_via(remote, "df", "livy")
     area = staging.StagingArea.open(config)
     local, remote_loc = area.locations
