@@ -46,7 +46,7 @@ def check_location(staging):
                 seen = fh.read().strip()
         except OSError:
             seen = None
-        if seen != staging.get("token"):
+        if not staging.get("token") or seen != staging.get("token"):
             raise StagingRefused("the notebook's staging folder is not visible to the Spark driver")
         return "file://" + url.rstrip("/") + "/data"
     if not url.startswith("s3://") or STAGING_MARK not in url:

@@ -38,8 +38,11 @@ def test_a_local_location_needs_the_notebooks_token(tmp_path, monkeypatch):
     (loc,) = area.locations
     assert loc.local and loc.url.startswith(str(tmp_path / "staging"))
     assert rstaged.check_location(loc.wire()) == "file://" + loc.url + "data"
-    with pytest.raises(rstaged.StagingRefused, match="not visible to the Spark driver"):
-        rstaged.check_location(dict(loc.wire(), token="f" * 32))
+    for token in ("f" * 32, None, ""):
+        with pytest.raises(rstaged.StagingRefused, match="not visible to the Spark driver"):
+            rstaged.check_location(dict(loc.wire(), token=token))
+    with pytest.raises(rstaged.StagingRefused, match="not visible to the Spark driver"):  # a folder without one
+        rstaged.check_location({"url": str(tmp_path), "local": True, "token": None})
     assert oct((tmp_path / "staging" / loc.url.rstrip("/").rsplit("/", 1)[1]).stat().st_mode & 0o777) == "0o700"
     assert area.cleanup() == [] and list((tmp_path / "staging").iterdir()) == []
 
