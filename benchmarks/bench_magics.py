@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchutil import private_magics_config
+from benchutil import private_magics_config, stop_magics
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 ROWS = 200_000
@@ -187,13 +187,7 @@ def main() -> int:
         assert len(hail_df) == ROWS and all(hail_cmp["dtypes_ok"].values()) and all(hail_cmp["values_ok"].values()), \
             hail_cmp
     finally:
-        with capture_output():
-            try:
-                ip.run_line_magic("spark", "cleanup")
-            except Exception as exc:  # report, but still stop the server
-                print(f"sparkmagic cleanup failed: {exc}", file=sys.stderr)
-            ip.run_line_magic("hail", "disconnect --delete")
-        server.stop()
+        stop_magics(ip, server)
 
     med = statistics.median
     trivial_ratio = med(hail_t) / med(spark_t)

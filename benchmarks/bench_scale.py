@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench_magics import RssPeak
-from benchutil import machine, private_magics_config
+from benchutil import machine, private_magics_config, stop_magics
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
@@ -212,13 +212,7 @@ def main() -> int:
                 if not sparkmagic_gave_up:
                     ip.run_cell_magic("spark", "-s bench", "gwas.unpersist(); del gwas")
     finally:
-        with capture_output():
-            try:
-                ip.run_line_magic("spark", "cleanup")
-            except Exception as exc:  # report, but still stop the server
-                print(f"sparkmagic cleanup failed: {exc}", file=sys.stderr)
-            ip.run_line_magic("hail", "disconnect --delete")
-        server.stop()
+        stop_magics(ip, server)
 
     def cell(entry: dict) -> str:
         if entry.get("seconds") is None:

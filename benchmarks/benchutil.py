@@ -46,3 +46,18 @@ def private_magics_config(tmp: Path, session_configs: Optional[dict[str, Any]] =
         "logging_config": {"version": 1, "handlers": {}, "loggers": {}},
         "custom_headers": {"X-Requested-By": "sparkmagic"},  # Livy's CSRF header, on by default here
     }))
+
+
+def stop_magics(ip: Any, server: Any) -> None:
+    """End sparkmagic's sessions and ours in the shell ``ip``, then stop the embedded ``server``."""
+    import sys
+
+    from IPython.utils.capture import capture_output
+
+    with capture_output():
+        try:
+            ip.run_line_magic("spark", "cleanup")
+        except Exception as exc:  # report, but still stop the server
+            print(f"sparkmagic cleanup failed: {exc}", file=sys.stderr)
+        ip.run_line_magic("hail", "disconnect --delete")
+    server.stop()
