@@ -185,7 +185,7 @@ def main() -> int:
             for label, magic, line in [("auto", "hail", "-o gwas -q"), ("livy", "hail", "-o gwas -q --via livy"),
                                        ("sparkmagic", "spark", "-s bench -o gwas -n -1")]:
                 if label == "sparkmagic" and sparkmagic_gave_up:
-                    row[label] = {"seconds": None, "error": "not run: did not finish a smaller size"}
+                    row[label] = {"seconds": None, "error": "not run: failed or did not finish at a smaller size"}
                     continue
                 took, frame, kpeak, speak, err = timed_pull(ip, magic, line, args.cap)
                 entry = {"seconds": took, "kernel_peak_bytes": kpeak, "server_peak_bytes": speak, "error": err}
