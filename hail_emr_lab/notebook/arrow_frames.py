@@ -29,6 +29,10 @@ def arrow_column(name: str, col, session_tz: str):
     import pyarrow as pa
     import pyarrow.types as pt
 
+    t = col.type
+    if pt.is_string(t) or pt.is_large_string(t) or pt.is_binary(t) or pt.is_large_binary(t):
+        # Straight from the chunks: str/bytes objects, None for null, no combined copy of the buffers.
+        return pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     utc = _utc_type(col.type)
     if utc != col.type:
@@ -60,8 +64,6 @@ def arrow_column(name: str, col, session_tz: str):
         if t.tz is not None:
             return series.dt.tz_convert(session_zone(session_tz)).dt.tz_localize(None).astype("datetime64[ns]")
         return series.astype("datetime64[ns]")
-    if pt.is_string(t) or pt.is_large_string(t) or pt.is_binary(t) or pt.is_large_binary(t):
-        return pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)  # str/bytes, None for null
     values = col.to_pylist()
     if _needs_fix(t):
         values = [_fix_nested(v, t, session_tz) for v in values]
