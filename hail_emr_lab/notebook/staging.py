@@ -77,30 +77,49 @@ def s3_root(config) -> Optional[str]:
         raise StagingError(f"cannot stage -o results in S3: {exc}") from None
 
 
+def _local_location(folder: Path) -> Location:
+    """Make ``folder`` (0700) holding a fresh random token (0600); raises OSError."""
+    folder.mkdir(parents=True, mode=0o700)
+    token = secrets.token_hex(16)
+    fd = os.open(folder / "token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return Location(str(folder.resolve()) + "/", local=True, token=token)
+
+
 class StagingArea:
     """The staging locations offered for one pull (see the module docstring)."""
 
-    def __init__(self, locations: list[Location], s3_options: Optional[dict[str, Any]] = None) -> None:
+    def __init__(self, locations: list[Location], s3_options: Optional[dict[str, Any]] = None,
+                 unavailable: Optional[list[str]] = None) -> None:
         self.locations = locations
+        #: Why a location was left out (see :meth:`open`).
+        self.unavailable = unavailable or []
         self._s3_options = s3_options or {}
         self._s3 = None
         self._session = None
 
     @classmethod
     def open(cls, config) -> StagingArea:
-        """Create the local folder (mode 0700, token 0600) and name the S3 location, if any."""
+        """Create the local folder (mode 0700, token 0600) and name the S3 location, if any.
+
+        A location that cannot be set up is left out, and why is kept in ``unavailable``: a
+        pull then stays inline rather than failing for a folder it may not need.
+        """
         name = uuid.uuid4().hex
-        folder = local_root() / name
-        folder.mkdir(parents=True, mode=0o700)
-        token = secrets.token_hex(16)
-        fd = os.open(folder / "token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token)
-        locations = [Location(str(folder.resolve()) + "/", local=True, token=token)]
-        root = s3_root(config)
+        locations, unavailable = [], []
+        try:
+            locations.append(_local_location(local_root() / name))
+        except OSError as exc:
+            unavailable.append(f"the local staging folder {local_root()} cannot be made ({exc})")
+        try:
+            root = s3_root(config)
+        except StagingError as exc:
+            root = None
+            unavailable.append(str(exc))
         if root:
             locations.append(Location(root + name + "/", local=False))
-        return cls(locations, {"region": config.get("region")})
+        return cls(locations, {"region": config.get("region")}, unavailable)
 
     def _boto(self):
         if self._session is None:

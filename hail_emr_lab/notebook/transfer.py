@@ -136,6 +136,9 @@ def pull(
     area = None
     if via != "livy":
         area = StagingArea.open(config if config is not None else load_config())
+        if via == "staged" and not area.locations:
+            raise TransferError("--via staged: there is nowhere to stage (" + "; ".join(area.unavailable) + "); "
+                                "set bucket and prefix in the configuration, or pull with --via livy")
         stage_above = int((config if config is not None else load_config()).get("transfer_inline_max"))
         args += f", via={via!r}, stagings={area.wire()!r}, stage_above={stage_above}"
     try:

@@ -52,3 +52,14 @@ def test_the_home_sync_never_backs_up_staged_files():
     ex = Excludes()
     assert ex.excluded(f"{STAGING_DIR}/0123/data/part-00000.parquet")
     assert not ex.excluded(".hail-emr-lab/notes.txt")
+
+
+def test_a_staging_folder_that_cannot_be_made_is_left_out(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("HAIL_EMR_LAB_LOCAL_DIR", str(blocker))
+    area = staging.StagingArea.open(_config(bucket="lab", prefix="alice"))
+    assert [loc.local for loc in area.locations] == [False]  # S3 is still offered
+    assert "the local staging folder" in area.unavailable[0]
+    area = staging.StagingArea.open(_config(bucket="lab", prefix="../bob"))
+    assert area.locations == [] and len(area.unavailable) == 2
