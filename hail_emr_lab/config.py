@@ -67,7 +67,9 @@ KEYS: dict[str, tuple[Any, str]] = {
     "excludes": ([], "extra gitignore-style patterns the sync skips"),
     "backup_environments": (False, "sync also backs up Python/conda environments, node_modules and .cache"),
     "local_livy_port": (8998, "port of the embedded Livy server"),
-    "transfer_inline_max": (4_000_000, "bytes: -o results estimated bigger travel staged as Parquet, not through Livy"),
+    # 32 MB: on the embedded server inline was faster than staged up to ~2M GWAS rows (benchmarks/
+    # bench_scale.py), while the driver's memory for an inline result stays in tens of MB.
+    "transfer_inline_max": (32_000_000, "bytes: -o results estimated bigger travel staged as Parquet, not through Livy"),
     "jobs": ({}, "job backend settings (see hail-emr-lab jobs --help)"),
 }
 
