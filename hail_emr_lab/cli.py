@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "local-livy": ("hail_emr_lab.embedded.livy_cli", "run the embedded Livy-protocol server (PySpark + Hail)"),
     "local-s3": ("hail_emr_lab.embedded.s3", "run the embedded S3-compatible server (objects on disk) in the foreground"),
     "lab": ("hail_emr_lab.embedded.lab_cli", "start JupyterLab on the embedded default (embedded Livy + embedded S3)"),
-    "clusters": ("hail_emr_lab.emr.cli", "list active EMR clusters, their Livy URL and whether it answers"),
+    "clusters": ("hail_emr_lab.emr.cli", "list active EMR clusters and Livy-enabled EMR Serverless applications, their Livy URL and whether it answers"),
     "sync": ("hail_emr_lab.sync.cli", "back up / restore the home directory to S3"),
     "lifecycle": ("hail_emr_lab.lifecycle.cli", "render, validate and install SageMaker lifecycle scripts"),
     "jobs": ("hail_emr_lab.jobs.cli", "submit and follow batch jobs (Livy, EMR Serverless, EMR on EKS, AWS Batch)"),

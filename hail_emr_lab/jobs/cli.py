@@ -84,10 +84,13 @@ def _add_params(parser: argparse.ArgumentParser, names) -> None:
         )
 
 
-def add_submit_parser(sub: Any, action: str, with_file: bool) -> argparse.ArgumentParser:
-    """The ``submit`` options; without FILE for ``%%hail submit`` (the cell is the script)."""
+def add_submit_parser(sub: Any, action: str, with_file: bool, prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``submit`` options; without FILE for ``%%hail submit`` (the cell is the script).
+    ``prog``: the name shown in usage lines (default: the parent's name and ``action``)."""
+    help_text = "submit FILE as a job" if with_file else "submit the cell as a job (%%hail submit)"
+    extra = {"prog": prog} if prog else {}
     p = sub.add_parser(
-        action, help="submit FILE as a job", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        action, help=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, **extra
     )
     p.add_argument("--backend", "-b", required=True, choices=manager.BACKENDS, help="where the job runs")
     if with_file:

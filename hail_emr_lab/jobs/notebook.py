@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = MagicArgumentParser(prog="%hail jobs", description="batch jobs from the notebook")
     cli.add_arguments(parser)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    cli.add_submit_parser(sub, "submit-cell", with_file=False)
+    cli.add_submit_parser(sub, "submit-cell", with_file=False, prog="%%hail submit")
     return parser
 
 

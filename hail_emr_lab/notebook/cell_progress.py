@@ -16,7 +16,7 @@ from typing import Any, Optional
 import requests
 
 from ..errors import HailEmrLabError
-from ..progress import Progress, format_elapsed
+from .progress import Progress, format_elapsed
 
 
 def spark_line(jobs: list[dict[str, Any]]) -> Optional[str]:

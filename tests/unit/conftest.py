@@ -9,6 +9,8 @@ test's set-up to the start of its tear-down.
 
 from __future__ import annotations
 
+import _posixsubprocess
+import ipaddress
 import os
 import socket
 import subprocess
@@ -26,6 +28,15 @@ class FastLayerViolation(BaseException):
     A ``BaseException`` so that code under test catching ``Exception`` or ``OSError`` (a port
     probe, a retry loop) cannot swallow it.
     """
+
+
+def _is_ip_literal(host: object) -> bool:
+    """An address written out needs no name lookup (``create_connection`` resolves it anyway)."""
+    try:
+        ipaddress.ip_address(host.decode() if isinstance(host, bytes) else str(host))
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse(item: pytest.Item, what: str) -> None:
@@ -61,6 +72,31 @@ def _guard(item: pytest.Item) -> pytest.MonkeyPatch:
 
     mp.setattr(subprocess.Popen, "_execute_child", no_process)
     mp.setattr(os, "system", lambda command: _refuse(item, f"ran os.system({command!r})"))
+    # Every other way to start or replace a process (multiprocessing forks or spawns through these).
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "execv", "execve", "execvp", "execvpe",
+                 "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe"):
+        if hasattr(os, name):
+            mp.setattr(os, name, lambda *args, _name=name, **kwargs: _refuse(item, f"called os.{_name}{args!r}"))
+    # multiprocessing's spawn and forkserver start Python through this, not through subprocess.
+    mp.setattr(_posixsubprocess, "fork_exec", lambda *args, **kwargs: _refuse(item, "called os.fork_exec (a new process)"))
+    # Name lookups and datagrams reach the network without connect().
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host not in (None, "localhost") and not _is_ip_literal(host):
+            _refuse(item, f"looked up {host!r}")
+        return real_lookup(host, *args, **kwargs)
+
+    mp.setattr(socket, "getaddrinfo", lookup)
+    for name in ("sendto", "sendmsg"):
+        real_send = getattr(socket.socket, name)
+
+        def guarded_send(sock: socket.socket, *args, _real=real_send, _name=name, **kwargs):
+            if sock.family in _INTERNET:
+                _refuse(item, f"called socket.{_name}")
+            return _real(sock, *args, **kwargs)
+
+        mp.setattr(socket.socket, name, guarded_send)
     return mp
 
 

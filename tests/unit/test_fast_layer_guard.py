@@ -44,6 +44,20 @@ def test_swallows_the_refusal():
 
 def test_asks_for_livy(livy_server):
     pass
+
+def test_spawns_directly():
+    os.posix_spawn("/bin/true", ["true"], {})
+
+def test_starts_a_multiprocessing_worker():
+    import multiprocessing
+    multiprocessing.get_context("spawn").Process(target=print).start()
+
+def test_resolves_a_name():
+    socket.getaddrinfo("example.com", 80)
+
+def test_sends_a_datagram():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.sendto(b"x", ("127.0.0.1", 9))
 '''
 
 
@@ -80,7 +94,7 @@ def test_only_pure_unit_tests_pass_and_each_offence_is_named(layered: pytest.Pyt
     result = layered.runpytest_inprocess("-p", "no:cacheprovider", "-rfE")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == 3, result.stdout.str()  # test_pure, the socketpair, x_elsewhere/
-    assert outcomes.get("failed", 0) + outcomes.get("errors", outcomes.get("error", 0)) == 6, result.stdout.str()
+    assert outcomes.get("failed", 0) + outcomes.get("errors", outcomes.get("error", 0)) == 10, result.stdout.str()
     out = result.stdout.str()
     for offence in (
         "test_starts_a_server called socket.bind",
@@ -89,6 +103,10 @@ def test_only_pure_unit_tests_pass_and_each_offence_is_named(layered: pytest.Pyt
         "test_runs_a_shell ran os.system('true')",
         "test_swallows_the_refusal called socket.bind",
         "test_asks_for_livy asks for server fixture(s) livy_server",
+        "test_spawns_directly called os.posix_spawn",
+        "test_starts_a_multiprocessing_worker called os.",
+        "test_resolves_a_name looked up 'example.com'",
+        "test_sends_a_datagram called socket.sendto",
     ):
         assert offence in out, out
     assert "move this test to tests/integration" in out

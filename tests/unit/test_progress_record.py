@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hail_emr_lab.progress import Progress
+from hail_emr_lab.notebook.progress import Progress
 
 
 def test_finished_record_drops_the_live_detail_line(capsys):

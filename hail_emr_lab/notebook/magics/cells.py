@@ -9,8 +9,8 @@ from IPython.display import display
 
 from ...errors import HailEmrLabError
 from ...livy import StatementError
-from ...progress import Progress
 from ..context import HailContext
+from ..progress import Progress
 from .errors import HailMagicError, remote_error
 from .render import print_text, pulled_line, render_output, show_plots, warn
 

@@ -15,10 +15,10 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from ...errors import HailEmrLabError
 from ...livy import LivyHTTPError, Output, SessionDead, StatementCancelled, StatementError, transient_reason
-from ...progress import Progress
 from .. import connect as conn
 from ..cell_progress import StatementProgress
 from ..context import HailContext, current
+from ..progress import Progress
 from .args import HelpShown, strip_comment
 from .errors import HailInterrupted, HailMagicError, interrupted, remote_error
 from .registry import REGISTRY, help_text
