@@ -57,7 +57,7 @@ KEYS: dict[str, tuple[Any, str]] = {
     "session_name": (None, "Livy session name (default: derived from instance/user)"),
     "proxy_user": (None, "Livy proxyUser for the session"),
     "heartbeat_timeout": (600, "seconds without a heartbeat before Livy reaps our session"),
-    "livy_retry_timeout": (120.0, "seconds a running cell rides out Livy not answering (502/503/504, resets) "
+    "livy_retry_timeout": (None, "seconds a running cell rides out Livy not answering (502/503/504, resets) "
                                  "before it stops waiting (default 120)"),
     "plots_dir": ("/plots", "plot directory on the cluster"),
     "plots_url": (None, "HTTP URL of the plot directory (Quick Start style clusters)"),
