@@ -323,9 +323,13 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser_page(tmp_path_factory):
-    """Headless Chromium with every non-loopback request aborted (and recorded)."""
+    """Headless Chromium with every non-loopback request aborted (and recorded).
+
+    One per test: Playwright's sync API runs its own event loop in this thread, and pytest-jupyter's
+    autouse loop fixture (loaded by the server tests) would take a module-wide one for its own and
+    close it while it runs."""
     from support.lab import chromium
 
     site = tmp_path_factory.mktemp("site")

@@ -277,21 +277,29 @@ def test_staged_pull_that_fails_half_way_leaves_no_files(connected):
 
 
 def test_auto_stages_a_big_result_and_keeps_small_ones_inline(connected):
-    res = connected.run(
-        "%%hail -o gwas -o tiny\n"
-        "from pyspark.sql import functions as F\n"
-        "gwas = spark.range(0, 300000, numPartitions=3).select(\n"
-        "    F.concat(F.lit('1:'), F.col('id').cast('string'), F.lit(':A:G')).alias('variant'), 'id',\n"
-        "    (F.col('id') % 97 / 97.0).alias('p'))\n"
-        "tiny = gwas.limit(5)",
-        timeout=900,
-    )
-    assert res.status == "ok", res.text
-    assert "gwas: pulled 300,000 rows x 3 columns from the Spark DataFrame `gwas` (parquet," in res.stdout, res.stdout
-    assert "tiny: pulled 5 rows x 3 columns from the Spark DataFrame `tiny` (arrow," in res.stdout, res.stdout
-    assert connected.value("[gwas['variant'].iloc[-1], int(gwas['id'].sum()), [str(t) for t in gwas.dtypes]]") == [
-        "1:299999:A:G", sum(range(300000)), ["object", "int64", "float64"]]
-    assert leftovers(connected) == []
+    # A 4 MB threshold for this test (the default is larger), so 300,000 rows are enough to stage;
+    # the kernel's configuration was resolved at connect, so it is set there.
+    values = "__import__('hail_emr_lab.notebook.context').notebook.context.current().config.values"
+    default = connected.value(f"{values}['transfer_inline_max']")
+    connected.run(f"{values}['transfer_inline_max'] = 4_000_000")
+    try:
+        res = connected.run(
+            "%%hail -o gwas -o tiny\n"
+            "from pyspark.sql import functions as F\n"
+            "gwas = spark.range(0, 300000, numPartitions=3).select(\n"
+            "    F.concat(F.lit('1:'), F.col('id').cast('string'), F.lit(':A:G')).alias('variant'), 'id',\n"
+            "    (F.col('id') % 97 / 97.0).alias('p'))\n"
+            "tiny = gwas.limit(5)",
+            timeout=900,
+        )
+        assert res.status == "ok", res.text
+        assert "gwas: pulled 300,000 rows x 3 columns from the Spark DataFrame `gwas` (parquet," in res.stdout, res.stdout
+        assert "tiny: pulled 5 rows x 3 columns from the Spark DataFrame `tiny` (arrow," in res.stdout, res.stdout
+        assert connected.value("[gwas['variant'].iloc[-1], int(gwas['id'].sum()), [str(t) for t in gwas.dtypes]]") == [
+            "1:299999:A:G", sum(range(300000)), ["object", "int64", "float64"]]
+        assert leftovers(connected) == []
+    finally:
+        connected.run(f"{values}['transfer_inline_max'] = {default!r}")
 
 
 def test_ctrl_c_during_a_staged_pull_stops_both_sides(connected):
