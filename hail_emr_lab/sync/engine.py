@@ -17,7 +17,8 @@ Crash safety (``kill -9`` at any moment, then any later run converges):
 * a restore commits a ``placed`` intent (bytes' md5, the object's ETag) before putting a file in
   place, so a file whose bytes are what a killed restore wrote is not taken for a local edit;
 * a backup commits an ``upload`` intent before sending; a file whose interrupted upload had the
-  same bytes is checked with one HEAD (ETag, or our ``md5`` metadata) before being sent again;
+  same bytes is checked with one HEAD (ETag and size; our ``md5`` metadata only where the ETag is
+  no MD5) before being sent again;
 * multipart uploads of a killed run are aborted by the next run (see :mod:`.journal`);
 * one conflict copy per distinct content: an existing ``(conflict ...)`` copy with the same bytes
   is reused, and once the remote version is kept beside the file, the file's row remembers that
@@ -243,9 +244,26 @@ def _changed(run: Run, files: dict[str, Any], known: dict[str, FileState]) -> li
     return out
 
 
-def _same_bytes(head: dict[str, Any], md5: str, etag: str) -> bool:
-    """Does the object of this HEAD answer hold the bytes with ``md5`` (whose ETag is ``etag``)?"""
-    return head.get("ETag") == etag or (head.get("Metadata") or {}).get("md5") == md5
+def _same_bytes(head: dict[str, Any], md5: str, etag: str, size: int) -> bool:
+    """Does the object of this HEAD answer hold the ``size`` bytes with ``md5`` (whose ETag is
+    ``etag``)?
+
+    Our ``md5`` metadata is sent with the request's headers, before the body, so it proves
+    nothing about the bytes: a run killed while sending the body can leave, on a server that
+    keeps what it got, an object with our metadata and a cut-off body. It is trusted only for
+    an object of the right size whose ETag is not an MD5 we can compare: S3's ETag of a
+    single-part object is the MD5 of its bytes unless it is encrypted with SSE-KMS or SSE-C
+    (S3 User Guide, "Checking object integrity"); a multipart one is not, and its part size
+    may differ from ours."""
+    if head.get("ETag") == etag:
+        return True
+    if head.get("ContentLength") != size:
+        return False
+    tag = str(head.get("ETag") or "").strip('"')
+    encrypted = str(head.get("ServerSideEncryption") or "").startswith("aws:kms") or "SSECustomerAlgorithm" in head
+    if "-" not in tag and not encrypted:
+        return tag == md5
+    return (head.get("Metadata") or {}).get("md5") == md5
 
 
 def _already_sent(run: Run, remote: Remote, uploads: list[_Upload]) -> list[_Upload]:
@@ -257,7 +275,7 @@ def _already_sent(run: Run, remote: Remote, uploads: list[_Upload]) -> list[_Upl
         before: Intent | None = earlier.get(u.rel)
         if before is not None and before.md5 == u.md5:
             head = remote.head(key_for(run.target.prefix, u.rel))
-            if head is not None and _same_bytes(head, u.md5, u.etag):
+            if head is not None and _same_bytes(head, u.md5, u.etag, u.st.st_size):
                 run.record(u.rel, u.st, u.md5, head["ETag"])
                 run.report.unchanged += 1
                 continue
@@ -333,7 +351,7 @@ def _resolve_backup_conflict(run: Run, remote: Remote, u: _Upload) -> None:
     if head is None:  # deleted remotely since our last sync: the local file is the only copy
         _upload_now(run, remote, u.rel, u.st, u.md5, u.etag, ("IfNoneMatch", "*"))
         return
-    if _same_bytes(head, u.md5, u.etag):  # already there (e.g. a killed run uploaded it): converge
+    if _same_bytes(head, u.md5, u.etag, u.st.st_size):  # already there (e.g. a killed run uploaded it): converge
         run.record(u.rel, u.st, u.md5, head["ETag"])
         run.report.unchanged += 1
         return

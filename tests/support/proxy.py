@@ -2,7 +2,9 @@
 
 ``RelayProxy(upstream_url).start()`` listens on 127.0.0.1 (``.url``) and relays HTTP/1.1
 requests to ``upstream_url``, over one kept-alive upstream connection per client connection.
-Every request is read whole (``Content-Length`` or chunked) and then:
+Every request is read whole (``Content-Length`` or chunked) and then (a body cut short by a
+client killed while sending it is relayed as far as it came, as a lenient server such as moto
+would keep it; S3 itself refuses it):
 
 * recorded in ``requests`` as (method, path with query), in arrival order (``count``, ``reset``);
   ``in_flight`` / ``max_in_flight`` say how many were open at once;
