@@ -183,9 +183,9 @@ def run(args: argparse.Namespace) -> int:
             serverless_app=args.serverless_app, execution_role=args.execution_role,
         )
         print(json.dumps(policy, indent=2))
-        from .iam import abort_rule_advice
+        from .iam import lifecycle_rules_advice
 
-        print(abort_rule_advice(args.bucket), file=sys.stderr)  # stdout stays the policy JSON
+        print(lifecycle_rules_advice(args.bucket, args.user), file=sys.stderr)  # stdout stays the policy JSON
         return 0
 
     if args.action == "emr-steps":

@@ -3,10 +3,12 @@
 Compared with the Quick Start, ``s3:ListBucket`` is granted only with an ``s3:prefix``
 condition (never on the whole bucket), and the shared prefixes are read-only.
 
-Also the bucket rule that goes with it: :func:`abort_incomplete_uploads_rule`. A multipart upload
+Also the bucket rules that go with it: :func:`recommended_lifecycle_rules`. A multipart upload
 that never completes (a backup killed half-way, or any other client) keeps its parts, billed and
 invisible in listings, until it is aborted. The sync aborts its own interrupted uploads on its
-next run; the rule removes every other one after a few days. The role policy does not grant
+next run; the first rule removes every other one after a few days. The second expires what a
+killed kernel left of a staged ``-o`` pull in the user's staging prefix (a pull deletes its own
+files, also when it fails; only a kernel killed mid-pull leaves any). The role policy does not grant
 ``s3:ListBucketMultipartUploads``: it is a bucket-wide listing (its keys would show other
 users' file names) and the sync does not need it for uploads whose id it journaled.
 """
@@ -17,6 +19,7 @@ import json
 from typing import Any
 
 from ..aws_names import ROLE_ARN
+from ..sync.excludes import STAGING_DIR
 from .params import SHARED_PREFIXES, check_bucket, check_cluster_id, check_prefix, check_serverless
 
 #: What cluster discovery (id/name -> master -> Livy URL) needs; these have no resource scoping.
@@ -32,40 +35,62 @@ EMR_DISCOVERY_ACTIONS = (
 #: Days after which the recommended rule aborts an incomplete multipart upload.
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 ABORT_RULE_ID = "hail-emr-lab-abort-incomplete-multipart-uploads"
+#: Days after which staged ``-o`` files a killed kernel left are expired (S3's minimum is 1).
+STAGING_EXPIRY_DAYS = 1
 
 
 def abort_incomplete_uploads_rule(days: int = ABORT_INCOMPLETE_UPLOADS_DAYS) -> dict[str, Any]:
-    """The S3 lifecycle configuration (``put-bucket-lifecycle-configuration`` JSON) with one rule:
-    abort multipart uploads still incomplete ``days`` days after they started, bucket-wide.
+    """One S3 lifecycle rule: abort multipart uploads still incomplete ``days`` days after they
+    started, bucket-wide.
 
     Source of the shape: Amazon S3 API reference, ``PutBucketLifecycleConfiguration``
     (``AbortIncompleteMultipartUpload.DaysAfterInitiation``)."""
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     return {
-        "Rules": [
-            {
-                "ID": ABORT_RULE_ID,
-                "Filter": {"Prefix": ""},
-                "Status": "Enabled",
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
-            }
-        ]
+        "ID": ABORT_RULE_ID,
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
     }
 
 
-def abort_rule_advice(bucket: str) -> str:
-    """What to tell the person installing the policy about the rule (a few lines of text)."""
+def staging_expiry_rule(user: str, days: int = STAGING_EXPIRY_DAYS) -> dict[str, Any]:
+    """One S3 lifecycle rule: expire objects under ``<user>/.hail-emr-lab/staging/`` ``days``
+    days after they were written. S3 filters by key prefix only (no wildcards), hence one rule per
+    user prefix (Amazon S3 User Guide, "Lifecycle configuration elements")."""
+    check_prefix(user, "user")
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    return {
+        "ID": f"hail-emr-lab-expire-staging-{user}"[:255],
+        "Filter": {"Prefix": f"{user}/{STAGING_DIR}/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": days},
+    }
+
+
+def recommended_lifecycle_rules(user: str) -> dict[str, Any]:
+    """The S3 lifecycle configuration (``put-bucket-lifecycle-configuration`` JSON) recommended
+    beside ``user``'s role policy: :func:`abort_incomplete_uploads_rule` and
+    :func:`staging_expiry_rule`."""
+    return {"Rules": [abort_incomplete_uploads_rule(), staging_expiry_rule(user)]}
+
+
+def lifecycle_rules_advice(bucket: str, user: str) -> str:
+    """What to tell the person installing the policy about the rules (a few lines of text)."""
     check_bucket(bucket)
     return (
-        f"Recommended for s3://{bucket}: an AbortIncompleteMultipartUpload lifecycle rule, so parts of "
-        "uploads that never completed (a backup killed half-way) stop costing storage after "
-        f"{ABORT_INCOMPLETE_UPLOADS_DAYS} days. put-bucket-lifecycle-configuration REPLACES the bucket's "
+        f"Recommended for s3://{bucket}: two lifecycle rules. One aborts multipart uploads that never "
+        "completed (a backup killed half-way) after "
+        f"{ABORT_INCOMPLETE_UPLOADS_DAYS} days (AbortIncompleteMultipartUpload), so their parts stop costing "
+        f"storage; one expires staged -o files a killed kernel left under s3://{bucket}/{user}/{STAGING_DIR}/ "
+        f"after {STAGING_EXPIRY_DAYS} day. put-bucket-lifecycle-configuration REPLACES the bucket's "
         "rules: check the current ones first, e.g.\n"
         f"  aws s3api get-bucket-lifecycle-configuration --bucket {bucket}\n"
-        "and add this rule to them (or, with no rules yet, put it as is):\n"
+        "and add these rules to them (or, with no rules yet, put them as they are):\n"
         f"  aws s3api put-bucket-lifecycle-configuration --bucket {bucket} --lifecycle-configuration "
-        f"'{json.dumps(abort_incomplete_uploads_rule())}'"
+        f"'{json.dumps(recommended_lifecycle_rules(user))}'"
     )
 
 

@@ -168,12 +168,14 @@ def test_kms_key_and_bad_users():
         iam_policy("Bad_Bucket", "alice")
 
 
-def test_iam_policy_recommends_the_abort_incomplete_uploads_rule(aws_env):
-    """The rule printed beside the policy is one S3 accepts (moto over HTTP validates the shape)
-    and the command line says why and how to apply it without replacing other rules."""
+def test_iam_policy_recommends_the_bucket_lifecycle_rules(aws_env):
+    """The rules printed beside the policy are ones S3 accepts (moto over HTTP validates the shape):
+    abort incomplete multipart uploads bucket-wide, expire the user's staged -o files; the command
+    line says why and how to apply them without replacing other rules. moto stores the rules; it
+    does not run them (no object is expired here)."""
     import boto3
 
-    from hail_emr_lab.lifecycle.iam import abort_incomplete_uploads_rule
+    from hail_emr_lab.lifecycle.iam import recommended_lifecycle_rules
 
     done = subprocess.run(
         [sys.executable, "-m", "hail_emr_lab", "lifecycle", "iam-policy", "--bucket", BUCKET, "--user", "alice"],
@@ -183,14 +185,25 @@ def test_iam_policy_recommends_the_abort_incomplete_uploads_rule(aws_env):
     assert json.loads(done.stdout) == POLICY_A  # the policy alone on stdout
     assert "AbortIncompleteMultipartUpload" in done.stderr and "REPLACES" in done.stderr
     assert f"get-bucket-lifecycle-configuration --bucket {BUCKET}" in done.stderr
-    rule = abort_incomplete_uploads_rule()
-    assert json.dumps(rule) in done.stderr
+    rules = recommended_lifecycle_rules("alice")
+    assert json.dumps(rules) in done.stderr
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=rule)
-    [stored] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
-    assert stored["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
-    assert stored["Status"] == "Enabled"
+    s3.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration=rules)
+    stored = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]}
+    abort = stored["hail-emr-lab-abort-incomplete-multipart-uploads"]
+    assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert abort["Status"] == "Enabled"
+    expire = stored["hail-emr-lab-expire-staging-alice"]
+    # Exactly the prefix the notebook stages under (and nothing of the user's home files).
+    assert expire["Filter"]["Prefix"] == "alice/.hail-emr-lab/staging/"
+    from hail_emr_lab.config import Config
+    from hail_emr_lab.notebook.staging import s3_root
+
+    config = Config()
+    config.values.update(bucket=BUCKET, prefix="alice")
+    assert s3_root(config) == f"s3://{BUCKET}/{expire['Filter']['Prefix']}"
+    assert expire["Expiration"] == {"Days": 1} and expire["Status"] == "Enabled"
     # The role cannot list other users' uploads: no bucket-wide multipart listing is granted.
     assert not evaluate(POLICY_A, "s3:ListBucketMultipartUploads", B)
 
