@@ -284,6 +284,17 @@ def list_livy_applications(boto3_session: Any = None, region: Optional[str] = No
 _GRANTS = ("authtoken", "x-amz-signature", "x-amz-credential", "x-amz-security-token")
 
 
+#: What a notebook shows instead of a link that grants access (see :func:`grants_access`).
+KEPT_OUT_OF_NOTEBOOK = ("the Spark UI link grants access for an hour, so it is kept out of the notebook "
+                        "(outputs are saved and backed up): open it from the hail-emr-lab sidebar's Sessions section")
+
+
+def grants_access(url: str) -> bool:
+    """Does ``url`` carry an access-granting query parameter (see :func:`without_grant`)? Such a
+    link is shown in the sidebar (never saved) but not put in a notebook's output."""
+    return without_grant(url) != url
+
+
 def without_grant(url: str) -> str:
     """``url`` with the values of its access-granting query parameters (a dashboard URL's
     ``authToken``, a pre-signed URL's ``X-Amz-Signature``...) shown as ``***``: for text that may
@@ -302,7 +313,8 @@ def without_grant(url: str) -> str:
 class SparkLinks:
     """Where a session's Spark UI and driver log are: URLs, and ``note`` saying where to look (or why
     there is no link) when one is missing. Dashboard URLs are valid for one hour and grant access
-    while they are: text shows them through :func:`without_grant`, only a link carries them whole."""
+    while they are: text shows them through :func:`without_grant`; only the sidebar, whose page is
+    never saved, links them whole."""
 
     spark_ui_url: Optional[str] = None
     driver_log_url: Optional[str] = None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from ..config import load_config
 from ..dashboard import backup, listings, plots, progress, status
 from ..dashboard.times import local_time
+from ..emr.serverless import KEPT_OUT_OF_NOTEBOOK, grants_access
 from ..endpoint import make_client
 from ..errors import HailEmrLabError
 from ..plots.render import image_bytes, plot_html
@@ -71,11 +72,12 @@ def sessions_html(data: dict[str, Any]) -> str:
         return _muted("No sessions on this endpoint.")
     rows = []
     for s in data["sessions"]:
-        link = (
-            f' <a href="{_e(s["spark_ui_url"])}" target="_blank" rel="noopener noreferrer">Spark UI</a>'
-            if (s.get("spark_ui_url"))
-            else ""
-        )
+        url = s.get("spark_ui_url")
+        link = ""
+        if url and grants_access(url):  # the panel lives in the notebook's (savable) widget state
+            link = " " + _muted(KEPT_OUT_OF_NOTEBOOK)
+        elif url:
+            link = f' <a href="{_e(url)}" target="_blank" rel="noopener noreferrer">Spark UI</a>'
         own = " <b>(yours)</b>" if s.get("own") else ""
         note = _muted(s["spark_ui_note"]) if s.get("spark_ui_note") else ""  # EMR Serverless: where the UI is
         rows.append(

@@ -10,6 +10,7 @@ One kernel and one Livy session for the module.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -185,7 +186,7 @@ def test_info_and_logs_link_the_spark_ui_of_the_job_run(connected, gateway, moto
     client = boto3.client("emr-serverless", region_name="us-east-1", endpoint_url=moto_server,
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     runs = [client.start_job_run(applicationId=app_id, executionRoleArn=ROLE,
-                                 jobDriver={"sparkSubmit": {"entryPoint": "s3://b/x.py"}})["jobRunId"] for _ in range(2)]
+                                 jobDriver={"sparkSubmit": {"entryPoint": "s3://b/x.py"}})["jobRunId"] for _ in range(3)]
     with DashboardStandIn(moto_server) as standin:
         gateway.session_app_id = runs[0]
         try:
@@ -206,6 +207,18 @@ def test_info_and_logs_link_the_spark_ui_of_the_job_run(connected, gateway, moto
             res = connected.run(PANEL_SESSIONS)
             assert res.status == "ok" and "row None None" in res.stdout, res.text
             assert "may not call emr-serverless:GetDashboardForJobRun" in res.stdout.split("html", 1)[1]
+            # A link that grants access (a token in the URL) stays out of every output, which is
+            # saved with the notebook: text masks it, no HTML carries it; the sidebar's answer has it.
+            gateway.session_app_id, standin.deny, standin.token = runs[2], False, "SECRET-dashboard-token-42"
+            for magic in ("%hail info", "%hail logs -n 3"):
+                res = connected.run(magic)
+                saved = json.dumps([res.stdout, res.stderr, res.data, res.updates])
+                assert res.status == "ok" and "SECRET-dashboard-token-42" not in saved, saved
+                assert "authToken=***" in res.text and "kept out of the notebook" in res.text, res.text
+            res = connected.run(PANEL_SESSIONS)
+            row, html = res.stdout.split("html", 1)
+            assert "authToken=SECRET-dashboard-token-42" in row  # the sidebar links it (its page is never saved)
+            assert "SECRET-dashboard-token-42" not in html and "kept out of the notebook" in html
         finally:
             gateway.session_app_id = None
             connected.run("os.environ.pop('AWS_ENDPOINT_URL_EMR_SERVERLESS', None)")

@@ -6,9 +6,10 @@ call is relayed to the moto server, except
 ``{"url": ...}`` in the API reference's form (a Spark UI URL on ``emrappui-prod``); for one it
 does not know, ``ResourceNotFoundException``; with ``deny`` set, ``AccessDeniedException`` (as
 for a role without ``emr-serverless:GetDashboardForJobRun``). ``calls`` records the dashboard
-requests as (application id, job run id).
+requests as (application id, job run id). With ``token`` set, the URL carries it as an
+``authToken`` query parameter, as a link that grants access for an hour does.
 
-What it does not cover: real IAM, the real URL's token and one-hour validity, the live UI
+What it does not cover: real IAM, the real token's form and its one-hour validity, the live UI
 versus the Spark History Server, and ``attempt``.
 """
 
@@ -32,6 +33,7 @@ class DashboardStandIn(RelayProxy):
         super().__init__(moto_url)
         self.region = region
         self.deny = False
+        self.token: Optional[str] = None
         self.calls: list[tuple[str, str]] = []
 
     def relay(self, request: Request) -> Optional[Answer]:
@@ -48,6 +50,8 @@ class DashboardStandIn(RelayProxy):
         if known.status != 200:
             return _error(404, "ResourceNotFoundException", f"Job run {run} does not exist")
         url = f"https://p-{run}-{app}.emrappui-prod.{self.region}.amazonaws.com/shs/history/{run}/jobs/"
+        if self.token:
+            url += f"?authToken={self.token}"
         return Answer.json(200, {"url": url})
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 from IPython.display import display
 
-from ...emr.serverless import serverless_app_of, session_links, without_grant
+from ...emr.serverless import KEPT_OUT_OF_NOTEBOOK, grants_access, serverless_app_of, session_links, without_grant
 from ...redact import redact_url, split_userinfo
 from ...session_names import is_own
 from .. import connect as conn
@@ -94,7 +94,16 @@ def info(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     width = max(len(k) for k, _ in rows)
     print_text("\n".join([f"{k.ljust(width)}  {v}" for k, v in rows] + ([links.note] if links.note else [])))
     if links.spark_ui_url:
-        link(links.spark_ui_url, "Spark UI")
+        _spark_ui_link(links.spark_ui_url)
+
+
+def _spark_ui_link(url: str) -> None:
+    """A link to the Spark UI, unless the URL is itself a credential (an EMR Serverless dashboard
+    URL): outputs are saved with the notebook, so that one is only said where to open."""
+    if grants_access(url):
+        print_text(KEPT_OUT_OF_NOTEBOOK)
+    else:
+        link(url, "Spark UI")
 
 
 def sessions(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
@@ -121,7 +130,7 @@ def logs(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
         links = session_links(ctx.config, ctx.session.info())
         print_text("\n".join(links.lines()))
         if links.spark_ui_url:
-            link(links.spark_ui_url, "Spark UI")
+            _spark_ui_link(links.spark_ui_url)
 
 
 def cancel(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
