@@ -62,9 +62,12 @@ def needs_arguments(parser: argparse.ArgumentParser) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if argv and argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if not argv:  # no command: what there is, and a status a script can tell from success
+        print(_usage())
+        return 2
     if argv[0] == "--version":
         print(f"hail-emr-lab {__version__}")
         return 0

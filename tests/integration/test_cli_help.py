@@ -66,6 +66,14 @@ def test_a_command_that_needs_arguments_shows_its_help_when_given_none(name):
     assert "Traceback" not in res.stderr
 
 
+def test_bare_command_lists_the_commands_and_is_not_success():
+    bare = subprocess.run([sys.executable, "-m", "hail_emr_lab"], capture_output=True, text=True, timeout=120)
+    asked = subprocess.run([sys.executable, "-m", "hail_emr_lab", "--help"], capture_output=True, text=True, timeout=120)
+    assert bare.returncode == 2 and asked.returncode == 0
+    assert bare.stdout == asked.stdout and "usage: hail-emr-lab COMMAND" in bare.stdout
+    assert all(name in bare.stdout for name in COMMANDS)
+
+
 def test_sync_without_paths_names_only_what_is_missing():
     res = subprocess.run([sys.executable, "-m", "hail_emr_lab", "sync", "--quiet"], capture_output=True, text=True,
                          timeout=120)
