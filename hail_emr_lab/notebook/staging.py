@@ -14,6 +14,11 @@ column names. The Parquet files are read one column at a time and converted with
 as the inline Arrow path (:mod:`.arrow_frames`), so the kernel's peak stays near one frame.
 Every location offered is deleted after the pull, whether it succeeded, failed or was
 interrupted. The home sync never backs up the staging folder.
+
+A staged ``%hail push`` uses the same locations the other way round: the cluster names the one
+it can read, :meth:`StagingArea.write` writes the frame there as zstd Parquet (the S3 one with
+the same filesystem and credentials as the read), the executors read it, and every location is
+deleted afterwards in the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ from .arrow_frames import arrow_column, pandas_from_arrow
 
 #: Formats of a staged entry (``remote/staged.py``): Spark's Parquet, and a driver pandas frame's.
 STAGED_FORMATS = ("parquet", "parquet-pandas")
+
+
+#: Rows per Parquet row group a staged push writes (one progress step each).
+ROW_GROUP_ROWS = 262_144
+#: A staged push starts a new Parquet file past this many bytes: below Spark's default
+#: ``spark.sql.files.maxPartitionBytes`` (128 MB), so a file is never split across partitions.
+FILE_BYTES = 64 * 1024 * 1024
 
 
 class StagingError(HailEmrLabError):
@@ -203,6 +215,51 @@ class StagingArea:
                 on_progress(total * (i + 1) // len(placeholders), total)
         return frame_from_columns(names, arrays, keep), keep, truncated, total
 
+    def write(
+        self,
+        loc: Location,
+        table: Any,
+        on_progress: Optional[Callable[[int, int], None]] = None,
+    ) -> tuple[list[str], int]:
+        """Write ``table`` (a ``pyarrow.Table``) as zstd Parquet under ``<loc>/data/``.
+
+        Returns ``(file names in row order, bytes written)``. Rows are cut into row groups of
+        :data:`ROW_GROUP_ROWS`, and a new file starts past :data:`FILE_BYTES`, so each file is
+        one Spark partition (read in parallel, in order). ``on_progress(done, total)`` reports
+        bytes after each row group (``total`` extrapolated from the rows written so far).
+        Raises OSError or pyarrow's errors; what was written stays for :meth:`cleanup`.
+        """
+        import pyarrow.parquet as pq
+
+        filesystem, root = self._filesystem(loc)
+        filesystem.create_dir(root + "/data")
+        files: list[str] = []
+        done, rows = 0, table.num_rows
+        writer = sink = None
+        try:
+            for start in range(0, max(rows, 1), ROW_GROUP_ROWS):
+                if writer is None:
+                    files.append(f"part-{len(files):05d}.parquet")
+                    sink = filesystem.open_output_stream(f"{root}/data/{files[-1]}")
+                    writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+                writer.write_table(table.slice(start, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                if sink.tell() >= FILE_BYTES:
+                    done += _close(writer, sink)
+                    writer = sink = None
+                if on_progress:
+                    written = done + (sink.tell() if sink is not None else 0)
+                    end = min(start + ROW_GROUP_ROWS, rows)
+                    on_progress(written, max(written, written * rows // max(end, 1)))
+            if writer is not None:
+                done += _close(writer, sink)
+                writer = sink = None
+        finally:
+            if sink is not None:  # failed or interrupted: the partial file is left for cleanup()
+                sink.close()
+        if on_progress:
+            on_progress(done, done)
+        return files, done
+
     def cleanup(self) -> list[str]:
         """Delete every offered location; returns the problems (empty when all went)."""
         problems = []
@@ -215,6 +272,14 @@ class StagingArea:
             except Exception as exc:  # reported to the user: a leftover must not pass silently
                 problems.append(f"{loc.url}: {type(exc).__name__}: {exc}")
         return problems
+
+
+def _close(writer, sink) -> int:
+    """Finish one Parquet file (footer included); returns its size in bytes."""
+    writer.close()
+    size = sink.tell()
+    sink.close()
+    return size
 
 
 def s3_filesystem(session):

@@ -232,10 +232,41 @@ def push(
     as_pandas: bool = False,
     timeout: Optional[float] = None,
     on_chunk: Optional[Callable[[str, int, int], None]] = None,
+    via: str = "livy",
+    config: Any = None,
 ) -> dict[str, Any]:
-    """Send ``value`` to the session as variable ``name``; returns the cluster's summary."""
+    """Send ``value`` to the session as variable ``name``; returns the cluster's summary.
+
+    ``via`` is one of :data:`VIAS`: a pandas frame goes staged as Parquet (``"staged"``, or
+    ``"auto"`` when its estimated size is above the configuration's ``transfer_inline_max``
+    bytes), else inline through Livy. The summary is ``{"name", "type", "shape"}``, plus
+    ``"via": "staged"`` and ``"bytes"`` (Parquet written) when staged, or ``"note"`` when
+    ``"auto"`` wanted to stage and could not. ``on_chunk(name, done, total)`` reports bytes
+    sent. Raises :class:`TransferError`, ``StatementError`` (a remote error) or
+    ``StatementInterrupted`` (Ctrl-C; the statement was cancelled).
+    """
     if not name.isidentifier():
         raise TransferError(f"{name!r} is not a Python variable name: use --as NAME")
+    if via not in VIAS:
+        raise TransferError(f"--via must be one of {', '.join(VIAS)}, got {via!r}")
+    frame = value.to_frame() if isinstance(value, pd.Series) else value
+    note = None
+    if isinstance(frame, pd.DataFrame) and via != "livy":
+        from ..remote.staged import estimate_pandas
+
+        config = config if config is not None else load_config()
+        if via == "staged" or estimate_pandas(frame) > int(config.get("transfer_inline_max")):
+            summary, note = _push_staged(session, frame, name, as_pandas, timeout, on_chunk, config, via == "staged")
+            if summary is not None:
+                return summary
+    summary = _push_inline(session, value, name, as_pandas, timeout, on_chunk)
+    if note:
+        summary["note"] = note
+    return summary
+
+
+def _push_inline(session, value, name, as_pandas, timeout, on_chunk) -> dict[str, Any]:
+    """The codec (or JSON) in base64 statements of :data:`PUSH_CHUNK_CHARS`, then one that decodes."""
     kind, text = encode_for_push(value)
     token = uuid.uuid4().hex
     for start in range(0, len(text), PUSH_CHUNK_CHARS):
@@ -247,3 +278,55 @@ def push(
         _run(session, f"{NAMESPACE}.push_part({token!r}, '')", f"pushing {name}", timeout)
     code = f"{NAMESPACE}.push_finish(globals(), {token!r}, {name!r}, {kind!r}, as_pandas={bool(as_pandas)})"
     return json.loads(_run(session, code, f"pushing {name}", timeout))
+
+
+def _push_staged(session, frame: pd.DataFrame, name: str, as_pandas: bool, timeout, on_chunk, config,
+                 forced: bool) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """``(summary, None)`` once staged, or ``(None, why not)`` when inline must do (``forced``: raise).
+
+    The cluster first names the offered location it can read; the frame is written there and
+    read by the cluster; every offered location is deleted afterwards, whatever happened.
+    """
+    from .staged_push import NotStageable, staged_table
+
+    def cannot(why: str) -> tuple[None, str]:
+        if forced:
+            raise TransferError(f"--via staged cannot push {name}: {why}; push it with --via livy")
+        return None, f"pushed inline, not staged: {why}"
+
+    try:
+        staged = staged_table(frame, as_pandas)
+    except NotStageable as exc:
+        return cannot(str(exc))
+    area = StagingArea.open(config)
+    try:
+        if not area.locations:
+            return cannot("there is nowhere to stage (" + "; ".join(area.unavailable) + ")")
+        code = f"{NAMESPACE}.push_where(globals(), {area.wire()!r}, as_pandas={bool(as_pandas)})"
+        where = json.loads(_run(session, code, f"pushing {name}", timeout))
+        if "location" not in where:
+            return cannot(str(where.get("refused")))
+        loc = area.location_of({"name": name, "location": where["location"]})
+        progress = (lambda done, total: on_chunk(name, done, total)) if on_chunk else None
+        try:
+            files, size = area.write(loc, staged.table, progress)
+        except OSError as exc:
+            raise TransferError(f"pushing {name}: writing the staged Parquet to {loc.url} failed: {exc}") from None
+        del staged.table  # the cluster reads the files; the notebook's Arrow copy can go
+        code = (f"{NAMESPACE}.push_staged(globals(), {loc.wire()!r}, {files!r}, {name!r}, {staged.names!r}, "
+                f"{staged.naive!r}, {staged.rows}, as_pandas={bool(as_pandas)})")
+        summary = json.loads(_run(session, code, f"pushing {name}", timeout))
+        summary["bytes"] = size
+        return summary, None
+    finally:
+        _clean_push(area)
+
+
+def _clean_push(area) -> None:
+    """Delete a staged push's locations; a leftover is said, never hidden."""
+    problems = area.cleanup()
+    if problems:
+        import warnings
+
+        warnings.warn("hail: could not delete staged push files (delete them by hand): " + "; ".join(problems),
+                      stacklevel=4)

@@ -114,15 +114,21 @@ def _is_null(v):
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
-def encode_pandas(df):
-    """Encode a pandas DataFrame (index dropped unless it carries information)."""
-    w = _Writer()
+def index_as_columns(df):
+    """``df`` with its index as leading columns, unless it is the default 0..n-1 (then ``df``)."""
     if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
         # The index becomes columns, even when a column has its name (set_index("k", drop=False)).
         try:
-            df = df.reset_index(allow_duplicates=True)
+            return df.reset_index(allow_duplicates=True)
         except TypeError:  # pandas < 1.5 (a cluster's): the same by hand
-            df = pd.concat([df.index.to_frame(index=False), df.reset_index(drop=True)], axis=1)
+            return pd.concat([df.index.to_frame(index=False), df.reset_index(drop=True)], axis=1)
+    return df
+
+
+def encode_pandas(df):
+    """Encode a pandas DataFrame (index dropped unless it carries information)."""
+    w = _Writer()
+    df = index_as_columns(df)
     # By position: names may repeat (after a join, say) and each column must travel.
     for i, name in enumerate(df.columns):
         w.columns.append(_encode_series(w, str(name), df.iloc[:, i]))

@@ -1,16 +1,18 @@
 """Cluster side of ``%hail push``: rebuild a value sent in parts, bind it to a name.
 
-Exec'd after ``codec.py`` and ``dataframe.py`` (Python 3.7+, pyspark/pandas/numpy only).
-Frames arrive in the codec format (no pyarrow needed here) and become a Spark DataFrame
-with an explicit schema (dtypes kept: nullable ints stay LongType with nulls, NaN stays
-NaN and null stays null), or stay pandas.
+Exec'd after ``codec.py``, ``dataframe.py`` and ``staged.py`` (Python 3.7+, pyspark/pandas/numpy
+only). Inline, frames arrive in the codec format (no pyarrow needed here) and become a Spark
+DataFrame with an explicit schema (dtypes kept: nullable ints stay LongType with nulls, NaN stays
+NaN and null stays null), or stay pandas. Staged, the notebook wrote Parquet with those same
+Spark types (``notebook/staged_push.py``) and the executors read it (:func:`push_staged`).
 """
 
 import json
 
 if "decode_pandas" not in globals():  # imported locally (tests); on the cluster codec.py came first
     from hail_emr_lab.remote.codec import decode_pandas, unpack
-    from hail_emr_lab.remote.dataframe import MARKER
+    from hail_emr_lab.remote.dataframe import MARKER, _session_tz
+    from hail_emr_lab.remote.staged import StagingRefused, read_pandas, read_spark, readable_location
 
 _PARTS = {}
 
@@ -32,9 +34,60 @@ def push_finish(ns, token, name, kind, as_pandas=False):
     else:
         value = json.loads(raw.decode("utf-8"))
         shape = type(value).__name__
+    _bind(ns, name, value, shape)
+
+
+def _bind(ns, name, value, shape, **extra):
+    """``ns[name] = value`` and the one marker line the notebook reads back."""
     ns[name] = value
-    print(MARKER + json.dumps({"name": name, "type": type(value).__module__ + "." + type(value).__name__,
-                               "shape": shape}))
+    summary = {"name": name, "type": type(value).__module__ + "." + type(value).__name__, "shape": shape}
+    summary.update(extra)
+    print(MARKER + json.dumps(summary))
+
+
+def push_where(ns, stagings, as_pandas=False):
+    """Print which offered staging location this session can read a pushed frame from.
+
+    Marker payload: ``{"location": url}``, or ``{"refused": why}`` (the notebook then pushes
+    inline, or stops when staging was forced). Checked again when reading (:func:`push_staged`).
+    """
+    try:
+        staging = readable_location(ns["spark"], stagings, as_pandas)
+    except StagingRefused as exc:
+        print(MARKER + json.dumps({"refused": str(exc)}))
+        return
+    print(MARKER + json.dumps({"location": staging["url"]}))
+
+
+def push_staged(ns, staging, files, name, names, naive, rows, as_pandas=False):
+    """Read a frame the notebook staged as Parquet and bind it to ``ns[name]``.
+
+    ``files``: the Parquet file names under ``<staging>/data`` in row order; ``names``: the
+    column names by position (the files hold placeholders); ``naive``: positions of naive
+    timestamp columns, written as their wall clock in UTC and moved here into the session time
+    zone (``to_utc_timestamp``, java.time's rules, as the inline path's text cast); ``rows``:
+    how many rows were written. A Spark DataFrame is read by the executors and materialised
+    with ``localCheckpoint`` (the notebook deletes the files next; the driver never holds the
+    rows). Raises :class:`StagingRefused` for a location or file name not of the notebook's
+    making, ``ValueError`` when the rows read are not the rows written (nothing is bound).
+    """
+    if as_pandas:
+        value = read_pandas(staging, files).set_axis(list(names), axis=1)
+        got = len(value)
+    else:
+        from pyspark.sql import functions as F
+
+        spark = ns["spark"]
+        df = read_spark(spark, staging, files)
+        tz = _session_tz(spark)
+        cols = [F.to_utc_timestamp(F.col(c), tz).alias(c) if i in naive else F.col(c)
+                for i, c in enumerate(df.columns)]
+        value = df.select(*cols).localCheckpoint(eager=True)
+        got = value.count()
+        value = value.toDF(*[str(n) for n in names])
+    if got != int(rows):
+        raise ValueError("the staged push wrote %d rows but the session read %d; nothing was bound" % (rows, got))
+    _bind(ns, name, value, "%d rows x %d columns" % (got, len(names)), via="staged")
 
 
 def spark_type_for(series):

@@ -7,9 +7,14 @@ with the location and the column names only. Columns travel under positional nam
 (``_hel_col_<i>``: Parquet refuses repeated names) and every timestamp as TIMESTAMP_MICROS, an
 instant in UTC (Parquet format spec, "Timestamp"), so the notebook applies the session time zone
 exactly as it does for Arrow. If the write fails or is cancelled, what it left is deleted here.
+
+The read side serves a staged ``%hail push``: the notebook wrote Parquet files to a location it
+offered, checked here as for a write (:func:`readable_location`), and the executors read them
+(:func:`read_spark`), or the driver with pyarrow for a pandas frame (:func:`read_pandas`).
 """
 
 import os
+import re
 
 if "hail_to_spark" not in globals():  # imported locally (tests); on the cluster dataframe.py came first
     from hail_emr_lab.remote.dataframe import _session_tz, _spark_session, check_struct_names, have_arrow
@@ -144,17 +149,13 @@ def stage_pandas(pdf, staging, limit=None):
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from pyarrow import fs as pafs
 
     url = check_location(staging)
     if limit is not None:
         pdf = pdf.iloc[: int(limit) + 1]
     names = [str(n) for n in pdf.columns]
     table = pa.Table.from_pandas(pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1))
-    if url.startswith("file://"):
-        filesystem, root = pafs.LocalFileSystem(), url[len("file://"):]
-    else:
-        filesystem, root = pafs.FileSystem.from_uri(url)
+    filesystem, root = _arrow_fs(url)
     filesystem.create_dir(root)
     try:
         pq.write_table(table, root + "/part-00000.parquet", filesystem=filesystem, compression="snappy")
@@ -162,6 +163,15 @@ def stage_pandas(pdf, staging, limit=None):
         filesystem.delete_dir(root)
         raise
     return {"location": staging["url"], "columns": names}
+
+
+def _arrow_fs(url):
+    """``(pyarrow filesystem, path)`` of a checked ``file://`` or ``s3://`` URL (S3: the driver's credentials)."""
+    from pyarrow import fs as pafs
+
+    if url.startswith("file://"):
+        return pafs.LocalFileSystem(), url[len("file://"):]
+    return pafs.FileSystem.from_uri(url)
 
 
 def stage_frame(kind, frame, stagings, limit=None):
@@ -195,3 +205,65 @@ def estimate(kind, frame, limit):
     if kind == "pandas":
         return estimate_pandas(frame if limit is None else frame.iloc[: int(limit)])
     return estimate_spark(frame if limit is None else frame.limit(int(limit)))
+
+
+# ---------------------------------------------------------------------- read side (staged push)
+
+#: Names of the Parquet files a staged push writes (``notebook/staging.py: StagingArea.write``).
+PUSHED_FILE = re.compile(r"part-[0-9]{5}\.parquet")
+
+
+def readable_location(spark, stagings, as_pandas):
+    """The first of ``stagings`` this session may read a pushed frame from, or raise :class:`StagingRefused`.
+
+    The same checks as a pull's write (:func:`check_location`); a local folder also needs the
+    executors on this machine (unless the driver reads it into pandas, which needs pyarrow).
+    """
+    if as_pandas and not have_arrow():
+        raise StagingRefused("reading a staged push into pandas needs pyarrow on the driver")
+    reasons = []
+    for staging in stagings or ():
+        try:
+            check_location(staging)
+            if staging.get("local") and not as_pandas and not shared_local_ok(spark):
+                raise StagingRefused("the Spark executors do not run on the notebook's machine")
+        except StagingRefused as exc:
+            reasons.append(str(exc))
+            continue
+        return staging
+    raise StagingRefused("; ".join(reasons) or "the notebook named no staging location")
+
+
+def _pushed_paths(staging, files):
+    """The checked data URL of ``staging`` joined with each pushed file name (nothing else is read)."""
+    url = check_location(staging)
+    if not files or any(not PUSHED_FILE.fullmatch(str(f)) for f in files):
+        raise StagingRefused("the notebook named no Parquet files, or files not of its own naming")
+    return [url + "/" + f for f in files]
+
+
+def read_spark(spark, staging, files):
+    """A Spark DataFrame of the pushed Parquet ``files``, rows in file order (executors read).
+
+    Each file is one scan, and the scans are joined with ``union`` (which keeps partition
+    order); files written before Spark 3 rules are read as written (proleptic Gregorian
+    dates, as pyarrow writes them). Lazy: the caller materialises it before the files go.
+    """
+    reader = spark.read.option("datetimeRebaseMode", "CORRECTED").option("int96RebaseMode", "CORRECTED")
+    frames = [reader.parquet(path) for path in _pushed_paths(staging, files)]
+    df = frames[0]
+    for more in frames[1:]:
+        df = df.union(more)
+    return df
+
+
+def read_pandas(staging, files):
+    """A pandas frame of the pushed Parquet ``files`` (pandas' own metadata applied), read on the driver."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in _pushed_paths(staging, files):
+        filesystem, root = _arrow_fs(path)
+        tables.append(pq.read_table(root, filesystem=filesystem))
+    return pa.concat_tables(tables).to_pandas()
