@@ -123,9 +123,17 @@ def cell_parser() -> SubcommandParser:
     p.add_argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="show no output (errors still show)")
     p.add_argument("--no-plots", action="store_true", help="do not pull plots made by this cell")
-    p.add_argument("--via", choices=("auto", "livy", "staged"), default="auto",
-                   help="how -o moves frames: by estimated size (default), through Livy, or staged as Parquet")
+    add_via(p, "-o")
     return p
+
+
+def add_via(p: SubcommandParser, what: str) -> None:
+    """The ``--via`` flag of ``-o`` and ``%hail push`` (choices: ``transfer.VIAS``)."""
+    from ..transfer import VIAS
+
+    p.add_argument("--via", choices=VIAS, default="auto",
+                   help=f"how {what} moves frames: by estimated size against transfer_inline_max (default), "
+                        "through Livy, or staged as Parquet")
 
 
 def sql_parser() -> SubcommandParser:
@@ -144,6 +152,7 @@ def push_parser() -> SubcommandParser:
     p.add_argument("variable", type=_identifier, help="local variable to send")
     p.add_argument("--as", dest="as_name", type=_identifier, default=None, help="name in the session")
     p.add_argument("--pandas", action="store_true", help="keep a DataFrame as pandas (default: Spark)")
+    add_via(p, "push")
     return p
 
 

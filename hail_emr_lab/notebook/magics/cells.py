@@ -99,7 +99,7 @@ def sql(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
 
 
 def push(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
-    """``%hail push LOCALVAR [--as NAME] [--pandas]``: send a local value to the session."""
+    """``%hail push LOCALVAR [--as NAME] [--pandas] [--via auto|livy|staged]``: send a local value to the session."""
     if args.variable not in m.user_ns:
         raise HailMagicError(f"There is no local variable {args.variable!r} to push: define it in a normal cell.")
     ctx = m.ctx()
@@ -111,9 +111,13 @@ def push(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
         summary = transfer.push(
             ctx.session, m.user_ns[args.variable], args.as_name or args.variable, as_pandas=args.pandas,
             on_chunk=lambda n, d, t: bar.update(d / t, f"pushing {n}: {d / 1e6:.1f} of {t / 1e6:.1f} MB"),
+            via=args.via, config=ctx.config,
         )
     except StatementError as exc:
         raise remote_error(exc.output, f"Pushing {args.variable} failed") from None
     finally:
         bar.close()
-    print_text(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']})")
+    if summary.get("note"):
+        warn(f"{args.variable}: {summary['note']}")
+    staged = f", staged as {summary['bytes'] / 1e6:.1f} MB of Parquet" if summary.get("via") == "staged" else ""
+    print_text(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']}{staged})")
