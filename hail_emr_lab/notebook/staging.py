@@ -232,7 +232,8 @@ class StagingArea:
         import pyarrow.parquet as pq
 
         filesystem, root = self._filesystem(loc)
-        filesystem.create_dir(root + "/data")
+        if loc.local:  # S3 has no folders: pyarrow would leave a marker object for each parent
+            filesystem.create_dir(root + "/data")
         files: list[str] = []
         done, rows = 0, table.num_rows
         writer = sink = None
@@ -254,8 +255,11 @@ class StagingArea:
                 done += _close(writer, sink)
                 writer = sink = None
         finally:
-            if sink is not None:  # failed or interrupted: the partial file is left for cleanup()
-                sink.close()
+            if writer is not None:  # failed or interrupted: the partial file is left for cleanup()
+                try:
+                    writer.close()
+                finally:
+                    sink.close()
         if on_progress:
             on_progress(done, done)
         return files, done
