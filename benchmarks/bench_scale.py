@@ -14,7 +14,10 @@ this (the kernel's) process and of the embedded server's process tree (driver JV
 the final frame's size, and whether values and dtypes equal the expected frame (built here from
 the same formulas).
 
-    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000,5000000] [--cap 600]
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000,5000000] [--cap 600] [--push-sizes 1000000]
+
+Then ``%hail push`` of a local GWAS frame of ``--push-sizes`` rows, ``--via livy`` vs ``--via
+staged`` (wall time, rows/s, and whether both give the same Spark DataFrame).
 
 Prints a Markdown table and writes benchmarks/results/scale.json.
 """
@@ -141,13 +144,62 @@ def timed_pull(ip, magic: str, line: str, cap: float):
     return took, frame, kernel.peak, server.peak, err or (None if took is not None else "did not finish")
 
 
+PUSH_CHECK = """
+import json as _j
+_a, _b = gwas_pushed_livy, gwas_pushed_staged
+print('PUSHCHECK ' + _j.dumps({{'schema_equal': _a.schema == _b.schema, 'rows': [_a.count(), _b.count()],
+    'rows_differing': _a.exceptAll(_b).count() + _b.exceptAll(_a).count(),
+    'types': [f.dataType.simpleString() for f in _b.schema.fields]}}))
+"""
+
+
+def push_case(ip, n: int, cap: float) -> dict:
+    """``%hail push`` of an n-row GWAS frame, ``--via livy`` then ``--via staged``: wall time and rows/s.
+
+    Both results must be the same Spark DataFrame (schema, row count, no row in one but not the other).
+    """
+    from IPython.utils.capture import capture_output
+
+    ip.user_ns["gwas_local"] = expected(n)
+    row: dict = {"rows": n, "load_1min": os.getloadavg()[0]}
+    for via in ("livy", "staged"):
+        release_memory()
+        timer = threading.Timer(cap, _thread.interrupt_main)
+        with RssPeak() as kernel, capture_output() as out:
+            t = time.perf_counter()
+            timer.start()
+            try:
+                ip.run_line_magic("hail", f"push gwas_local --as gwas_pushed_{via} --via {via}")
+                took = time.perf_counter() - t
+            except KeyboardInterrupt:
+                took = None
+            finally:
+                timer.cancel()
+        pushed = "pushed (" in out.stdout
+        row[via] = {"seconds": took if pushed else None, "rows_per_s": n / took if pushed and took else None,
+                    "kernel_peak_bytes": kernel.peak, "said": (out.stdout + out.stderr).strip()[-300:]}
+        print(f"  push --via {via}: {json.dumps(row[via], default=str)}", flush=True)
+    with capture_output() as out:
+        ip.run_cell_magic("hail", "", PUSH_CHECK.format())
+        ip.run_cell_magic("hail", "", "del gwas_pushed_livy, gwas_pushed_staged")
+    if "PUSHCHECK " in out.stdout:
+        row["check"] = json.loads(out.stdout.split("PUSHCHECK ")[-1].splitlines()[0])
+    else:
+        row["check"] = {"error": (out.stdout + out.stderr)[-300:]}
+    print(f"  push check: {json.dumps(row['check'])}", flush=True)
+    ip.user_ns.pop("gwas_local", None)
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,5000000")
     parser.add_argument("--cap", type=float, default=600.0, help="seconds before a pull counts as 'did not finish'")
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--push-sizes", default="1000000", help="rows pushed with %%hail push ('' for none)")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    push_sizes = [int(s) for s in args.push_sizes.split(",") if s]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     private_magics_config(tmp, {"driverMemory": args.driver_memory})
@@ -162,6 +214,7 @@ def main() -> int:
     server.start()
     ip = start_ipython()
     results = []
+    pushes: list[dict] = []
     load = []
     sparkmagic_gave_up = False
     try:
@@ -169,8 +222,9 @@ def main() -> int:
         ip.run_line_magic("load_ext", "sparkmagic.magics")
         ip.run_line_magic("hail", f"connect --url {server.url} --name bench-scale --no-plots --wait "
                                   f"--driver-memory {args.driver_memory}")
-        with capture_output():
-            ip.run_line_magic("spark", f"add -s bench -l python -u {server.url}")
+        if sizes:  # pushes alone need no sparkmagic session (one Spark JVM less)
+            with capture_output():
+                ip.run_line_magic("spark", f"add -s bench -l python -u {server.url}")
         for n in sizes:
             load.append(os.getloadavg()[0])
             with capture_output() as out:
@@ -206,11 +260,14 @@ def main() -> int:
             frames.clear()
             del exp
             results.append(row)
-            save({"machine": machine(), "load": load, "results": results})  # kept even if a bigger size fails
+            save({"machine": machine(), "load": load, "results": results, "push": pushes})  # kept if a bigger size fails
             with capture_output():
                 ip.run_cell_magic("hail", "", "gwas.unpersist(); del gwas")
                 if not sparkmagic_gave_up:
                     ip.run_cell_magic("spark", "-s bench", "gwas.unpersist(); del gwas")
+        for n in push_sizes:
+            pushes.append(push_case(ip, n, args.cap))
+            save({"machine": machine(), "load": load, "results": results, "push": pushes})
     finally:
         stop_magics(ip, server)
 
@@ -238,8 +295,32 @@ def main() -> int:
         for label in ("auto", "livy", "sparkmagic"):
             if row[label].get("dtypes"):
                 print(f"{row['rows']:,} {label} dtypes: {row[label]['dtypes']}")
-    save({"machine": machine(), "load": load, "results": results})
+    print_push_table(pushes)
+    save({"machine": machine(), "load": load, "results": results, "push": pushes})
     return 0
+
+
+def print_push_table(pushes: list[dict]) -> None:
+    """The push rows as a Markdown table (nothing when no push ran)."""
+    if not pushes:
+        return
+
+    def pcell(entry: dict) -> str:
+        if entry.get("seconds") is None:
+            return entry.get("said") or "did not finish"
+        return f"{entry['seconds']:.1f} s, {entry['rows_per_s'] / 1e3:.0f}k rows/s"
+
+    print()
+    print("| rows pushed | `%hail push --via livy` | `%hail push --via staged` | staged / livy | same frame |")
+    print("|---|---|---|---|---|")
+    for row in pushes:
+        livy, staged = row["livy"].get("seconds"), row["staged"].get("seconds")
+        verdict = row.get("check", {})
+        same = (verdict.get("schema_equal") and verdict.get("rows_differing") == 0
+                and len(set(verdict.get("rows", [0, 1]))) == 1)
+        ratio = f"{staged / livy:.2f}x" if livy and staged else "-"
+        print(f"| {row['rows']:,} | {pcell(row['livy'])} | {pcell(row['staged'])} | {ratio} | "
+              f"{'yes' if same else 'NO'} |")
 
 
 def save(data: dict) -> None:
