@@ -3,15 +3,16 @@
 They are installed in the session as the module object ``_hail_emr_lab_plots`` by
 :func:`hail_emr_lab.remote.bootstrap_code`, the one installer of remote code. Small answers
 come back through Livy's ``%json`` magic; file chunks as the statement's text output (a JSON
-header line, then base64), which every hop passes on as one string.
+header and the bytes, both base64, one space between), which every hop passes on as one string.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import zlib
 from typing import Any
+
+import pybase64
 
 from ..remote import PLOTS_NAMESPACE, bootstrap_code
 from .errors import PlotError
@@ -76,13 +77,17 @@ class RemoteHelpers:
 
     @staticmethod
     def chunk_result(output: Any, what: str) -> tuple[dict[str, Any], bytes]:
-        """(header, bytes) of a chunk statement's text output, inflated when it came compressed."""
+        """(header, bytes) of a chunk statement's text output (``<base64 JSON header> <base64
+        bytes>``, see ``_chunk_text`` in ``hail_emr_lab/remote/plots.py``), inflated when it came
+        compressed. :class:`PlotError` when the text is not such a chunk (cut, not base64, or
+        fewer or more bytes than its header says)."""
         if not output.ok:
             raise PlotError(f"{what} failed on the cluster: {output.error_text}")
-        head, _, body = (output.text or "").partition("\n")
+        head, _, body = (output.text or "").partition(" ")
         try:
-            header = json.loads(head)
-            data = base64.b64decode(body, validate=True)
+            header = json.loads(pybase64.b64decode(head, validate=True))
+            # pybase64 (SIMD): ~20x the standard library's speed, the same strict checks
+            data = pybase64.b64decode(body, validate=True)
             if header.get("encoding") == "zlib":
                 data = zlib.decompress(data)
             elif header.get("encoding") != "raw":

@@ -7,6 +7,7 @@ string) is covered by tests/integration/test_plots_livy.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -59,16 +60,32 @@ def test_text_travels_compressed_and_noise_as_it_is(remote, tmp_path):
     assert header["sha256"] and header["offset"] == 0 and header["length"] == 10
 
 
+def _with_header(header: dict, body: str) -> str:
+    return base64.b64encode(json.dumps(header).encode()).decode() + " " + body
+
+
+def test_a_chunk_is_only_base64_letters_and_one_space(remote, tmp_path):
+    """Nothing any hop must escape in JSON (quotes, newlines, backslashes): each would cost a
+    character-by-character pass over megabytes."""
+    (tmp_path / "q.html").write_bytes(b'<p class="x">\\n\n</p>\n' * 20_000)
+    for length in (10, 100_000):
+        text = remote.read("q.html", 0, length)
+        assert text.count(" ") == 1 and json.dumps(text) == '"' + text + '"'
+
+
 def test_a_damaged_chunk_is_refused_never_written(remote, tmp_path):
     (tmp_path / "p.html").write_bytes(b"<p>" * 50_000)
-    head, _, body = remote.read("p.html", 0, 100_000).partition("\n")
-    header = json.loads(head)
+    head, _, body = remote.read("p.html", 0, 100_000).partition(" ")
+    header = json.loads(base64.b64decode(head))
     bad = {
-        "cut base64": head + "\n" + body[:-3],
-        "not base64": head + "\n" + "*" + body[1:],
-        "length lies": json.dumps(dict(header, length=header["length"] + 1)) + "\n" + body,
-        "unknown encoding": json.dumps(dict(header, encoding="br")) + "\n" + body,
-        "raw claimed for zlib bytes": json.dumps(dict(header, encoding="raw")) + "\n" + body,
+        "cut base64": head + " " + body[:-3],
+        "one letter short": head + " " + body[:-1],
+        "not base64": head + " " + "*" + body[1:],
+        "a newline inside": head + " " + body[:40] + "\n" + body[40:],
+        "length lies": _with_header(dict(header, length=header["length"] + 1), body),
+        "unknown encoding": _with_header(dict(header, encoding="br"), body),
+        "raw claimed for zlib bytes": _with_header(dict(header, encoding="raw"), body),
+        "header not base64": json.dumps(header) + " " + body,
         "no header": body,
         "nothing": "",
     }
