@@ -181,6 +181,54 @@ def test_lost_answer_to_statement_post_is_reconciled(scripted):
     assert sum(1 for s in handler.seen if s[0] == "POST") == 1
 
 
+class CutShort(BaseHTTPRequestHandler):
+    """Answers 200 with a Content-Length of 1000 bytes, sends 10 and closes (a proxy or Livy dying
+    mid-answer); from the ``healthy_after``-th request on, answers whole."""
+
+    healthy_after = 10**9
+    seen: list = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length) if length else b""
+        type(self).seen.append((self.command, self.path))
+        body = b'{"sessions": [], "statements": []}'
+        whole = len(type(self).seen) > type(self).healthy_after
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body) if whole else 1000))
+        self.end_headers()
+        self.wfile.write(body if whole else body[:10])
+        if not whole:
+            self.close_connection = True
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_answer_cut_short_is_retried_or_reconciled_never_a_raw_traceback():
+    handler = type("H", (CutShort,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        client = LivyClient(url, retries=2, backoff=0.01)
+        with pytest.raises(LivyUnreachable):  # a GET: asked again, then a clear error
+            client.list_sessions()
+        assert [m for m, _ in handler.seen] == ["GET"] * 3
+        handler.seen.clear()
+        handler.healthy_after = 2  # the POST and one look at the list are cut short, then Livy is back
+        client.reconcile_timeout = 5.0
+        with pytest.raises(LivyError, match="nothing was re-sent"):  # a POST: never sent again
+            client.submit_statement(0, "x = 1")
+        assert [m for m, _ in handler.seen].count("POST") == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_only_set_session_fields_are_sent(scripted):
     handler, url = scripted
     handler.script.append((201, "application/json", json.dumps({"id": 3, "state": "starting", "name": "n"})))
