@@ -24,7 +24,7 @@ from ..config import load_config
 from ..dashboard import backup, listings, nodes, plots, progress, status
 from ..errors import ConfigError, HailEmrLabError
 from ..plots.render import PLOT_CSP, viewer_body
-from ..redact import redact_text
+from ..redact import redact_values
 
 API = "hail-emr-lab/api"
 #: One small pool per section: a slow one (the backup status of a big home, a Livy that hangs)
@@ -72,7 +72,7 @@ class _Base(APIHandler):
     def reply(self, data: Any, status_code: int = 200) -> None:
         self.set_status(status_code)
         self.set_header("Cache-Control", "no-store")
-        self.finish(redact_text(json.dumps(data, default=str)))  # no URL credentials reach the browser
+        self.finish(json.dumps(redact_values(data), default=str))  # no URL credentials reach the browser
 
     def fail(self, status_code: int, message: str) -> None:
         self.reply({"message": message}, status_code)

@@ -24,7 +24,7 @@ from tornado.httpclient import HTTPClientError
 from hail_emr_lab.config import load_config, password_from, read_password_file
 from hail_emr_lab.errors import ConfigError
 from hail_emr_lab.livy import LivyClient, LivyError, LivySession, normalize_url
-from hail_emr_lab.redact import redact_text, redact_url, split_userinfo
+from hail_emr_lab.redact import redact_text, redact_url, redact_values, split_userinfo
 from hail_emr_lab.server.handlers import API
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -77,6 +77,16 @@ def test_redact_text_hides_every_userinfo():
     assert "http://***@10.0.0.5:8998/sessions" in out and "'https://***@h/x'" in out
     assert "http://plain:8998" in out and "mail@example.org" in out
     assert redact_url(None) is None
+    # Characters a password may hold that a URL would escape: quotes, angle brackets, a slash, a space.
+    for pw in ("it's", 'say"hi', "a<b>c", "sl/ash", "two words", "p@ss"):
+        url = f"http://alice:{pw}@10.0.0.5:8998"
+        assert split_userinfo(url)[1] == ("alice", pw) or "/" in pw  # what the client would send
+        assert pw not in redact_url(url) and redact_url(url) == "http://***@10.0.0.5:8998", redact_url(url)
+        if " " in pw:
+            continue  # in free text whitespace ends a URL; every surface that holds one URL uses redact_url
+        assert pw not in redact_text(f"cannot reach {url}: refused"), redact_text(f"cannot reach {url}: refused")
+        shown = json.dumps(redact_values({"error": f"cannot reach {url}", "sessions": [{"url": url, "id": 1}]}))
+        assert pw.replace('"', '\\"') not in shown and json.loads(shown)["sessions"][0]["id"] == 1, shown
     assert split_userinfo(f"http://alice:{SECRET.replace('-', '%2D')}@h:1/p") == ("http://h:1/p", ("alice", SECRET))
 
 
