@@ -26,6 +26,7 @@ from .. import aws_names, hail_spark
 from ..config import Config, load_config
 from ..errors import HailEmrLabError
 from ..livy import LivyClient, LivyError, LivySession, SessionDead, SessionState, normalize_url
+from ..redact import dataclass_repr
 from ..remote import bootstrap_code
 from ..remote.dataframe import MARKER
 from ..session_names import default_session_name
@@ -53,6 +54,10 @@ class ConnectOptions:
     Each field with ``flag`` metadata is one flag of ``%hail connect``, in this order; fields
     without it (``start_timeout``) are for callers in code.
     """
+
+    def __repr__(self) -> str:  # a notebook may show it: never the password, never URL userinfo
+        return dataclass_repr(self)
+
 
     url: Optional[str] = field(default=None, metadata=flag("--url", "Livy endpoint, e.g. http://10.0.0.5:8998"))
     cluster_id: Optional[str] = field(
@@ -246,17 +251,24 @@ def _local_target(config: Config, why: str) -> Target:
     return Target(url, f"embedded Livy ({why})", local=True)
 
 
-def make_client(
-    url: str, config: Config, opts: Optional[ConnectOptions] = None, target: Optional[Target] = None
-) -> LivyClient:
-    """The configuration's Livy client (:func:`hail_emr_lab.endpoint.make_client`) with the
-    connect options as arguments; an EMR Serverless target signs for its application's region."""
+#: The ``%hail connect`` options that are also configuration keys of the Livy client.
+CLIENT_OPTIONS = ("auth", "username", "password", "sigv4_service", "region")
+
+
+def with_connect_options(config: Config, opts: ConnectOptions) -> Config:
+    """``config`` with the client options ``%hail connect`` was given as arguments: what the
+    kernel's context keeps, so every client made later (the panel's, the sidebar delete) uses
+    the same credentials as the session's."""
+    return config.with_arguments({key: getattr(opts, key) for key in CLIENT_OPTIONS})
+
+
+def make_client(url: str, config: Config, target: Optional[Target] = None) -> LivyClient:
+    """The configuration's Livy client (:func:`hail_emr_lab.endpoint.make_client`); an EMR
+    Serverless target signs for its application's region."""
     from .. import endpoint
 
-    opts = opts or ConnectOptions()
     app = target.serverless if target is not None else None
-    given = {key: getattr(opts, key) for key in ("auth", "username", "password", "sigv4_service", "region")}
-    return endpoint.make_client(config.with_arguments(given), url, signing_region=app.region if app is not None else None)
+    return endpoint.make_client(config, url, signing_region=app.region if app is not None else None)
 
 
 def session_fields(opts: ConnectOptions, target: Target) -> dict[str, Any]:
@@ -426,7 +438,8 @@ def connect(
         app = target.serverless
         for key, value in (("auth", "sigv4"), ("region", app.region), ("serverless_app", app.app_id)):
             config.values[key], config.sources[key] = value, target.how
-    client = make_client(target.url, config, opts, target)
+    config = with_connect_options(config, opts)
+    client = make_client(target.url, config, target)
     try:
         client.list_sessions(size=1)  # fails fast with a clear message: unreachable, 401/403, not Livy
     except LivyError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..config import Config, load_config
+from ..redact import dataclass_repr
 
 if TYPE_CHECKING:  # typing only: connect imports this module
     from ..emr.discovery import ClusterEndpoint
@@ -55,6 +56,9 @@ class HailContext:
     reattached: bool = False  # the session existed before this connect
     startup: Optional[Startup] = None  # the background setup (session ready, Hail, plots)
     versions: ClusterVersions = field(default_factory=ClusterVersions)
+
+    def __repr__(self) -> str:  # a notebook may show it: never a password, never URL userinfo
+        return dataclass_repr(self)
 
     @property
     def connected(self) -> bool:

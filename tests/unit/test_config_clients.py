@@ -34,6 +34,19 @@ def test_serverless_endpoints_are_signed_in_their_region():
     assert isinstance(signed.http.auth, SigV4Auth) and signed.http.auth.region == "us-east-2"
 
 
+def test_the_panel_client_uses_the_credentials_given_to_connect():
+    """``%hail connect --auth basic --user alice --password-prompt``: the context keeps the
+    configuration with those options, so the panel's quick client (built from the context's
+    configuration alone) authenticates as the session's client does, instead of getting 401s."""
+    from hail_emr_lab.notebook.connect import ConnectOptions, with_connect_options
+
+    cfg = with_connect_options(load_config(), ConnectOptions(auth="basic", username="alice", password="typed"))
+    panel = make_client(cfg, "http://10.0.0.5:8998", quick=True)
+    assert isinstance(panel.http.auth, HTTPBasicAuth)
+    assert (panel.http.auth.username, panel.http.auth.password) == ("alice", "typed")
+    assert "typed" not in repr(cfg)
+
+
 def test_quick_clients_for_dashboards():
     client = make_client(load_config(), "http://10.0.0.5:8998", quick=True)
     assert (client.connect_timeout, client.retries) == (QUICK_CONNECT_TIMEOUT, 0)
