@@ -69,6 +69,20 @@ def test_usage_errors_name_the_flag_and_show_the_usage_line():
         REGISTRY.get("ssm").parse("--command 'df -h")
 
 
+def test_a_negative_row_limit_means_every_row_for_o_and_sql():
+    """sparkmagic users type ``-n -1`` for "all rows": ``-o`` must not cut the last row off
+    (a pandas frame's ``iloc[:-1]``), and ``-o`` and ``sql`` read ``-n`` by one rule."""
+    from hail_emr_lab.notebook.magics.args import cell_parser, sql_parser
+
+    assert cell_parser().parse_args(["-o", "df", "-n", "-1"]).maxrows is None
+    assert cell_parser().parse_args(["-o", "df", "-n", "5"]).maxrows == 5
+    assert cell_parser().parse_args(["-o", "df"]).maxrows is None
+    assert sql_parser().parse_args(["-n", "-1"]).maxrows is None
+    assert sql_parser().parse_args([]).maxrows == 1000
+    with pytest.raises(UsageError, match="-n takes a number of rows"):
+        REGISTRY.get("sql").parse("-n many")
+
+
 # ------------------------------------------------------------------ %hail connect flags
 
 

@@ -72,6 +72,15 @@ def _identifier(text: str) -> str:
     return text
 
 
+def row_limit(text: str) -> Optional[int]:
+    """``-n``: a row count; a negative one (sparkmagic's ``-n -1``) means every row (None)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-n takes a number of rows (-1: all), got {text!r}") from None
+    return None if n < 0 else n
+
+
 def _kv(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--conf takes key=value, got {text!r}")
@@ -119,7 +128,7 @@ def cell_parser() -> SubcommandParser:
     p = SubcommandParser("%hail")
     p.add_argument("-o", "--output", action="append", default=[], type=_identifier,
                    help="pull remote variable NAME into the notebook (repeatable)")
-    p.add_argument("-n", "--maxrows", type=int, default=None, help="pull at most this many rows")
+    p.add_argument("-n", "--maxrows", type=row_limit, default=None, help="pull at most this many rows (default and -1: all)")
     p.add_argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="show no output (errors still show)")
     p.add_argument("--no-plots", action="store_true", help="do not pull plots made by this cell")
@@ -140,7 +149,7 @@ def sql_parser() -> SubcommandParser:
     """``%%hail sql``: the cell is the query."""
     p = SubcommandParser("%hail sql")
     p.add_argument("-o", "--output", type=_identifier, default=None, help="keep the result as NAME (both sides)")
-    p.add_argument("-n", "--maxrows", type=int, default=1000, help="rows to pull (default 1000; -1: all)")
+    p.add_argument("-n", "--maxrows", type=row_limit, default=1000, help="rows to pull (default 1000; -1: all)")
     p.add_argument("--timeout", type=float, default=None, help="cancel the statement after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="keep the result, show no table")
     return p

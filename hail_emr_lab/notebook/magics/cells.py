@@ -83,11 +83,10 @@ def sql(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     output = m.run_code(ctx, code, args.timeout, "the query")
     if not output.ok:
         raise remote_error(output, "The query failed")
-    limit = None if args.maxrows is not None and args.maxrows < 0 else args.maxrows
     from .. import transfer
 
     try:
-        (item,) = transfer.pull(ctx.session, [name], limit=limit, timeout=args.timeout)
+        (item,) = transfer.pull(ctx.session, [name], limit=args.maxrows, timeout=args.timeout)
     except StatementError as exc:
         raise remote_error(exc.output, "Fetching the query result failed") from None
     if args.output:

@@ -170,7 +170,7 @@ REGISTRY = Registry(
         Subcommand("logs", "show the end of the session's Livy log", a.logs_parser, session.logs),
         Subcommand("cancel", "cancel the running statement", a.no_flags("cancel"), session.cancel),
         Subcommand("delete", "delete a Livy session (default: the current one)", a.delete_parser, session.delete),
-        Subcommand("cleanup", "delete every session of yours on the endpoint", a.no_flags("cleanup"), session.cleanup),
+        Subcommand("cleanup", "delete this notebook's sessions on the endpoint (every live one named as its session)", a.no_flags("cleanup"), session.cleanup),
         Subcommand("disconnect", "forget the session (it stays until Livy's heartbeat timeout, unless --delete)",
                    a.disconnect_parser, session.disconnect),
         Subcommand("config", "show the effective configuration and where each value came from", a.no_flags("config"),
