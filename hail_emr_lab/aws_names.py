@@ -62,11 +62,17 @@ ROLE_ARN_EXAMPLE = "arn:aws:iam::123456789012:role/NAME"
 SERVERLESS_ID = re.compile(r"[0-9a-z]{1,64}")
 
 
+def _around(what: str) -> str:
+    return f"the {what} has spaces or a line break around it (copied with the text around it?): remove them"
+
+
 def role_arn_problem(arn: object) -> Optional[str]:
     """Why ``arn`` is not an IAM role ARN (``arn:aws:iam::123456789012:role/NAME``), or None."""
     if not isinstance(arn, str) or not arn.strip():
         return "an IAM role ARN is required"
-    if not ROLE_ARN.fullmatch(arn.strip()):
+    if arn != arn.strip():  # used as given: AWS would refuse it later, obscurely
+        return _around("IAM role ARN")
+    if not ROLE_ARN.fullmatch(arn):
         return f"expected an IAM role ARN such as {ROLE_ARN_EXAMPLE} (12-digit account, then role/ and the name)"
     return None
 
@@ -75,7 +81,9 @@ def serverless_app_problem(app_id: object) -> Optional[str]:
     """Why ``app_id`` is not an EMR Serverless application id (1-64 lower-case letters and digits), or None."""
     if not isinstance(app_id, str) or not app_id.strip():
         return "an EMR Serverless application id is required"
-    if not SERVERLESS_ID.fullmatch(app_id.strip()):
+    if app_id != app_id.strip():
+        return _around("EMR Serverless application id")
+    if not SERVERLESS_ID.fullmatch(app_id):
         return ("expected lower-case letters and digits such as 00fabcdexample "
                 "('aws emr-serverless list-applications' shows them)")
     return None

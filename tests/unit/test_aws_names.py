@@ -96,3 +96,16 @@ def test_serverless_app_ids_refused_by_every_surface(app):
         application_id(app)
     with pytest.raises(LifecycleError, match="--serverless-app needs an EMR Serverless application id"):
         check_serverless(app, ROLES_OK[0])
+
+
+@pytest.mark.parametrize("arn, app", [(" " + ROLES_OK[0], "00fabcdexample"), (ROLES_OK[0] + "\n", "00fabcdexample"),
+                                      (ROLES_OK[0], "00fabcdexample "), (ROLES_OK[0], "\t00fabcdexample")])
+def test_whitespace_around_an_id_never_reaches_aws(arn, app):
+    """Checked stripped but used as given, the id would land in a policy or a session's conf with
+    its space and AWS would refuse it later, obscurely: the policy generator and connect refuse it
+    up front; jobs settings (often read from files) are stripped and used stripped."""
+    assert "spaces or a line break" in (role_arn_problem(arn) or serverless_app_problem(app))
+    with pytest.raises(LifecycleError, match="spaces or a line break"):
+        check_serverless(app, arn)
+    assert role_arn(arn) == ROLES_OK[0] and application_id(app) == "00fabcdexample"
+
