@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional
 
 #: Strings at least this long (characters) are checked for the no-escaping fast path.
 LONG = 4096
-# Bytes json.dumps writes as they are (ensure_ascii): printable ASCII except '"' and '\'.
-_VERBATIM = bytes(c for c in range(0x20, 0x80) if c not in b'"\\')
+# Bytes json.dumps writes as they are (ensure_ascii): printable ASCII (space to '~'; DEL is
+# escaped) except '"' and '\'.
+_VERBATIM = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')
 
 
 class RawJson:

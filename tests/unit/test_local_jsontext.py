@@ -30,6 +30,7 @@ VALUES = [
     ("tuple", 1),
     "x" * 10_000,
     [{"a": LONG_PLAIN}] * 3,
+    "A" * 5000 + "\x7f" + "~",  # DEL is ASCII but json.dumps escapes it; '~' it does not
 ]
 
 
