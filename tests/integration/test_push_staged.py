@@ -110,6 +110,10 @@ def test_staged_push_gives_the_inline_spark_frame(session):
     assert spark_view(session, "pstg")[1][:4] == ["bigint", "int", "smallint", "bigint"]
     # Progress is bytes written, ending at the Parquet size reported.
     assert seen and seen[-1] == (staged["bytes"], staged["bytes"]) > (0, 0)
+    # No rows at all: the columns and their types still arrive.
+    transfer.push(session, src.iloc[:0], "einl", via="livy")
+    transfer.push(session, src.iloc[:0], "estg", via="staged")
+    assert spark_view(session, "estg") == spark_view(session, "einl")
     assert leftovers() == []
 
 
@@ -239,3 +243,31 @@ def test_s3_staging_against_moto(session, aws_env, local_state):
         assert area.cleanup() == []
     assert s3.list_objects_v2(Bucket="lab-bucket", Prefix="alice/").get("Contents", []) == []
     assert leftovers() == []
+
+
+def test_the_magic_pushes_staged_and_says_how(session, livy_server, tmp_path):
+    """``%hail push`` in a real kernel, attached to this module's session (no second Spark JVM)."""
+    from support.kernel import Kernel, kernel_env
+
+    cfg = tmp_path / "kcfg"
+    cfg.mkdir()
+    cfg.joinpath("config.json").write_text(json.dumps({"transfer_inline_max": 20_000}))
+    kernel = Kernel(kernel_env(str(cfg)), cwd=str(cfg))
+    try:
+        res = kernel.run(f"%hail connect --url {livy_server.url} --name {NAME} --no-hail", timeout=600)
+        assert res.status == "ok", res.text
+        res = kernel.run("import numpy as np, pandas as pd\n"
+                         "big = pd.DataFrame({'k': np.arange(5000)})\n"
+                         "nested = pd.DataFrame({'j': [[1]] * 3000})\n"
+                         "%hail push big\n%hail push nested\n%hail push big --as big_inline --via livy")
+        assert res.status == "ok", res.text
+        assert "big: pushed (pyspark.sql.dataframe.DataFrame, 5000 rows x 1 columns, staged as " in res.stdout
+        assert "nested: pushed inline, not staged: column 'j' holds values other than" in res.stderr
+        assert "big_inline: pushed (pyspark.sql.dataframe.DataFrame, 5000 rows x 1 columns)" in res.stdout
+        res = kernel.run("%hail push nested --as nested2 --via staged")
+        assert "--via staged cannot push nested2: column 'j'" in res.text and "--via livy" in res.text
+        assert remote(session, "'nested2' in globals()") is False
+        staging_dir = cfg / "local" / "staging"
+        assert not staging_dir.exists() or list(staging_dir.iterdir()) == []
+    finally:
+        kernel.shutdown()
