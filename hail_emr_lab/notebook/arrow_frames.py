@@ -10,7 +10,7 @@ Python objects. Every numpy array handed to pandas is writable and owned by it.
 from __future__ import annotations
 
 import datetime
-from typing import Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,104 @@ def arrow_to_pandas(table, session_tz: str = "UTC") -> pd.DataFrame:
     """A Spark Arrow table as pandas with exact dtypes (see the module docstring)."""
     arrays = [arrow_column(name, col, session_tz) for name, col in zip(table.column_names, table.columns)]
     return frame_from_columns(list(table.column_names), arrays, table.num_rows)
+
+
+def arrow_batches_to_pandas(schema, batches: Iterable[Any], rows: int, session_tz: str = "UTC") -> pd.DataFrame:
+    """:func:`arrow_to_pandas` of record ``batches`` (of ``schema``) as they arrive, ``rows`` in all.
+
+    Numbers, booleans and strings are copied straight into the frame's preallocated columns and
+    each batch is released once copied, so a pull never holds the whole table beside the frame;
+    other types (dates, timestamps, decimals, nested) are kept as Arrow until the end and
+    converted by :func:`arrow_column`, the same rules either way. Raises ``ValueError`` when the
+    batches hold more or fewer than ``rows`` rows.
+    """
+    sinks = [_sink(field.type, rows) for field in schema]
+    at = 0
+    for batch in batches:
+        n = batch.num_rows
+        if at + n > rows:
+            raise ValueError(f"the cluster announced {rows} rows but sent more")
+        for sink, arr in zip(sinks, batch.columns):
+            sink.put(at, arr)
+        at += n
+        arr = batch = None  # release the batch before the next one is read
+    if at != rows:
+        raise ValueError(f"the cluster announced {rows} rows but sent {at}")
+    arrays = [sink.finish(name, session_tz) for sink, name in zip(sinks, schema.names)]
+    sinks.clear()
+    return frame_from_columns(list(schema.names), arrays, rows)
+
+
+class _NumberSink:
+    """An int, float or bool column filled batch by batch; a null mask only once a null arrives."""
+
+    def __init__(self, kind: str, dtype, rows: int):
+        self.kind = kind
+        self.values = np.empty(rows, dtype=dtype)
+        self.mask: Optional[np.ndarray] = None
+
+    def put(self, at: int, arr) -> None:
+        n = len(arr)
+        if arr.null_count:
+            if self.mask is None:
+                self.mask = np.zeros(len(self.values), dtype=bool)
+            self.mask[at : at + n] = arr.is_null().to_numpy(zero_copy_only=False)
+            arr = arr.fill_null(False if self.kind == "bool" else 0)  # NaN stays NaN
+        self.values[at : at + n] = arr.to_numpy(zero_copy_only=False)
+
+    def finish(self, name: str, session_tz: str):
+        if self.mask is None:
+            return self.values
+        if self.kind == "int":
+            return pd.arrays.IntegerArray(self.values, self.mask)
+        if self.kind == "float":
+            return pd.arrays.FloatingArray(self.values, self.mask)  # keeps NaN (a value) apart from NA
+        return pd.arrays.BooleanArray(self.values, self.mask)
+
+
+class _ObjectSink:
+    """A string or binary column: Python str/bytes objects, None for null."""
+
+    def __init__(self, rows: int):
+        self.values = np.empty(rows, dtype=object)
+
+    def put(self, at: int, arr) -> None:
+        self.values[at : at + len(arr)] = arr.to_numpy(zero_copy_only=False)
+
+    def finish(self, name: str, session_tz: str):
+        return pd.Series(self.values, dtype=object, copy=False)
+
+
+class _ArrowSink:
+    """Any other column: its Arrow chunks, converted at the end by :func:`arrow_column`."""
+
+    def __init__(self, arrow_type):
+        self.type = arrow_type
+        self.chunks: list = []
+
+    def put(self, at: int, arr) -> None:
+        self.chunks.append(arr)
+
+    def finish(self, name: str, session_tz: str):
+        import pyarrow as pa
+
+        col = pa.chunked_array(self.chunks, type=self.type)
+        self.chunks = []
+        return arrow_column(name, col, session_tz)
+
+
+def _sink(t, rows: int):
+    import pyarrow.types as pt
+
+    if pt.is_string(t) or pt.is_large_string(t) or pt.is_binary(t) or pt.is_large_binary(t):
+        return _ObjectSink(rows)
+    if pt.is_integer(t):
+        return _NumberSink("int", t.to_pandas_dtype(), rows)
+    if pt.is_float32(t) or pt.is_float64(t):
+        return _NumberSink("float", t.to_pandas_dtype(), rows)
+    if pt.is_boolean(t):
+        return _NumberSink("bool", bool, rows)
+    return _ArrowSink(t)
 
 
 def arrow_column(name: str, col, session_tz: str):

@@ -8,19 +8,22 @@ ever unpickled or evaluated. Both build frames with the dtype rules of :mod:`.ar
 
 from __future__ import annotations
 
+import binascii
+import io
 import json
 import uuid
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pandas as pd
 
 from ..config import load_config
 from ..errors import HailEmrLabError
 from ..remote import NAMESPACE
-from ..remote.codec import decode_pandas, encode_pandas, pack, unpack
+from ..remote.codec import decode_pandas, encode_pandas, pack
 from ..remote.dataframe import MARKER
-from .arrow_frames import arrow_to_pandas, pandas_from_arrow
+from .arrow_frames import arrow_batches_to_pandas, arrow_to_pandas, pandas_from_arrow
 from .staging import STAGED_FORMATS, StagingArea
 
 #: Base64 characters per statement output (Livy's RPC limit is 50 MB per output).
@@ -49,35 +52,165 @@ class Pulled:
 
 # ---------------------------------------------------------------------- decoding
 
+#: How a payload's bytes were made (the entry's ``packing``; drivers that name none used zlib):
+#: "zlib" over the whole encoded value, or "ipc", an Arrow IPC stream whose buffers Arrow
+#: compressed itself (Arrow columnar format, BodyCompression).
+PACKINGS = ("zlib", "ipc")
+
+
+class _Payload(io.RawIOBase):
+    """The payload bytes of one pulled value, read as a file while its base64 texts arrive.
+
+    ``texts`` yields the base64 text in order (the inline ``data``, or the chunks as they are
+    fetched); each is decoded (and inflated, for "zlib") when the reader needs more, so only
+    the current chunk is held here. Raises :class:`TransferError` for text that is not base64
+    or a zlib stream that ends early or has bytes after its end.
+    """
+
+    def __init__(self, texts: Iterator[str], packing: str, what: str):
+        super().__init__()
+        self._texts = texts
+        self._inflate = zlib.decompressobj() if packing == "zlib" else None
+        self._what = what
+        self._cur = memoryview(b"")
+        self._carry = ""
+        self.ended = False
+        self.fetch_error: Optional[BaseException] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _more(self) -> bool:
+        """Decode the next text into ``_cur``; False when all texts are used."""
+        while True:
+            try:
+                text = next(self._texts)
+            except StopIteration:
+                break
+            except BaseException as exc:  # the fetch's own error (Livy, Ctrl-C): not the data's
+                self.fetch_error = exc
+                raise
+            if self._carry or len(text) % 4:  # chunks are cut at whole groups of 4; keep any rest
+                text = self._carry + text
+                cut = len(text) - len(text) % 4
+                text, self._carry = text[:cut], text[cut:]
+            try:
+                data = binascii.a2b_base64(text, strict_mode=True)
+            except binascii.Error as exc:
+                raise TransferError(f"{self._what}: the cluster sent data that is not base64 ({exc})") from None
+            if self._inflate is not None:
+                data = self._inflate.decompress(data)
+            if data:
+                self._cur = memoryview(data)
+                return True
+        self._end()
+        return False
+
+    def _end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        if self._carry:
+            raise TransferError(f"{self._what}: the cluster's data ended inside a base64 group")
+        if self._inflate is not None and (not self._inflate.eof or self._inflate.unused_data):
+            raise TransferError(f"{self._what}: the cluster's compressed data is cut short or has bytes after its end")
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return bytes(self.read_all())
+        out = []
+        while size > 0 and (len(self._cur) or self._more()):
+            part = self._cur[:size]
+            self._cur = self._cur[len(part):]
+            out.append(part)
+            size -= len(part)
+        return out[0].tobytes() if len(out) == 1 else b"".join(out)
+
+    def read_all(self, size: Optional[int] = None) -> bytearray:
+        """Everything left, in one buffer of ``size`` bytes when that is known (no second copy)."""
+        if size is None:
+            parts = [self._cur]
+            while self._more():
+                parts.append(self._cur)
+            self._cur = memoryview(b"")
+            return bytearray(b"".join(parts))
+        buf, at = bytearray(size), 0
+        while len(self._cur) or self._more():
+            n = len(self._cur)
+            if at + n > size:
+                raise TransferError(f"{self._what}: the cluster sent more data than the {size} bytes it announced")
+            buf[at : at + n] = self._cur
+            at += n
+            self._cur = memoryview(b"")
+        if at != size:
+            raise TransferError(f"{self._what}: the cluster announced {size} bytes but sent {at}")
+        return buf
+
+    def finish(self) -> None:
+        """Check that nothing follows what the decoder read (it would be data we did not use)."""
+        if len(self._cur) or self._more():
+            raise TransferError(f"{self._what}: the cluster sent more data than the value it described")
+
 
 def decode(entry: dict[str, Any], text: str) -> Any:
-    """Decode one pulled value (``entry`` is the cluster's description, ``text`` its data)."""
-    raw = unpack(text)
+    """Decode one pulled value (``entry`` is the cluster's description, ``text`` its whole base64 data)."""
+    return _decode(entry, iter([text]))
+
+
+def _decode(entry: dict[str, Any], texts: Iterator[str]) -> Any:
+    """Decode one pulled value from its base64 ``texts`` in order (see :class:`_Payload`)."""
+    what = f"pulling {entry.get('name', 'the value')}"
     fmt = entry.get("format")
-    if fmt == "arrow":
-        try:
-            return arrow_to_pandas(_read_ipc(raw), entry.get("session_tz") or "UTC")
-        except ValueError as exc:
-            raise TransferError(f"pulling {entry.get('name', 'the value')}: {exc}") from None
-    if fmt == "arrow-pandas":
-        return pandas_from_arrow(_read_ipc(raw), entry.get("columns"))
-    if fmt == "helc":
-        try:
-            return decode_pandas(raw)
-        except ValueError as exc:
-            raise TransferError(f"pulling {entry.get('name', 'the value')}: {exc}") from None
-    if fmt == "json":
-        return json.loads(raw.decode("utf-8"))
-    raise TransferError(
-        f"the cluster sent data in an unknown format {fmt!r}: the hail-emr-lab code in the session may be from "
-        "another version; run %hail connect --new"
-    )
+    packing = entry.get("packing", "zlib")
+    if fmt not in ("arrow", "arrow-pandas", "helc", "json") or packing not in PACKINGS:
+        raise TransferError(
+            f"the cluster sent data in an unknown format {fmt!r} (packing {packing!r}): the hail-emr-lab code in the "
+            "session may be from another version; run %hail connect --new"
+        )
+    payload = _Payload(texts, packing, what)
+    try:
+        if fmt == "arrow":
+            value = _arrow_frame(payload, entry)
+        elif fmt == "arrow-pandas":
+            value = _pandas_frame(payload, entry)
+        else:
+            raw = payload.read_all(entry.get("raw_length") if packing == "zlib" else entry.get("bytes"))
+            value = decode_pandas(raw) if fmt == "helc" else json.loads(raw.decode("utf-8"))
+        payload.finish()
+    except ValueError as exc:  # pyarrow's and the codec's errors about the data itself
+        raise TransferError(f"{what}: {exc}") from None
+    except OSError as exc:  # pyarrow's for a stream cut short; a failed fetch stays what it is
+        if payload.fetch_error is not None:
+            raise
+        raise TransferError(f"{what}: the cluster's data is incomplete ({exc})") from None
+    return value
 
 
-def _read_ipc(raw: bytes):
+def _arrow_frame(payload: _Payload, entry: dict[str, Any]) -> pd.DataFrame:
+    """A Spark Arrow stream as pandas, batch by batch (see :func:`arrow_batches_to_pandas`)."""
+    reader = _read_ipc(payload)
+    tz = entry.get("session_tz") or "UTC"
+    rows = entry.get("rows")
+    if rows is None:
+        return arrow_to_pandas(reader.read_all(), tz)
+    return arrow_batches_to_pandas(reader.schema, reader, int(rows), tz)
+
+
+def _pandas_frame(payload: _Payload, entry: dict[str, Any]) -> pd.DataFrame:
+    """A pandas frame the driver held, from its Arrow stream (pandas metadata kept)."""
+    table = _read_ipc(payload).read_all()
+    rows = entry.get("rows")
+    if rows is not None and table.num_rows != int(rows):
+        raise ValueError(f"the cluster announced {rows} rows but sent {table.num_rows}")
+    return pandas_from_arrow(table, entry.get("columns"))
+
+
+def _read_ipc(payload: _Payload):
+    """A pyarrow stream reader over ``payload`` (Arrow IPC streaming format; compressed buffers
+    are inflated by pyarrow, batch by batch)."""
     import pyarrow as pa
 
-    return pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
+    return pa.ipc.open_stream(pa.PythonFile(payload, mode="r"))
 
 
 # ---------------------------------------------------------------------- statements
@@ -165,18 +298,33 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
         return Pulled(name=name, value=value, kind=entry.get("kind", "?"), format=fmt, rows=rows,
                       truncated=truncated, wire_chars=size, meta=meta)
     text = entry.get("data")
-    if text is None:
-        text = _fetch_chunks(session, entry, timeout, on_chunk)
+    if text is not None:
+        value = decode(entry, text)
+    else:
+        value = _decode_chunked(session, entry, timeout, on_chunk)
     return Pulled(
         name=entry["name"],
-        value=decode(entry, text),
+        value=value,
         kind=entry.get("kind", "?"),
         format=fmt,
         rows=entry.get("rows"),
         truncated=bool(entry.get("truncated")),
-        wire_chars=int(entry.get("length") or len(text)),
+        wire_chars=int(entry.get("length") or len(text or "")),
         meta=meta,
     )
+
+
+def _decode_chunked(session, entry: dict[str, Any], timeout, on_chunk) -> Any:
+    """Decode a value kept on the driver while its chunks are fetched; the driver forgets what
+    is left when decoding fails (a Ctrl-C or a lost session leaves that to the session's end)."""
+    chunks = _fetch_chunks(session, entry, timeout, on_chunk)
+    try:
+        return _decode(entry, chunks)
+    except TransferError:
+        if chunks.gi_frame is not None:  # not all fetched: free the rest on the driver
+            _run(session, f"{NAMESPACE}.drop({entry['token']!r}); print({MARKER!r})", f"pulling {entry['name']}",
+                 timeout)
+        raise
 
 
 def _clean(area) -> None:
@@ -189,21 +337,25 @@ def _clean(area) -> None:
                       stacklevel=3)
 
 
-def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> str:
+def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> Iterator[str]:
+    """The base64 chunks of a kept value, each fetched when the decoder needs it (in order:
+    the driver frees every chunk it sends)."""
     token, total = entry["token"], int(entry["length"])
     if not all(c in "0123456789abcdef" for c in token):
         raise TransferError("the cluster sent a malformed transfer token")
-    parts, start = [], 0
+    start = 0
     while start < total:
         code = f"{NAMESPACE}.chunk({token!r}, {start}, {CHUNK_CHARS})"
         part = _run(session, code, f"pulling {entry['name']}", timeout)
         if not part:
             raise TransferError(f"pulling {entry['name']}: the cluster sent an empty chunk at {start} of {total}")
-        parts.append(part)
         start += len(part)
+        if start > total:
+            raise TransferError(f"pulling {entry['name']}: the cluster sent {start} characters of the {total} it "
+                                "announced")
         if on_chunk:
             on_chunk(entry["name"], start, total)
-    return "".join(parts)
+        yield part
 
 
 # ---------------------------------------------------------------------- push

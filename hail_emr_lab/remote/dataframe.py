@@ -2,18 +2,22 @@
 
 Sent to the session as source text (after ``codec.py``) and exec'd once, so it runs on
 Python 3.7+ with only pyspark, pandas and numpy. With pyarrow on the driver the frame
-travels as an Arrow IPC stream (Spark's own Arrow collect: exact types, nulls kept);
-without it, as the codec's compact columnar blob. Either way it is zlib-compressed and
-base64-encoded, and printed on one line after a marker; blobs bigger than one Livy output
-may carry are kept here and fetched in chunks by :func:`chunk`.
+travels as an Arrow IPC stream (Spark's own Arrow collect: exact types, nulls kept) whose
+buffers Arrow compresses itself (zstd, else lz4), written batch by batch (:class:`IpcPayload`);
+without it, as the codec's compact columnar blob, zlib-compressed whole. Either way the
+payload is base64-encoded for Livy's text channel: inline in the answer when it fits, else kept
+here and handed out in order by :func:`chunk`, each part freed once sent.
 """
 
+import base64
 import json
 import os
 import uuid
+import zlib
+from collections import deque
 
 if "_Writer" not in globals():  # imported locally (tests); on the cluster codec.py was exec'd first
-    from hail_emr_lab.remote.codec import _Writer, encode_pandas, pack
+    from hail_emr_lab.remote.codec import _Writer, encode_pandas
 
 MARKER = "@@hail-emr-lab@@"
 #: Environment variable of the driver process: "0" (or off/false/no) sends every frame in the
@@ -21,7 +25,13 @@ MARKER = "@@hail-emr-lab@@"
 #: tests drive that path). Set it in a cell (``os.environ[...] = "0"``) or for the whole
 #: cluster (e.g. ``spark.yarn.appMasterEnv.HAIL_EMR_LAB_ARROW`` in Livy's session conf).
 ARROW_SWITCH = "HAIL_EMR_LAB_ARROW"
+#: Kept payloads (:class:`_Kept`) by token, until their last chunk is sent or :func:`drop`.
 _BLOBS = {}
+#: Record batches above this many bytes (uncompressed) are written as row slices, so that no
+#: IPC message, and no part the notebook decodes at once, grows with the result.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+#: Arrow IPC buffer codecs, in order of preference (Arrow columnar format: BodyCompression).
+IPC_CODECS = ("zstd", "lz4_frame")
 
 
 def have_arrow():
@@ -106,23 +116,101 @@ def encode_spark(df, limit=None, use_arrow=None):
 
 
 def _spark_arrow(df, limit):
-    import pyarrow as pa
+    """Spark's Arrow collect written as a compressed IPC stream: ``(IpcPayload, rows, truncated)``.
 
+    Each collected batch is released as soon as it is written, so the driver holds the
+    collected batches once plus their compressed form, never an uncompressed second copy.
+    """
     batches = df._collect_as_arrow()
     if batches:
-        table = pa.Table.from_batches(batches)
+        schema = batches[0].schema
     else:
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        table = to_arrow_schema(df.schema).empty_table()
-    truncated = limit is not None and table.num_rows > int(limit)
-    if truncated:
-        table = table.slice(0, int(limit))
-    sink = pa.BufferOutputStream()
-    writer = pa.ipc.new_stream(sink, table.schema)
-    writer.write_table(table)
-    writer.close()
-    return sink.getvalue().to_pybytes(), table.num_rows, truncated
+        schema = to_arrow_schema(df.schema)
+    keep = None if limit is None else int(limit)
+    total = sum(b.num_rows for b in batches)
+    truncated = keep is not None and total > keep
+    payload = IpcPayload(schema)
+    batches.reverse()  # pop() from the end: each batch leaves the list as it is written
+    while batches:
+        batch = batches.pop()
+        if keep is not None:
+            batch = batch.slice(0, max(0, keep - payload.rows))
+        payload.write(batch)
+        del batch  # the last reference: the batch's memory goes back now
+    payload.close()
+    return payload, payload.rows, truncated
+
+
+class _Pieces(object):
+    """A write-only file for pyarrow's IPC writer that keeps what is written as a list of bytes."""
+
+    closed = False
+
+    def __init__(self):
+        self.parts = []
+        self.size = 0
+
+    def write(self, data):
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+class IpcPayload(object):
+    """An Arrow IPC stream written batch by batch with Arrow's buffer compression.
+
+    ``compression`` is the first of :data:`IPC_CODECS` this pyarrow has (None: uncompressed
+    buffers). Batches above :data:`MAX_BATCH_BYTES` are written as row slices. ``parts`` are
+    the stream's bytes in order; ``size`` their total (bytes); ``rows`` the rows written.
+    """
+
+    packing = "ipc"
+
+    def __init__(self, schema):
+        import pyarrow as pa
+
+        self.compression = next((c for c in IPC_CODECS if pa.Codec.is_available(c)), None)
+        self._sink = _Pieces()
+        options = pa.ipc.IpcWriteOptions(compression=self.compression)
+        self._writer = pa.ipc.new_stream(pa.PythonFile(self._sink, mode="w"), schema, options=options)
+        self.rows = 0
+        self.raw_size = 0
+
+    def write(self, batch):
+        """Append one record batch (sliced to bounded messages)."""
+        n = batch.num_rows
+        if not n:
+            return  # the schema travels anyway; an empty message would only cost a round trip
+        step = n
+        if batch.nbytes > MAX_BATCH_BYTES:
+            step = max(1, int(n * MAX_BATCH_BYTES // batch.nbytes))
+        for start in range(0, n, step):
+            self._writer.write_batch(batch.slice(start, step))
+        self.rows += n
+        self.raw_size += batch.nbytes
+
+    def write_table(self, table):
+        for batch in table.to_batches():
+            self.write(batch)
+
+    def close(self):
+        self._writer.close()
+
+    @property
+    def parts(self):
+        return self._sink.parts
+
+    @property
+    def size(self):
+        return self._sink.size
 
 
 def _spark_codec(df, limit, tz):
@@ -289,11 +377,10 @@ def encode_pandas_frame(pdf, limit=None, use_arrow=None):
                 extra["columns"] = [str(n) for n in names]
                 sent = pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1)
             table = pa.Table.from_pandas(sent)
-            sink = pa.BufferOutputStream()
-            writer = pa.ipc.new_stream(sink, table.schema)
-            writer.write_table(table)
-            writer.close()
-            return "arrow-pandas", sink.getvalue().to_pybytes(), len(pdf), truncated, extra
+            payload = IpcPayload(table.schema)
+            payload.write_table(table)
+            payload.close()
+            return "arrow-pandas", payload, len(pdf), truncated, extra
         except Exception as exc:  # mixed object columns Arrow cannot type: the codec copes
             reason = "%s: %s" % (type(exc).__name__, str(exc)[:200])
             return "helc", encode_pandas(pdf), len(pdf), truncated, {"arrow_fallback": reason}
@@ -376,28 +463,80 @@ def encode_object(obj, limit=None, use_arrow=None):
 
 
 def keep_inline(entry, blob, budget):
-    """Put ``blob`` into ``entry`` (``data`` if it fits ``budget`` characters, else kept under a
-    ``token`` for :func:`chunk`); returns the budget left."""
-    text = pack(blob)
-    entry.update(length=len(text), raw_length=len(blob))
-    if len(text) <= budget:
-        entry["data"] = text
-        return budget - len(text)
+    """Put ``blob`` (bytes, or an :class:`IpcPayload`) into ``entry``; returns the budget left.
+
+    The entry says how to read it: ``packing`` ("ipc": the IPC stream as it is, its buffers
+    compressed by Arrow, ``ipc_compression`` naming the codec; "zlib": the bytes compressed
+    whole), ``bytes`` (payload size), ``length`` (its base64 characters) and either ``data``
+    (the whole base64 text, when it fits ``budget`` characters) or a ``token`` for :func:`chunk`.
+    """
+    if isinstance(blob, IpcPayload):
+        parts, size = blob.parts, blob.size
+        entry.update(packing="ipc", ipc_compression=blob.compression, raw_length=blob.raw_size)
+    else:
+        parts = [zlib.compress(blob, 1)]
+        size = len(parts[0])
+        entry.update(packing="zlib", raw_length=len(blob))
+    length = (size + 2) // 3 * 4
+    entry.update(length=length, bytes=size)
+    if length <= budget:
+        entry["data"] = base64.b64encode(b"".join(parts)).decode("ascii")
+        return budget - length
     token = uuid.uuid4().hex
-    _BLOBS[token] = text
+    _BLOBS[token] = _Kept(parts, size)
     entry["token"] = token
     return budget
 
 
+class _Kept(object):
+    """A payload waiting to be fetched: its parts (bytes) in order, each freed once sent."""
+
+    def __init__(self, parts, size):
+        self.parts = deque(memoryview(p) for p in parts)
+        del parts[:]  # the only other reference: the parts now live here alone
+        self.size = size
+        self.sent = 0
+
+    def take(self, start, size):
+        """The base64 text of the next ``size`` characters (rounded down to whole groups of 4)
+        from character ``start``, which must be where the last chunk ended. Raises ``ValueError``."""
+        if start % 4 or start // 4 * 3 != self.sent:
+            raise ValueError("chunk at character %d asked out of order (sent so far: %d characters); "
+                             "pull the value again" % (start, (self.sent + 2) // 3 * 4))
+        want = max(1, size // 4) * 3
+        out = []
+        while want > 0 and self.parts:
+            part = self.parts[0]
+            if len(part) <= want:
+                self.parts.popleft()
+            else:
+                self.parts[0] = part[want:]
+                part = part[:want]
+            out.append(part)
+            want -= len(part)
+            self.sent += len(part)
+        data = out[0] if len(out) == 1 else b"".join(out)
+        return base64.b64encode(data).decode("ascii")
+
+    def held(self):
+        """Bytes still kept here (not sent yet)."""
+        return sum(len(p) for p in self.parts)
+
+    @property
+    def done(self):
+        return self.sent >= self.size
+
+
 def chunk(token, start, size):
-    """Print part of a kept blob; the last part frees it."""
-    text = _BLOBS[token]
-    start, size = int(start), int(size)
-    if start + size >= len(text):
+    """Print the next part of a kept payload (``size`` base64 characters at most from character
+    ``start``); the last part frees it."""
+    kept = _BLOBS[token]
+    text = kept.take(int(start), int(size))
+    if kept.done:
         del _BLOBS[token]
-    print(MARKER + text[start:start + size])
+    print(MARKER + text)
 
 
 def drop(token):
-    """Forget a kept blob (the local side gave up)."""
+    """Forget a kept payload (the local side gave up)."""
     _BLOBS.pop(token, None)

@@ -78,10 +78,16 @@ def _all_types_df(spark):
     return spark.createDataFrame(rows, schema)
 
 
+def _inline(fmt, blob, rows, extra):
+    """Decode what the driver encoded as it travels inline (the driver's own packing)."""
+    entry = {"format": fmt, "rows": rows, **extra}
+    rdf.keep_inline(entry, blob, 10**12)
+    return transfer.decode(entry, entry["data"])
+
+
 def _pull_local(df, use_arrow, limit=None):
     fmt, blob, rows, truncated, extra, kind = rdf.encode_object(df, limit=limit, use_arrow=use_arrow)
-    entry = {"format": fmt, "rows": rows, "truncated": truncated, **extra}
-    return transfer.decode(entry, codec.pack(blob)), fmt, truncated, extra
+    return _inline(fmt, blob, rows, extra), fmt, truncated, extra
 
 
 def _check_all_types(pdf, expected_ts):
@@ -191,7 +197,7 @@ def test_codec_keeps_non_default_index():
 def test_index_named_like_a_column_keeps_both(use_arrow):
     src = pd.DataFrame({"k": [1, 2], "v": ["a", "b"]}).set_index("k", drop=False)
     fmt, blob, rows, truncated, extra, kind = rdf.encode_object(src, use_arrow=use_arrow)
-    out = transfer.decode({"format": fmt, **extra}, codec.pack(blob))
+    out = _inline(fmt, blob, rows, extra)
     if use_arrow:  # pandas metadata travels: the index is restored as an index
         pd.testing.assert_frame_equal(out, src)
     else:
@@ -304,7 +310,7 @@ def test_pandas_repeated_names_keep_every_column(use_arrow):
                      pd.DataFrame({"v": ["a", None], "k": [0.5, float("nan")]})], axis=1)
     fmt, blob, rows, truncated, extra, kind = rdf.encode_object(src, use_arrow=use_arrow)
     assert fmt == ("arrow-pandas" if use_arrow else "helc") and "arrow_fallback" not in extra
-    out = transfer.decode({"format": fmt, **extra}, codec.pack(blob))
+    out = _inline(fmt, blob, rows, extra)
     pd.testing.assert_frame_equal(out, src)
 
 
