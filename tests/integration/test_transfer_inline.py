@@ -169,7 +169,7 @@ def test_chunks_cut_anywhere_decode_the_same():
 def test_an_unknown_packing_or_format_is_refused(packing):
     entry = {"name": "v", "format": "arrow" if packing else "arrow-v9", "rows": 1, "packing": packing or "ipc"}
     with pytest.raises(transfer.TransferError, match="unknown format.*connect --new"):
-        transfer._decode(entry, iter(["AAAA"]))
+        transfer.decode(entry, "AAAA")
 
 
 def test_data_that_does_not_add_up_is_refused_never_returned():
@@ -178,17 +178,17 @@ def test_data_that_does_not_add_up_is_refused_never_returned():
     text = base64.b64encode(ipc).decode("ascii")
     entry = {"name": "v", "format": "arrow", "packing": "ipc"}
     with pytest.raises(transfer.TransferError, match="announced 50001 rows but sent 50000"):
-        transfer._decode(dict(entry, rows=table.num_rows + 1), _chunks(text))
+        transfer.decode(dict(entry, rows=table.num_rows + 1), text)
     with pytest.raises(transfer.TransferError, match="announced 49999 rows but sent more"):
-        transfer._decode(dict(entry, rows=table.num_rows - 1), _chunks(text))
+        transfer.decode(dict(entry, rows=table.num_rows - 1), text)
     cut = base64.b64encode(ipc[: len(ipc) // 2]).decode("ascii")
     with pytest.raises(transfer.TransferError, match="pulling v"):
-        transfer._decode(dict(entry, rows=table.num_rows), _chunks(cut))
+        transfer.decode(dict(entry, rows=table.num_rows), cut)
     extra = base64.b64encode(ipc + b"\x00" * 12).decode("ascii")
     with pytest.raises(transfer.TransferError, match="more data than the value"):
-        transfer._decode(dict(entry, rows=table.num_rows), _chunks(extra))
+        transfer.decode(dict(entry, rows=table.num_rows), extra)
     zipped = base64.b64encode(zlib.compress(b'{"a": 1}')[:-3]).decode("ascii")
     with pytest.raises(transfer.TransferError, match="cut short"):
-        transfer._decode({"name": "v", "format": "json", "packing": "zlib"}, iter([zipped]))
+        transfer.decode({"name": "v", "format": "json", "packing": "zlib"}, zipped)
     with pytest.raises(transfer.TransferError, match="not base64"):
-        transfer._decode({"name": "v", "format": "json", "packing": "zlib"}, iter(["eJ*r"]))
+        transfer.decode({"name": "v", "format": "json", "packing": "zlib"}, "eJ*r")
