@@ -199,11 +199,13 @@ class StagingArea:
         keep = min(rows, int(limit)) if limit is not None else rows
         names = list(entry.get("columns") or dataset.schema.names)
         if entry.get("format") == "parquet-pandas":
-            table = dataset.to_table().slice(0, keep)
-            frame = pandas_from_arrow(table, names)
+            # The driver cut the frame (slicing here would lose the row index's metadata).
+            if limit is not None and rows > int(limit):
+                raise StagingError(f"the cluster staged {rows:,} rows for a pull of at most {int(limit):,}")
+            frame = pandas_from_arrow(dataset.to_table(), entry.get("columns"))
             if on_progress:
                 on_progress(total, total)
-            return frame, keep, truncated, total
+            return frame, rows, bool(entry.get("truncated")), total
         arrays = []
         placeholders = dataset.schema.names
         for i, placeholder in enumerate(placeholders):

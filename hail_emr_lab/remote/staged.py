@@ -145,16 +145,24 @@ def stage_spark(df, staging, limit=None):
 def stage_pandas(pdf, staging, limit=None):
     """Write a pandas frame held on the driver as one Parquet file (pandas metadata kept).
 
-    Needs pyarrow on the driver. Returns ``{"location", "columns"}`` like :func:`stage_spark`.
+    Needs pyarrow on the driver. Returns ``{"location", "columns", "truncated"}``: ``columns``
+    only when names repeat (they travel as placeholders), else the frame's pandas metadata
+    brings its labels, column index and row index back as they were.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     url = check_location(staging)
-    if limit is not None:
-        pdf = pdf.iloc[: int(limit) + 1]
-    names = [str(n) for n in pdf.columns]
-    table = pa.Table.from_pandas(pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1))
+    truncated = limit is not None and len(pdf) > int(limit)
+    if truncated:
+        pdf = pdf.iloc[: int(limit)]  # cut here: a cut Arrow table would lose the index's metadata
+    names = list(pdf.columns)
+    columns = None
+    if len(set(names)) != len(names):
+        # Arrow refuses repeated names: placeholders and the real names beside them (as inline).
+        columns = [str(n) for n in names]
+        pdf = pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1)
+    table = pa.Table.from_pandas(pdf)  # its pandas metadata keeps labels, column and row index
     filesystem, root = _arrow_fs(url)
     filesystem.create_dir(root)
     try:
@@ -162,7 +170,7 @@ def stage_pandas(pdf, staging, limit=None):
     except BaseException:
         filesystem.delete_dir(root)
         raise
-    return {"location": staging["url"], "columns": names}
+    return {"location": staging["url"], "columns": columns, "truncated": truncated}
 
 
 def _arrow_fs(url):

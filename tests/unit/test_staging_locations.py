@@ -63,3 +63,29 @@ def test_a_staging_folder_that_cannot_be_made_is_left_out(tmp_path, monkeypatch)
     assert "the local staging folder" in area.unavailable[0]
     area = staging.StagingArea.open(_config(bucket="lab", prefix="../bob"))
     assert area.locations == [] and len(area.unavailable) == 2
+
+
+@pytest.mark.parametrize("limit", [None, 2, 10])
+def test_a_staged_pandas_frame_comes_back_as_it_was(tmp_path, monkeypatch, limit):
+    """Column labels that are not strings, a named column index and the row index (also when
+    ``-n`` cuts the frame) come back as the inline transport brings them, not as strings / 0..n-1."""
+    import numpy as np
+    import pandas as pd
+
+    monkeypatch.setenv("HAIL_EMR_LAB_LOCAL_DIR", str(tmp_path))
+    area = staging.StagingArea.open(_config())
+    (loc,) = area.locations
+    pdf = pd.DataFrame(np.arange(12.0).reshape(4, 3), index=pd.RangeIndex(100, 104))
+    named = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}, index=pd.Index(["r1", "r2"], name="rows"))
+    named.columns.name = "fields"
+    repeated = pd.DataFrame([[1, 2], [3, 4]], columns=["a", "a"])
+    for i, frame in enumerate((pdf, named, repeated)):
+        wire = dict(loc.wire(), url=loc.wire()["url"])
+        fields = rstaged.stage_pandas(frame, wire, limit)
+        got, rows, truncated, _ = area.read(dict(format="parquet-pandas", name=f"x{i}", **fields), limit)
+        want = frame if limit is None else frame.iloc[:limit]
+        pd.testing.assert_frame_equal(got, want)
+        assert (rows, truncated) == (len(want), len(want) < len(frame))
+        area.cleanup()
+        area = staging.StagingArea.open(_config())
+        (loc,) = area.locations
