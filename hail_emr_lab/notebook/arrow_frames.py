@@ -230,6 +230,19 @@ def pandas_from_arrow(table, columns: Optional[Sequence[str]] = None) -> pd.Data
     near one frame.
     """
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    # Zero-copy columns are views of Arrow's immutable buffers: a user's ``df.loc[0, "a"] = 1``
+    # would fail ("read-only"). Copy those one column at a time; each column's Arrow buffer is
+    # freed as its copy replaces it, so the peak grows by one column, not one frame.
+    for i in range(frame.shape[1]):
+        if _read_only(frame.iloc[:, i]._values):
+            frame.isetitem(i, frame.iloc[:, i].copy(deep=True))
     if columns is not None:
         frame.columns = list(columns)
     return frame
+
+
+def _read_only(values: Any) -> bool:
+    """Does this column's data (a numpy array, or an extension array over some) refuse writes?"""
+    parts = [values] if isinstance(values, np.ndarray) else [
+        getattr(values, name, None) for name in ("_ndarray", "_data", "_mask", "_codes")]
+    return any(isinstance(a, np.ndarray) and not a.flags.writeable for a in parts)
