@@ -295,6 +295,10 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
             value, rows, truncated, size = area.read(entry, limit, progress)
         except ValueError as exc:
             raise TransferError(f"pulling {name}: {exc}") from None
+        except OSError as exc:  # pyarrow's S3 and file errors: network, permission, region, missing files
+            raise TransferError(
+                f"pulling {name}: reading the staged Parquet at {entry.get('location')} failed: {exc}. The notebook "
+                "reads it with its own AWS credentials and region; or pull with --via livy") from None
         return Pulled(name=name, value=value, kind=entry.get("kind", "?"), format=fmt, rows=rows,
                       truncated=truncated, wire_chars=size, meta=meta)
     text = entry.get("data")

@@ -217,3 +217,18 @@ def test_out_of_range_timestamps_fail_clearly_when_staged(remote, spark):
     with pytest.raises(transfer.TransferError, match="column 't' holds timestamps outside the years pandas can hold"):
         pull_via(remote, "old", "staged")
     assert staging_leftovers() == []
+
+
+def test_an_unreadable_s3_staging_location_is_a_clear_error(aws_env, isolated_config, monkeypatch):
+    """S3 unreachable (or refusing, or in another region) while the notebook reads staged files:
+    one message naming the location and what to do, not pyarrow's bare OSError."""
+    from support.net import free_port
+
+    isolated_config.joinpath("config.json").write_text(json.dumps({"bucket": "lab-bucket", "prefix": "alice"}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    area = staging.StagingArea.open(load_config())
+    s3_loc = [loc for loc in area.locations if not loc.local][0]
+    entry = {"name": "df", "kind": "spark", "format": "parquet", "location": s3_loc.url, "columns": ["a"]}
+    with pytest.raises(transfer.TransferError, match="reading the staged Parquet at s3://lab-bucket/alice/") as err:
+        transfer._receive(None, entry, None, None, None, area)
+    assert "--via livy" in str(err.value)
