@@ -179,11 +179,32 @@ class SessionProgress(TypedDict):
     spark_error: Optional[str]
 
 
+class Transfer(TypedDict):
+    """A pull (``-o``) or push running in one of this user's kernels (``dashboard/transfers.py``):
+    sizes in bytes, ``rate`` in bytes per second over the last seconds, ``eta`` and ``elapsed``
+    in seconds; ``total_bytes``, ``rows``, ``rate`` and ``eta`` are null while unknown."""
+
+    kernel_pid: int
+    notebook: Optional[str]
+    session_name: Optional[str]
+    direction: str  # pull or push
+    name: str  # the variable
+    transport: Optional[str]  # livy or staged, null until the cluster chose
+    done_bytes: int
+    total_bytes: Optional[int]
+    rows: Optional[int]
+    rate: Optional[float]
+    eta: Optional[float]
+    elapsed: float
+
+
 class Progress(Answer):
-    """GET progress."""
+    """GET progress (``transfers_error``: published transfers that could not be read)."""
 
     sessions: list[SessionProgress]
     error: Optional[str]
+    transfers: list[Transfer]
+    transfers_error: Optional[str]
 
 
 # ----------------------------------------------------------------- plots

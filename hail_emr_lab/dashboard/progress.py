@@ -1,4 +1,5 @@
-"""The Running section: progress of running statements, with their Spark jobs and stages.
+"""The Running section: progress of running statements, with their Spark jobs and stages, and
+the transfers (``-o``, ``%hail push``) this user's kernels publish (:mod:`.transfers`).
 
 Livy gives each statement a ``progress`` (0..1). The detail comes from the Spark REST API
 of the session's application (``appInfo.sparkUiUrl`` + ``/api/v1/applications/<appId>/jobs``
@@ -17,6 +18,7 @@ import requests
 from ..config import Config
 from ..errors import HailEmrLabError
 from ..session_names import is_own
+from . import transfers
 from .status import configured_client, safe_url
 
 SPARK_TIMEOUT = (2.0, 5.0)
@@ -144,11 +146,14 @@ def _statement_row(st: Any) -> dict[str, Any]:
     }
 
 
-def running_progress(cfg: Config, client: Any = None, include_all: bool = False) -> dict[str, Any]:
-    """The Running section: for each alive session (own ones unless ``include_all``), its running
+def running_progress(cfg: Config, client: Any = None, include_all: bool = False,
+                     runtime_dir: Optional[str] = None) -> dict[str, Any]:
+    """The Running section: the transfers this user's kernels publish (:mod:`.transfers`, read
+    from ``runtime_dir``), and for each alive session (own ones unless ``include_all``) its running
     statements with progress and Spark jobs/stages. Errors are reported per session."""
     own_name = cfg.get("session_name")
-    out: dict[str, Any] = {"sessions": [], "error": None}
+    moving, moving_error = transfers.running_transfers(runtime_dir)  # read first: Livy may fail
+    out: dict[str, Any] = {"sessions": [], "error": None, "transfers": moving, "transfers_error": moving_error}
     close = client is None
     try:
         client = client or configured_client(cfg)

@@ -183,10 +183,11 @@ class StagingArea:
         self,
         entry: dict[str, Any],
         limit: Optional[int],
-        on_progress: Optional[Callable[[int, int], None]] = None,
+        on_progress: Optional[Callable[..., None]] = None,
     ) -> tuple[pd.DataFrame, int, bool, int]:
         """``(frame, rows, truncated, Parquet bytes read)`` of a staged entry, at most ``limit`` rows.
 
+        ``on_progress(done, total, rows=)`` is told the Parquet bytes read so far (by column).
         Raises :class:`StagingError` for a location not offered here or missing files, and
         ``ValueError`` (from the dtype rules) for values pandas cannot hold.
         """
@@ -198,13 +199,15 @@ class StagingArea:
         truncated = limit is not None and rows > int(limit)
         keep = min(rows, int(limit)) if limit is not None else rows
         names = list(entry.get("columns") or dataset.schema.names)
+        if on_progress:
+            on_progress(0, total, rows=keep)
         if entry.get("format") == "parquet-pandas":
             # The driver cut the frame (slicing here would lose the row index's metadata).
             if limit is not None and rows > int(limit):
                 raise StagingError(f"the cluster staged {rows:,} rows for a pull of at most {int(limit):,}")
             frame = pandas_from_arrow(dataset.to_table(), entry.get("columns"))
             if on_progress:
-                on_progress(total, total)
+                on_progress(total, total, rows=rows)
             return frame, rows, bool(entry.get("truncated")), total
         arrays = []
         placeholders = dataset.schema.names
@@ -214,7 +217,7 @@ class StagingArea:
             arrays.append(arrow_column(names[i], col, entry.get("session_tz") or "UTC"))
             del col
             if on_progress:
-                on_progress(total * (i + 1) // len(placeholders), total)
+                on_progress(total * (i + 1) // len(placeholders), total, rows=keep)
         return frame_from_columns(names, arrays, keep), keep, truncated, total
 
     def write(

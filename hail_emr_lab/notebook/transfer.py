@@ -255,7 +255,8 @@ def pull(
     ``via`` is one of :data:`VIAS`; ``"auto"`` stages frames estimated above the configuration's
     ``transfer_inline_max`` bytes (``config``: a :class:`~hail_emr_lab.config.Config`). Staging
     locations are deleted afterwards whatever happens (:mod:`.staging`). ``on_chunk(name, done,
-    total)`` reports bytes moved. Raises :class:`TransferError`, ``StatementError`` (a remote
+    total, transport=, rows=)`` reports bytes moved (characters through Livy, Parquet bytes read),
+    with the transport (``livy``, ``staged``) and the rows when known. Raises :class:`TransferError`, ``StatementError`` (a remote
     error) or ``StatementInterrupted`` (Ctrl-C; the statement was cancelled).
     """
     for name in names:
@@ -290,7 +291,8 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
         if area is None:
             raise TransferError("the cluster staged a result although this pull offered no staging location")
         name = entry["name"]
-        progress = (lambda done, total: on_chunk(name, done, total)) if on_chunk else None
+        progress = (lambda done, total, rows=None: on_chunk(name, done, total, transport="staged", rows=rows)
+                    ) if on_chunk else None
         try:
             value, rows, truncated, size = area.read(entry, limit, progress)
         except ValueError as exc:
@@ -304,6 +306,8 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
     text = entry.get("data")
     if text is not None:
         value = decode(entry, text)
+        if on_chunk:
+            on_chunk(entry["name"], len(text), len(text), transport="livy", rows=entry.get("rows"))
     else:
         value = _decode_chunked(session, entry, timeout, on_chunk)
     return Pulled(
@@ -348,6 +352,8 @@ def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> Iterator
     if not all(c in "0123456789abcdef" for c in token):
         raise TransferError("the cluster sent a malformed transfer token")
     start = 0
+    if on_chunk:
+        on_chunk(entry["name"], 0, total, transport="livy", rows=entry.get("rows"))
     while start < total:
         code = f"{NAMESPACE}.chunk({token!r}, {start}, {CHUNK_CHARS})"
         part = _run(session, code, f"pulling {entry['name']}", timeout)
@@ -358,7 +364,7 @@ def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> Iterator
             raise TransferError(f"pulling {entry['name']}: the cluster sent {start} characters of the {total} it "
                                 "announced")
         if on_chunk:
-            on_chunk(entry["name"], start, total)
+            on_chunk(entry["name"], start, total, transport="livy", rows=entry.get("rows"))
         yield part
 
 
@@ -429,7 +435,7 @@ def _push_inline(session, value, name, as_pandas, timeout, on_chunk) -> dict[str
         part = text[start : start + PUSH_CHUNK_CHARS]
         _run(session, f"{NAMESPACE}.push_part({token!r}, {part!r})", f"pushing {name}", timeout)
         if on_chunk:
-            on_chunk(name, min(start + PUSH_CHUNK_CHARS, len(text)), len(text))
+            on_chunk(name, min(start + PUSH_CHUNK_CHARS, len(text)), len(text), transport="livy")
     if not text:
         _run(session, f"{NAMESPACE}.push_part({token!r}, '')", f"pushing {name}", timeout)
     code = f"{NAMESPACE}.push_finish(globals(), {token!r}, {name!r}, {kind!r}, as_pandas={bool(as_pandas)})"

@@ -140,11 +140,36 @@ export interface ISessionProgress {
   spark_error: string | null;
 }
 
-/** GET progress. */
+/**
+ * A pull (``-o``) or push running in one of this user's kernels (``dashboard/transfers.py``):
+ * sizes in bytes, ``rate`` in bytes per second over the last seconds, ``eta`` and ``elapsed``
+ * in seconds; ``total_bytes``, ``rows``, ``rate`` and ``eta`` are null while unknown.
+ */
+export interface ITransfer {
+  kernel_pid: number;
+  notebook: string | null;
+  session_name: string | null;
+  /** pull or push */
+  direction: string;
+  /** the variable */
+  name: string;
+  /** livy or staged, null until the cluster chose */
+  transport: string | null;
+  done_bytes: number;
+  total_bytes: number | null;
+  rows: number | null;
+  rate: number | null;
+  eta: number | null;
+  elapsed: number;
+}
+
+/** GET progress (``transfers_error``: published transfers that could not be read). */
 export interface IProgress {
   elapsed_ms: number;
   sessions: ISessionProgress[];
   error: string | null;
+  transfers: ITransfer[];
+  transfers_error: string | null;
 }
 
 /** A plot file in the folder's plots/ (``indexed``: known to the plots index). */

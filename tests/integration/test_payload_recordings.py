@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 import test_server_handlers as server_tests
+from jupyter_core.paths import jupyter_runtime_dir
 from support.emr_cluster import moto_emr_cluster
 from support.sigv4_gateway import SigV4Gateway
 from support.ssm_standin import SsmStandIn
@@ -131,9 +132,15 @@ async def test_progress_of_a_running_statement(jp_fetch, livy_env, livy_session,
             if rows and rows[0]["jobs"][0]["stages"]:
                 break
             await asyncio.sleep(0.3)
-        data = await answer(jp_fetch, "progress", "progress", payloads.Progress, tmp_path)
+        publisher = server_tests._publisher(jupyter_runtime_dir())  # a kernel's transfer, as it publishes it
+        try:
+            data = await answer(jp_fetch, "progress", "progress", payloads.Progress, tmp_path)
+        finally:
+            publisher.kill()
+            publisher.wait(timeout=30)
         row = data["sessions"][0]["statements"][0]
         assert row["id"] == st.id and row["jobs"][0]["stages"], data
+        assert data["transfers"][0]["name"] == "gwas", data
     finally:
         await asyncio.get_running_loop().run_in_executor(None, lambda: livy_session.wait(st, timeout=120))
 

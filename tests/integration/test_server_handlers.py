@@ -216,6 +216,61 @@ async def test_progress_maps_spark_jobs_to_statements(jp_fetch, livy_env, livy_s
     assert [r for s in data["sessions"] for r in s["statements"]] == []
 
 
+# A kernel stand-in: another process that publishes a transfer the way a kernel's -o does
+# (the real TransferProgress and file), then waits to be told to end it or to be killed.
+PUBLISHER = """
+import sys
+import time
+from hail_emr_lab.notebook.progress import Progress
+from hail_emr_lab.notebook.transfer_progress import TransferProgress
+moving = TransferProgress("pull", ["gwas"], session_name="hail-x", runtime_dir=sys.argv[1], bar=Progress(show_after=99))
+moving.on_chunk("gwas", 0, 40_000_000, transport="staged", rows=2_000_000)
+time.sleep(0.3)  # redraws are throttled
+moving.on_chunk("gwas", 10_000_000, 40_000_000, transport="staged", rows=2_000_000)
+print("published", flush=True)
+if sys.stdin.readline().strip() == "end":
+    moving.finish("ok")
+    print("ended", flush=True)
+"""
+
+
+def _publisher(runtime: str):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", PUBLISHER, runtime], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "published"
+    return proc
+
+
+async def test_progress_shows_the_transfers_kernels_publish(jp_fetch, monkeypatch):
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    monkeypatch.setenv("HAIL_EMR_LAB_LIVY_URL", "http://127.0.0.1:9")  # no Livy: transfers still show
+    proc = _publisher(jupyter_runtime_dir())
+    try:
+        data = await get_json(jp_fetch, "progress")
+        assert data["error"] and data["transfers_error"] is None
+        (moving,) = data["transfers"]
+        assert moving["kernel_pid"] == proc.pid and moving["name"] == "gwas" and moving["direction"] == "pull"
+        assert (moving["transport"], moving["done_bytes"], moving["total_bytes"], moving["rows"]) == \
+            ("staged", 10_000_000, 40_000_000, 2_000_000)
+        proc.stdin.write("end\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ended"
+        assert (await get_json(jp_fetch, "progress"))["transfers"] == []  # gone when it ends
+        proc.wait(timeout=30)
+        # A kernel killed mid-transfer leaves a file behind: the server drops it.
+        proc = _publisher(jupyter_runtime_dir())
+        proc.kill()
+        proc.wait(timeout=30)
+        assert (await get_json(jp_fetch, "progress"))["transfers"] == []
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
 # ----------------------------------------------------------------- plots
 
 

@@ -10,7 +10,7 @@ from IPython.display import display
 from ...errors import HailEmrLabError
 from ...livy import StatementError
 from ..context import HailContext
-from ..progress import Progress
+from ..transfer_progress import TransferProgress, finishing
 from .errors import HailMagicError, remote_error
 from .render import print_text, pulled_line, render_output, show_plots, warn
 
@@ -51,18 +51,13 @@ def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int]
     """``-o``: bring the remote variables ``names`` into the notebook's namespace (``via``: ``transfer.VIAS``)."""
     from .. import transfer
 
-    bar = Progress("pull")
-
-    def on_chunk(name: str, done: int, total: int) -> None:
-        bar.update(done / total, f"pulling {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-
-    try:
-        results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=on_chunk, via=via,
-                                config=ctx.config)
-    except StatementError as exc:
-        raise remote_error(exc.output, "Pulling " + ", ".join(names) + " failed") from None
-    finally:
-        bar.close()
+    moving = TransferProgress("pull", names, session_name=_session_name(ctx))
+    with finishing(moving, quiet):
+        try:
+            results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=moving.on_chunk,
+                                    via=via, config=ctx.config)
+        except StatementError as exc:
+            raise remote_error(exc.output, "Pulling " + ", ".join(names) + " failed") from None
     for item in results:
         m.user_ns[item.name] = item.value
         if item.truncated:
@@ -72,6 +67,10 @@ def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int]
             )
         if not quiet:
             print_text(pulled_line(item))
+
+
+def _session_name(ctx: HailContext) -> Optional[str]:
+    return getattr(ctx.session, "name", None)
 
 
 def sql(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
@@ -105,17 +104,15 @@ def push(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     m.wait_ready(ctx)
     from .. import transfer
 
-    bar = Progress("push")
-    try:
-        summary = transfer.push(
-            ctx.session, m.user_ns[args.variable], args.as_name or args.variable, as_pandas=args.pandas,
-            on_chunk=lambda n, d, t: bar.update(d / t, f"pushing {n}: {d / 1e6:.1f} of {t / 1e6:.1f} MB"),
-            via=args.via, config=ctx.config,
-        )
-    except StatementError as exc:
-        raise remote_error(exc.output, f"Pushing {args.variable} failed") from None
-    finally:
-        bar.close()
+    moving = TransferProgress("push", [args.as_name or args.variable], session_name=_session_name(ctx))
+    with finishing(moving):
+        try:
+            summary = transfer.push(
+                ctx.session, m.user_ns[args.variable], args.as_name or args.variable, as_pandas=args.pandas,
+                on_chunk=moving.on_chunk, via=args.via, config=ctx.config,
+            )
+        except StatementError as exc:
+            raise remote_error(exc.output, f"Pushing {args.variable} failed") from None
     if summary.get("note"):
         warn(f"{args.variable}: {summary['note']}")
     staged = f", staged as {summary['bytes'] / 1e6:.1f} MB of Parquet" if summary.get("via") == "staged" else ""
