@@ -6,8 +6,9 @@ those reports into the cell's progress line (:class:`~.progress.Progress`: what 
 and how, bytes done of total, rows, the rate over the last seconds and the time left; a plain
 text line outside a kernel), redrawn and published at most every :data:`MIN_INTERVAL` seconds,
 and into the record the sidebar's Running section reads (:mod:`hail_emr_lab.dashboard.transfers`).
-:meth:`TransferProgress.finish` leaves one line with the totals and the mean rate and withdraws
-the record, also after a failure or Ctrl-C.
+:meth:`TransferProgress.finish` withdraws the record, also after a failure or Ctrl-C, and clears
+the line (each variable's result line gives its totals and mean rate, :meth:`~TransferProgress.moved`)
+or, when the transfer failed or was interrupted, leaves a record of how far it got.
 """
 
 from __future__ import annotations
@@ -116,6 +117,16 @@ class TransferProgress:
             parts.append(f"{format_elapsed(eta)} left")
         return f"{self._what(item)}: " + " · ".join(parts)
 
+    def moved(self, name: str) -> Optional[str]:
+        """``50.0 MB in 6.1 s, mean 8.2 MB/s`` for variable ``name`` (None if nothing was reported):
+        the totals the variable's own result line ends with."""
+        item = self.moving.get(name)
+        if item is None:
+            return None
+        meter = item.meter
+        return (f"{human_bytes(meter.done)} in {format_elapsed(meter.elapsed(), tenths=True)}, "
+                f"mean {human_rate(meter.mean_rate())}")
+
     def summary(self) -> str:
         """``pulled x through Livy: 50.0 MB, 2,000,000 rows in 6.1 s (mean 8.2 MB/s)``, one per variable."""
         verb = "pulled" if self.direction == "pull" else "pushed"
@@ -155,18 +166,17 @@ class TransferProgress:
 
     # ------------------------------------------------------------------ end
 
-    def finish(self, outcome: str, quiet: bool = False) -> None:
-        """End the transfer: ``outcome`` ``ok``, ``error`` or ``interrupted``. The line becomes one
-        record with the totals and the mean rate (cleared for ``quiet`` success), and the sidebar's
-        record is withdrawn."""
+    def finish(self, outcome: str) -> None:
+        """End the transfer: ``outcome`` ``ok``, ``error`` or ``interrupted``. A transfer that
+        ended well clears its line (each variable's result line then gives its totals and mean
+        rate, see :meth:`moved`); one that did not leaves a record of how far it got. The
+        sidebar's record is withdrawn."""
         try:
             if self._published:
                 transfers.withdraw(self.runtime_dir)
         finally:
-            if not self.moving:
+            if outcome == "ok" or not self.moving:
                 self.bar.close()
-            elif outcome == "ok":
-                self.bar.finish(self.summary(), "ok", keep=not quiet)
             else:
                 what = "failed" if outcome == "error" else "was interrupted"
                 self.bar.finish(f"{self.direction} {what}; so far {self.summary()}",
@@ -174,7 +184,7 @@ class TransferProgress:
 
 
 @contextmanager
-def finishing(moving: TransferProgress, quiet: bool = False) -> Iterator[TransferProgress]:
+def finishing(moving: TransferProgress) -> Iterator[TransferProgress]:
     """Run a transfer and :meth:`~TransferProgress.finish` it however it ends (Ctrl-C, a
     ``StatementInterrupted``, is ``interrupted``; any other exception ``error``)."""
     try:
@@ -185,4 +195,4 @@ def finishing(moving: TransferProgress, quiet: bool = False) -> Iterator[Transfe
     except BaseException:
         moving.finish("error")
         raise
-    moving.finish("ok", quiet=quiet)
+    moving.finish("ok")

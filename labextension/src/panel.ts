@@ -275,7 +275,7 @@ export class HailPanel extends Widget {
       stamp.parentElement?.parentElement?.setAttribute('data-stale', 'true');
       if (
         section === 'running' &&
-        this.bodies.running.querySelector('.jp-HailStatement')
+        this.bodies.running.querySelector('.jp-HailStatement, .jp-HailTransfer')
       ) {
         this.bodies.running.replaceChildren(
           h(

@@ -17,7 +17,8 @@ import {
   IServerlessApp,
   IServerlessAppError,
   ISessions,
-  ISparkJob
+  ISparkJob,
+  ITransfer
 } from './payloads';
 
 /** What the sections' buttons and tiles do. */
@@ -347,11 +348,112 @@ function renderSparkJob(job: ISparkJob): HTMLElement {
   );
 }
 
-export function renderRunning(data: IProgress): Node[] {
-  if (data.error) {
-    return [h('div', { class: 'jp-HailError' }, data.error)];
+/** `512 B`, `12.3 kB`, `120.3 MB`, `1.20 GB`: decimal units, as the cell's progress line. */
+export function transferBytes(size: number): string {
+  if (size < 1000) {
+    return `${Math.floor(size)} B`;
   }
-  const out: Node[] = [];
+  const units: [string, number][] = [
+    ['kB', 1e3],
+    ['MB', 1e6],
+    ['GB', 1e9],
+    ['TB', 1e12]
+  ];
+  for (const [unit, scale] of units) {
+    if (size < scale * 1000 || unit === 'TB') {
+      const value = size / scale;
+      const digits = (unit === 'GB' || unit === 'TB') && value < 10 ? 2 : 1;
+      return `${value.toFixed(digits)} ${unit}`;
+    }
+  }
+  return `${size} B`;
+}
+
+/** `7 s`, `2 min 05 s`, `1 h 02 min`, as the cell's progress line. */
+export function formatSeconds(seconds: number): string {
+  const s = Math.floor(seconds);
+  if (s < 60) {
+    return `${s} s`;
+  }
+  const two = (n: number): string => String(n).padStart(2, '0');
+  if (s < 3600) {
+    return `${Math.floor(s / 60)} min ${two(s % 60)} s`;
+  }
+  return `${Math.floor(s / 3600)} h ${two(Math.floor((s % 3600) / 60))} min`;
+}
+
+const TRANSPORTS: Record<string, string> = {
+  livy: 'through Livy',
+  staged: 'staged as Parquet'
+};
+
+/** One transfer a kernel publishes: what moves, bytes of total, rows, rate, time left. */
+export function renderTransfer(t: ITransfer): HTMLElement {
+  const verb = t.direction === 'push' ? 'Pushing' : 'Pulling';
+  const how = t.transport ? (TRANSPORTS[t.transport] ?? t.transport) : '';
+  const parts = [
+    transferBytes(t.done_bytes) +
+      (t.total_bytes !== null ? ` of ${transferBytes(t.total_bytes)}` : '')
+  ];
+  if (t.rows !== null) {
+    parts.push(`${t.rows.toLocaleString('en-US')} rows`);
+  }
+  parts.push(
+    t.rate !== null
+      ? t.rate >= 1e5
+        ? `${(t.rate / 1e6).toFixed(1)} MB/s`
+        : `${transferBytes(t.rate)}/s`
+      : '… MB/s'
+  );
+  if (t.eta !== null && t.eta > 0) {
+    parts.push(`${formatSeconds(t.eta)} left`);
+  }
+  let bar: HTMLElement | null = null;
+  if (t.total_bytes) {
+    const pct = Math.min(100, Math.round((100 * t.done_bytes) / t.total_bytes));
+    const fill = h('div', { class: 'jp-HailProgress-fill' });
+    fill.style.width = `${pct}%`;
+    bar = h(
+      'div',
+      {
+        class: 'jp-HailProgress',
+        role: 'progressbar',
+        'aria-valuenow': String(pct)
+      },
+      fill,
+      h('span', { class: 'jp-HailProgress-text' }, `${pct}%`)
+    );
+  }
+  const notebook = t.notebook ? (t.notebook.split('/').pop() ?? '') : '';
+  return h(
+    'div',
+    {
+      class: 'jp-HailTransfer',
+      'data-transfer': t.name,
+      'data-direction': t.direction,
+      'data-kernel-pid': String(t.kernel_pid)
+    },
+    h(
+      'div',
+      { class: 'jp-HailRow' },
+      `${verb} ${t.name}${how ? ' ' + how : ''}`,
+      notebook ? h('span', { class: 'jp-HailMuted' }, ` · ${notebook}`) : null
+    ),
+    bar,
+    h('div', { class: 'jp-HailTransfer-detail' }, parts.join(' · '))
+  );
+}
+
+export function renderRunning(data: IProgress): Node[] {
+  // Transfers first: they are read from this machine and show even when Livy does not answer.
+  const out: Node[] = data.transfers.map(renderTransfer);
+  if (data.transfers_error) {
+    out.push(h('div', { class: 'jp-HailError' }, data.transfers_error));
+  }
+  if (data.error) {
+    out.push(h('div', { class: 'jp-HailError' }, data.error));
+    return out;
+  }
   for (const session of data.sessions) {
     if (session.error) {
       out.push(

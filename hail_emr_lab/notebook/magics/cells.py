@@ -52,7 +52,7 @@ def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int]
     from .. import transfer
 
     moving = TransferProgress("pull", names, session_name=_session_name(ctx))
-    with finishing(moving, quiet):
+    with finishing(moving):
         try:
             results = transfer.pull(ctx.session, names, limit=limit, timeout=timeout, on_chunk=moving.on_chunk,
                                     via=via, config=ctx.config)
@@ -66,7 +66,7 @@ def pull(m: HailMagics, ctx: HailContext, names: list[str], limit: Optional[int]
                 f"{item.kind} has more. Use -n with a larger number, or no -n for all rows."
             )
         if not quiet:
-            print_text(pulled_line(item))
+            print_text(pulled_line(item, moving.moved(item.name)))
 
 
 def _session_name(ctx: HailContext) -> Optional[str]:
@@ -116,4 +116,6 @@ def push(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
     if summary.get("note"):
         warn(f"{args.variable}: {summary['note']}")
     staged = f", staged as {summary['bytes'] / 1e6:.1f} MB of Parquet" if summary.get("via") == "staged" else ""
-    print_text(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']}{staged})")
+    moved = moving.moved(args.as_name or args.variable)
+    print_text(f"{summary['name']}: pushed ({summary['type']}, {summary['shape']}{staged})"
+               + (f"; moved {moved}" if moved else ""))

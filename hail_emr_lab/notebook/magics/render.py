@@ -10,7 +10,7 @@ import html
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 from IPython.display import HTML, Image, display
 
@@ -44,14 +44,16 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     display(pd.DataFrame(rows, columns=columns))
 
 
-def pulled_line(item: Any) -> str:
-    """One line for a variable ``-o`` pulled (a ``transfer.Pulled``): what, how big, how it travelled."""
+def pulled_line(item: Any, moved: Optional[str] = None) -> str:
+    """One line for a variable ``-o`` pulled (a ``transfer.Pulled``): what, how big, how it travelled,
+    ending with ``moved`` (``TransferProgress.moved``: bytes, seconds and the mean rate) when given."""
     if hasattr(item.value, "columns"):
         source = SOURCE_KINDS.get(item.kind, item.kind)
         what = f"{len(item.value):,} rows x {len(item.value.columns)} columns from the {source} `{item.name}`"
     else:
         what = f"the {type(item.value).__name__} `{item.name}`"
-    return f"{item.name}: pulled {what} ({item.format}, {item.wire_chars / 1e6:.2f} MB on the wire)"
+    line = f"{item.name}: pulled {what} ({item.format}, {item.wire_chars / 1e6:.2f} MB on the wire)"
+    return f"{line}; moved {moved}" if moved else line
 
 
 def render_output(output: Any) -> None:

@@ -262,7 +262,62 @@ describe('Running section', () => {
   it('says when nothing runs', () => {
     const data = fixture<IProgress>(progressJson);
     data.sessions[0].statements = [];
+    data.transfers = [];
     expect(draw(renderRunning(data)).textContent).toBe('Nothing running.');
+  });
+
+  it('shows a transfer a kernel publishes: what moves, bytes, rows, rate, time left', () => {
+    const data = fixture<IProgress>(progressJson);
+    const t = data.transfers[0];
+    const body = draw(renderRunning(data));
+    const row = one(
+      body,
+      `.jp-HailTransfer[data-transfer="${t.name}"][data-kernel-pid="${t.kernel_pid}"]`
+    );
+    expect(one(row, '.jp-HailRow').textContent).toBe(
+      'Pulling gwas through Livy · analysis.ipynb'
+    );
+    expect(one(row, '[role="progressbar"]').getAttribute('aria-valuenow')).toBe(
+      '40'
+    );
+    expect(one(row, '.jp-HailTransfer-detail').textContent).toBe(
+      '16.0 MB of 40.0 MB · 2,000,000 rows · 8.0 MB/s · 3 s left'
+    );
+    // Listed before the statements, and still shown when Livy does not answer.
+    expect(body.firstElementChild).toBe(row);
+    data.error = 'Livy at http://127.0.0.1:8998 did not answer';
+    const down = draw(renderRunning(data));
+    expect(all(down, '.jp-HailTransfer')).toHaveLength(1);
+    expect(one(down, '.jp-HailError').textContent).toContain('did not answer');
+  });
+
+  it('shows a staged push before its total is known, and a record it could not read', () => {
+    const data = fixture<IProgress>(progressJson);
+    data.transfers = [
+      {
+        ...data.transfers[0],
+        direction: 'push',
+        transport: 'staged',
+        total_bytes: null,
+        rows: null,
+        rate: null,
+        eta: null,
+        notebook: null
+      }
+    ];
+    data.transfers_error = '123.json: not a transfer record';
+    const body = draw(renderRunning(data));
+    const row = one(body, '.jp-HailTransfer[data-direction="push"]');
+    expect(one(row, '.jp-HailRow').textContent).toBe(
+      'Pushing gwas staged as Parquet'
+    );
+    expect(row.querySelector('[role="progressbar"]')).toBeNull();
+    expect(one(row, '.jp-HailTransfer-detail').textContent).toBe(
+      '16.0 MB · … MB/s'
+    );
+    expect(one(body, '.jp-HailError').textContent).toBe(
+      '123.json: not a transfer record'
+    );
   });
 });
 
