@@ -469,7 +469,8 @@ def _push_staged(session, frame: pd.DataFrame, name: str, as_pandas: bool, timeo
         if "location" not in where:
             return cannot(str(where.get("refused")))
         loc = area.location_of({"name": name, "location": where["location"]})
-        progress = (lambda done, total: on_chunk(name, done, total)) if on_chunk else None
+        progress = (lambda done, total: on_chunk(name, done, total, transport="staged", rows=staged.rows)
+                    ) if on_chunk else None
         try:
             files, size = area.write(loc, staged.table, progress)
         except OSError as exc:

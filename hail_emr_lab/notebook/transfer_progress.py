@@ -78,6 +78,8 @@ class TransferProgress:
                  rows: Optional[int] = None) -> None:
         """``done`` bytes of ``name`` moved so far, of ``total`` (None when unknown)."""
         item = self.moving.get(name)
+        if item is not None and done < item.meter.done:
+            item = None  # counted again from the start (a new attempt): a new meter, not an error
         if item is None:
             # Data that came whole with the cluster's answer moved while it was asked for.
             started = self._asked_at if done > 0 else None

@@ -125,3 +125,14 @@ def test_the_published_record_is_private_to_the_user(tmp_path):
     assert (folder / f"{os.getpid()}.json").stat().st_mode & 0o777 == 0o600
     moving.finish("ok")
     assert list(folder.iterdir()) == []
+
+
+def test_a_count_that_starts_again_restarts_the_rate_instead_of_failing_the_transfer(runtime):
+    clock = Clock()
+    moving = TransferProgress("push", runtime_dir=runtime, clock=clock, bar=Recorded())
+    clock.now += 1
+    moving.on_chunk("f", 5_000_000, 10_000_000, transport="staged")
+    clock.now += 1
+    moving.on_chunk("f", 1_000_000, 10_000_000, transport="staged")
+    assert moving.current.meter.done == 1_000_000 and moving.current.meter.rate() is not None
+    moving.finish("ok")
