@@ -104,7 +104,7 @@ def test_staged_push_gives_the_inline_spark_frame(session):
     src = sample()
     inline = transfer.push(session, src, "pinl", via="livy")
     seen: list[tuple[int, int]] = []
-    staged = transfer.push(session, src, "pstg", via="staged", on_chunk=lambda n, d, t: seen.append((d, t)))
+    staged = transfer.push(session, src, "pstg", via="staged", on_chunk=lambda n, d, t, **how: seen.append((d, t)))
     assert "via" not in inline and staged["via"] == "staged" and staged["shape"] == inline["shape"]
     assert spark_view(session, "pstg") == spark_view(session, "pinl")
     assert spark_view(session, "pstg")[1][:4] == ["bigint", "int", "smallint", "bigint"]
@@ -161,7 +161,7 @@ def test_auto_stages_above_transfer_inline_max(session, local_state):
 def test_a_push_that_fails_leaves_no_files(session):
     src = pd.DataFrame({"k": np.arange(5000)})
 
-    def interrupt(name, done, total):
+    def interrupt(name, done, total, **how):
         raise KeyboardInterrupt  # Ctrl-C while the Parquet is being written
 
     with pytest.raises(KeyboardInterrupt):

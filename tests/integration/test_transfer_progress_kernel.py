@@ -136,3 +136,15 @@ def test_ctrl_c_during_a_pull_withdraws_it_and_says_how_far_it_got(kernel, runti
     assert transfers.running_transfers(runtime) == ([], None)
     res = kernel.run("%%hail\nprint('still usable')")
     assert res.status == "ok" and "still usable" in res.stdout, res.text
+
+
+@pytest.mark.parametrize("via, how", [("livy", "through Livy"), ("staged", "staged as Parquet")])
+def test_a_push_shows_how_it_travels_and_ends_with_its_mean_rate(kernel, runtime, via, how):
+    res = kernel.run(f"import numpy as np, pandas as pd\nlocal = pd.DataFrame({{'v': np.random.default_rng(1).random({ROWS})}})")
+    assert res.status == "ok", res.text
+    seen = watch(kernel, f"%hail push local --via {via}", runtime)
+    assert seen["error"] is None, seen
+    assert re.search(rf"local: pushed \(.*\); moved {BYTES} in [\d.]+ s, mean ", seen["stdout"]), seen["stdout"]
+    assert all(r["direction"] == "push" and r["transport"] == via for r in seen["records"]), seen["records"]
+    assert all(how in t for t in seen["texts"] if t.startswith("hail: pushing local ") and "encoding" not in t)
+    assert transfers.running_transfers(runtime) == ([], None)
