@@ -3,9 +3,10 @@
 Exec'd after ``dataframe.py`` (inline encoding) and ``staged.py`` (Parquet staging). ``via``:
 ``"livy"`` sends every value inline through Livy; ``"staged"`` writes every frame as Parquet
 to a staging location the notebook named; ``"auto"`` stages a frame whose estimated size is
-above ``stage_above`` bytes. When Spark cannot estimate a plan (a Hail Table's RDD, say), at
-most ``stage_above`` bytes' worth of rows are collected first: if that is all there is, it
-travels inline, else the frame is staged. A staged frame is never collected on the driver.
+above ``stage_above`` bytes. When Spark cannot estimate a plan (a Hail Table's RDD, say), the
+first ``SAMPLE_ROWS`` rows are collected to measure a row's size, then at most ``stage_above``
+bytes' worth of rows by that measure: if that is all there is, it travels inline, else the frame
+is staged. A staged frame is never collected on the driver beyond those two bounded reads.
 """
 
 import json
@@ -15,6 +16,13 @@ if "stage_frame" not in globals():  # imported locally (tests); on the cluster t
     from hail_emr_lab.remote.staged import StagingRefused, estimate, row_width, stage_frame
 
 VIAS = ("auto", "livy", "staged")
+#: Rows collected first to measure a frame Spark cannot size (a Hail Table's RDD, say).
+SAMPLE_ROWS = 1000
+
+
+def _raw_size(blob):
+    """Uncompressed bytes of an inline encoding (an Arrow IPC payload, or the codec's bytes)."""
+    return int(getattr(blob, "raw_size", None) or len(blob))
 
 
 def pull(ns, names, limit=None, inline_max=8000000, use_arrow=None, via="livy", stagings=None,
@@ -57,11 +65,19 @@ def _send(kind, frame, limit, use_arrow, via, stagings, stage_above, entry):
         return None, encode_frame(kind, frame, limit, use_arrow)
     size = estimate(kind, frame, limit)
     if size is None:
-        cap = max(1, stage_above // row_width(frame))
+        if limit is not None and int(limit) <= SAMPLE_ROWS:
+            return None, encode_frame(kind, frame, limit, use_arrow)
+        sample = encode_spark(frame, SAMPLE_ROWS, use_arrow)
+        if not sample[3]:  # no more rows than the sample: that is the whole (small) result
+            return None, sample
+        # Bytes per row measured, not Spark's schema default (one element per array, 20 bytes a string).
+        width = max(row_width(frame), _raw_size(sample[1]) // max(1, sample[2]))
+        del sample
+        cap = max(1, stage_above // width)
         if limit is not None and int(limit) <= cap:
             return None, encode_frame(kind, frame, limit, use_arrow)
         probe = encode_spark(frame, cap, use_arrow)
-        if not probe[3]:  # all rows fit under the cap: that is the whole (small) result
+        if not probe[3]:  # all rows fit under the cap: that is the whole result
             return None, probe
         size = stage_above + 1
     if size <= stage_above:

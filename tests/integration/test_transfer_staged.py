@@ -144,6 +144,21 @@ def test_auto_stages_by_estimated_size(remote, spark):
     assert pull_via(remote, "answer", "auto", stage_above=1)[0].value == {"x": [1, 2]}
 
 
+def test_a_frame_spark_cannot_size_is_sized_by_its_real_rows(remote, spark):
+    """Spark counts one element per array in a schema's default row size: 2,000 rows of 2,000
+    doubles (32 MB) looked like 16 KB, so auto collected all of it on the driver and sent it
+    inline. The bounded collect measures real rows: it stages, and the driver collected at
+    most a sample and about ``stage_above`` bytes."""
+    rows = spark.sparkContext.parallelize([(i, [float(i)] * 2000) for i in range(2000)], 4)
+    remote["wide"] = spark.createDataFrame(rows, "k long, v array<double>")
+    _, entry = pull_via(remote, "wide", "auto", stage_above=4_000_000)
+    assert entry["format"] == "parquet", entry
+    remote["narrow"] = spark.createDataFrame(spark.sparkContext.parallelize([(i, [1.0] * 3) for i in range(1500)]),
+                                             "k long, v array<double>")
+    got, entry = pull_via(remote, "narrow", "auto", stage_above=4_000_000)
+    assert entry["format"] == "arrow" and len(got.value) == 1500
+
+
 def test_a_write_that_fails_half_way_leaves_no_files(remote, spark):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
