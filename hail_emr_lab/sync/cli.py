@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(skipped by default; config backup_environments, HAIL_EMR_LAB_BACKUP_ENVIRONMENTS)")
     parser.add_argument("--delete", action="store_true",
                         help="backup: move objects of locally deleted files to the remote trash")
+    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                        help="backup: list the prefix now and upload again files whose object is gone from "
+                             "S3 (default: once a day for a whole-home backup; --no-verify: never)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable JSON report")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors (for cron)")
     parser.add_argument("--concurrency", type=int, default=None, help="parallel transfers (default 32)")
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         from .engine import backup
 
         return _print_report(args, backup(target, delete=args.delete, paths=args.paths or None,
-                                          wait=args.wait, progress=_progress_factory(args)))
+                                          wait=args.wait, progress=_progress_factory(args), verify=args.verify))
     if args.action == "restore":
         from .engine import restore
 

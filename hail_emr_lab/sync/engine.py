@@ -118,14 +118,22 @@ class _Upload:
 # ------------------------------------------------------------------------------------------
 # backup
 # ------------------------------------------------------------------------------------------
+#: Seconds between two listings of the prefix by a whole-home backup (see :func:`backup`'s ``verify``).
+VERIFY_INTERVAL = 24 * 3600
+
+
 def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str] | None = None,
-           wait: float = 10.0, progress: Callable[[str, int, int], Progress] | None = None) -> SyncReport:
+           wait: float = 10.0, progress: Callable[[str, int, int], Progress] | None = None,
+           verify: bool | None = None) -> SyncReport:
     """Upload what changed since the last sync (only ``paths`` if given).
 
-    Makes no S3 request (and does not import boto3) when nothing changed. ``delete`` moves
-    remote objects whose local file was deleted into the remote trash. Raises
-    :class:`.remote.RemoteUnavailable` when S3 cannot be used at all (missing bucket,
-    unreachable endpoint, credentials refused): one message, not one error per file.
+    Makes no S3 request (and does not import boto3) when nothing changed, except that a
+    whole-home backup lists the prefix once every :data:`VERIFY_INTERVAL` seconds (``verify``
+    None; True: now; False: never) and uploads again every unchanged file whose object is gone
+    from S3 (deleted by hand, by another tool or by a lifecycle rule): the state alone would call
+    it backed up. ``delete`` moves remote objects whose local file was deleted into the remote
+    trash. Raises :class:`.remote.RemoteUnavailable` when S3 cannot be used at all (missing
+    bucket, unreachable endpoint, credentials refused): one message, not one error per file.
     """
     start = time.monotonic()
     report = SyncReport("backup", target.url)
@@ -145,7 +153,8 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
         new_dirs = markers.new_markers(dirs, known) if facts is None or facts.folder_markers else []
         trash = [r for r in gone if os.path.lexists(target.home / r) is False] if delete else []
         interrupted = UploadJournal(journal_path(target)).path.exists()
-        if uploads or trash or new_dirs or interrupted:
+        listing = paths is None and _verify_due(state, verify)
+        if uploads or trash or new_dirs or interrupted or listing:
             from .remote import Remote
 
             report.remote_calls = True
@@ -153,6 +162,8 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
                 try:
                     facts = server_facts.server_facts(state, remote)
                     _abort_interrupted(run, remote, lock)
+                    if listing:
+                        uploads += _gone_remotely(run, remote, files, known, {u.rel for u in uploads})
                     _upload_all(run, remote, uploads)
                     if facts.folder_markers:
                         markers.put_markers(run, remote, dirs, new_dirs)
@@ -167,6 +178,31 @@ def backup(target: SyncTarget, delete: bool = False, paths: Iterable[Path | str]
                                                "uploaded": len(report.uploaded)})
     report.seconds = time.monotonic() - start
     return report
+
+
+def _verify_due(state: State, verify: bool | None) -> bool:
+    """Is a listing of the prefix due (``verify`` None: when the last is older than a day)?"""
+    if verify is not None:
+        return verify
+    last = state.meta("last_listing")
+    return not isinstance(last, (int, float)) or time.time() - last >= VERIFY_INTERVAL
+
+
+def _gone_remotely(run: Run, remote: Remote, files: dict[str, Any], known: dict[str, FileState],
+                   queued: set[str]) -> list[_Upload]:
+    """The unchanged files whose object is no longer in S3: uploaded again (``If-None-Match: *``:
+    an object that appears meanwhile is a remote change, handled as a conflict)."""
+    t = run.target
+    keys = {o["Key"] for o in remote.list(t.prefix + "/")}
+    run.state.set_meta("last_listing", time.time())
+    out = []
+    for rel, st in files.items():
+        k = known.get(rel)
+        if rel in queued or k is None or not k.same_stat(st) or key_for(t.prefix, rel) in keys:
+            continue
+        out.append(_Upload(rel, st, k.md5, k.etag, ("IfNoneMatch", "*")))
+        run.report.notes.append({"path": rel, "note": "uploaded again: its object was gone from S3"})
+    return out
 
 
 def _raise_run_wide(action: str, run: Run, remote: Remote, exc: BaseException) -> None:

@@ -470,3 +470,40 @@ def test_a_folder_made_in_the_console_is_not_an_error(s3, home):
     assert status(_target(home))["pending"] == []
     s3.proxy.reset()
     assert not backup(_target(home)).remote_calls and s3.proxy.requests == []
+
+
+# ------------------------------------------------------------------------------------------
+# an object gone from S3 while the file did not change (deleted by hand, by a lifecycle rule)
+# ------------------------------------------------------------------------------------------
+def test_object_gone_from_s3_is_uploaded_again_by_the_daily_listing(s3, home):
+    t = _target(home)
+    _write(home, "results/table.csv", b"a,b\n1,2\n")
+    _write(home, "notes.txt", b"kept")
+    assert backup(t).exit_code == 0
+    s3.client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/results/table.csv")
+    s3.proxy.reset()
+    # Within the day, an unchanged home costs no request (the fast path the on-save hook relies on).
+    assert not backup(t).remote_calls and s3.proxy.requests == []
+
+    report = backup(t, verify=True)  # what `sync backup --verify` does, and a backup a day later
+    assert report.uploaded == ["results/table.csv"], report.summary()
+    assert any("gone from S3" in n["note"] for n in report.notes)
+    assert remote_objects(s3.client)[f"{PREFIX}/results/table.csv"] == b"a,b\n1,2\n"
+
+    s3.client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/notes.txt")
+    with State(t.state_path) as state:  # the last listing was a day ago
+        state.set_meta("last_listing", time.time() - 24 * 3600 - 1)
+    assert backup(t).uploaded == ["notes.txt"]
+    s3.proxy.reset()
+    assert not backup(t).remote_calls and s3.proxy.requests == []  # listed again just now
+    assert backup(t, verify=False).uploaded == []
+
+
+def test_backup_verify_on_the_command_line(s3, home):
+    _write(home, "a.txt", b"a")
+    assert cli(home, "backup").returncode == 0
+    s3.client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/a.txt")
+    done = cli(home, "backup", "--verify", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["uploaded"] == ["a.txt"]
+    assert remote_objects(s3.client)[f"{PREFIX}/a.txt"] == b"a"
