@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..remote.codec import _is_null, _object_kind, index_as_columns
+from ..remote.staged import placeholder
 
 #: Microseconds of one unit of pandas' datetime64 resolutions.
 _NS_PER_US = 1000
@@ -50,11 +51,6 @@ class StagedTable:
     names: list[str]
     naive: list[int]
     rows: int
-
-
-def placeholder(i: int) -> str:
-    """The Parquet name of column ``i`` (``remote/staged.py`` uses the same for staged pulls)."""
-    return f"_hel_col_{i}"
 
 
 def staged_table(frame: pd.DataFrame, as_pandas: bool) -> StagedTable:

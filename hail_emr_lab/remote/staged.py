@@ -34,6 +34,11 @@ PARQUET_CONF = (
 UNKNOWN_SIZE = 2 ** 62
 
 
+def placeholder(i):
+    """The Parquet name of column ``i`` of a staged frame, either way (names may repeat; Parquet's may not)."""
+    return "_hel_col_%d" % i
+
+
 class StagingRefused(ValueError):
     """The staging location is not one the notebook made for this pull."""
 
@@ -103,11 +108,11 @@ def _writable(df):
     from pyspark.sql import types as T
 
     fields = df.schema.fields
-    flat = df.toDF(*["_hel_col_%d" % i for i in range(len(fields))])
+    flat = df.toDF(*[placeholder(i) for i in range(len(fields))])
     cols = []
     for i, f in enumerate(fields):
-        c = F.col("_hel_col_%d" % i)
-        cols.append(c.cast("string").alias("_hel_col_%d" % i) if isinstance(f.dataType, T.NullType) else c)
+        c = F.col(placeholder(i))
+        cols.append(c.cast("string").alias(placeholder(i)) if isinstance(f.dataType, T.NullType) else c)
     return flat.select(*cols)
 
 
@@ -161,7 +166,7 @@ def stage_pandas(pdf, staging, limit=None):
     if len(set(names)) != len(names):
         # Arrow refuses repeated names: placeholders and the real names beside them (as inline).
         columns = [str(n) for n in names]
-        pdf = pdf.set_axis(["_hel_col_%d" % i for i in range(len(names))], axis=1)
+        pdf = pdf.set_axis([placeholder(i) for i in range(len(names))], axis=1)
     table = pa.Table.from_pandas(pdf)  # its pandas metadata keeps labels, column and row index
     filesystem, root = _arrow_fs(url)
     filesystem.create_dir(root)
