@@ -20,9 +20,9 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a server still starting may accept, then answer late
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not come up in {timeout:.0f} s") from None
             time.sleep(0.1)
