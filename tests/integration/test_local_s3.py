@@ -55,9 +55,9 @@ class LocalS3:
         )
         for _ in range(150):
             try:
-                requests.get(self.url, timeout=1)
+                requests.get(self.url, timeout=5)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # starting: accepted, not answered yet
                 assert self.proc.poll() is None, self.proc.stdout.read().decode()
                 import time
 
