@@ -2,7 +2,7 @@
 
 Nothing here waits for Spark to come up: sessions are created and deleted (or reaped) while
 still ``starting``, which is enough to check the HTTP side and the process cleanup.
-Statement execution is covered in test_local_session.py.
+Statement execution is covered in test_embedded_session.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fast checks of the embedded Livy's pieces without Spark: REPL semantics, conf, reaping rules.
 
-The same behaviour is exercised end to end over HTTP with real Spark in test_local_session.py;
+The same behaviour is exercised end to end over HTTP with real Spark in test_embedded_session.py;
 these cover the corner cases that would cost a Spark round trip each.
 """
 
