@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 
 import pytest
 
@@ -114,3 +115,15 @@ def test_chunk_size_stays_under_livys_output_limit():
         SessionPuller(RemoteHelpers(None, "/plots"), chunk_size=MAX_CHUNK + 1)
     with pytest.raises(ValueError):
         SessionPuller(RemoteHelpers(None, "/plots"), chunk_size=0)
+
+
+def test_a_driver_without_pybase64_sends_the_same_text(remote, tmp_path, monkeypatch):
+    (tmp_path / "m.html").write_bytes(os.urandom(70_000) + b"<p>" * 30_000)
+    with_simd = remote.read("m.html", 5, 150_000)
+    monkeypatch.setitem(sys.modules, "pybase64", None)  # import pybase64 -> ImportError, as on a bare driver
+    ns: dict = {}
+    exec(bootstrap_code(PLOTS_NAMESPACE), ns)
+    bare = ns[PLOTS_NAMESPACE]
+    bare.init("/plots")
+    assert bare._b64text.__name__ == "_b64text" and remote._b64text.__name__ == "b64encode_as_string"
+    assert bare.read("m.html", 5, 150_000) == with_simd
