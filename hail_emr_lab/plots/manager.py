@@ -229,10 +229,11 @@ class PlotManager:
             return self._save(name, self.http.chunks(name), str(info["sha256"]), float(info["mtime"]))
         header, first = self.puller.first(name)
         self._check_size(name, int(header["size"]))
+        later = self.puller.rest(name, header)  # queued now: the cluster reads on while this one is written
 
         def parts() -> Iterable[bytes]:
             yield first
-            yield from self.puller.rest(name, header)
+            yield from later
 
         return self._save(name, parts(), str(header["sha256"]), header["mtime_ns"] / 1e9)
 

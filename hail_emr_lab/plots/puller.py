@@ -49,15 +49,23 @@ class SessionPuller:
         return self.helpers.chunk_result(self.helpers.run(self._read(name, 0), what), what)
 
     def rest(self, name: str, header: dict[str, Any]) -> Iterator[bytes]:
-        """The chunks after the first; :class:`Changed` if the file changes meanwhile."""
+        """The chunks after the first; :class:`Changed` if the file changes meanwhile.
+
+        The first :data:`PIPELINE` statements are queued now, not when iteration starts, so the
+        cluster reads the next chunks while the caller still writes the first.
+        """
         size, mtime_ns = int(header["size"]), header["mtime_ns"]
         offsets = list(range(self.chunk_size, size, self.chunk_size))
-        queue: list[Any] = []
         session = self.helpers.session
-        while offsets or queue:
-            while offsets and len(queue) < self.pipeline:
-                queue.append(session.submit(self._read(name, offsets.pop(0))))
+        queue = [session.submit(self._read(name, offsets.pop(0))) for _ in range(min(self.pipeline, len(offsets)))]
+        return self._take(name, size, mtime_ns, offsets, queue)
+
+    def _take(self, name: str, size: int, mtime_ns: Any, offsets: list[int], queue: list[Any]) -> Iterator[bytes]:
+        session = self.helpers.session
+        while queue:
             statement = session.wait(queue.pop(0))
+            if offsets:
+                queue.append(session.submit(self._read(name, offsets.pop(0))))
             if statement.output is None:
                 raise PlotError(f"reading {name!r}: statement {statement.id} ended without output")
             part, data = self.helpers.chunk_result(statement.output, f"reading plot {name!r}")
