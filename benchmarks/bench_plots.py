@@ -6,9 +6,15 @@ on loopback. The session side is ``PlotManager.pull`` (chunks of ``puller.CHUNK`
 base64 text output, zlib-compressed on the cluster when a sample shows it pays, ``puller.PIPELINE``
 statements queued, sha256 verified, written atomically and indexed). Both run in one go against one embedded Livy
 server, alternating, so machine load hits both alike. Also measured: the per-cell cost of
-looking for new plots when there are none.
+looking for new plots when there are none, and where a session pull's time goes: the driver's
+share is the statements' own run time (Livy's ``started`` to ``completed``: read, encode, hand
+the output to Livy), summed per pull.
 
-    .venv/bin/python benchmarks/bench_plots.py [--runs 5] [--mb 10]
+The embedded Livy runs in a process of its own (``hail-emr-lab local-livy``), as Livy does on
+EMR: in the benchmark's own process its threads would share one interpreter lock with the
+notebook's decoding (``--livy in-process`` measures that too).
+
+    .venv/bin/python benchmarks/bench_plots.py [--runs 5] [--mb 10] [--livy process|in-process]
 
 Prints a Markdown table and writes benchmarks/results/plots.json.
 """
@@ -26,6 +32,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any, Optional
 
 import requests
 from benchutil import machine  # also puts tests/ on sys.path for support
@@ -50,6 +57,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--mb", type=float, default=10.0, help="size of the bokeh HTML (approximate)")
+    parser.add_argument(
+        "--livy", choices=("process", "in-process"), default="process", help="where the embedded Livy runs"
+    )
     args = parser.parse_args()
 
     from hail_emr_lab.embedded.server import EmbeddedLivy
@@ -57,11 +67,14 @@ def main() -> int:
     from hail_emr_lab.plots.manager import PlotManager
 
     work = Path(tempfile.mkdtemp(prefix="bench-plots-"))
-    server = EmbeddedLivy(host="127.0.0.1", port=0, plots_dir=str(work / "remote"), max_sessions=1)
+    plots_dir = str(work / "remote")
+    server = LivyProcess(plots_dir) if args.livy == "process" else EmbeddedLivy(
+        host="127.0.0.1", port=0, plots_dir=plots_dir, max_sessions=1
+    )
     server.start()
     port = free_port()
     http = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", server.plots_dir],
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", plots_dir],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -73,7 +86,7 @@ def main() -> int:
         session.run(mgr.setup_code(), check=True)
         # bokeh stores the two float64 columns base64-encoded: ~21.3 bytes of HTML per point.
         size = int(session.run(MAKE_PLOT.format(n=int(args.mb * 1e6 / 21.3)), check=True).text.strip())
-        remote = Path(server.plots_dir) / "bench-10mb.html"
+        remote = Path(plots_dir) / "bench-10mb.html"
         want = hashlib.sha256(remote.read_bytes()).hexdigest()
         url = f"http://127.0.0.1:{port}/bench-10mb.html"
         for _ in range(50):
@@ -84,9 +97,16 @@ def main() -> int:
                 time.sleep(0.1)
         http_session = requests.Session()
 
+        ran: list[Any] = []  # the statements each pull waited for
+        wait = session.wait
+        session.wait = lambda statement, **kw: ran.append(wait(statement, **kw)) or ran[-1]  # type: ignore[method-assign]
+        driver_ms: list[float] = []
+
         def via_session() -> None:
+            del ran[:]
             plot = mgr.pull("bench-10mb.html")
             assert plot.sha256 == want
+            driver_ms.append(sum(st.completed - st.started for st in ran if st.started and st.completed))
 
         def via_http() -> None:
             body = http_session.get(url, timeout=60).content
@@ -114,6 +134,7 @@ def main() -> int:
         ]
         for _, fn in cases:
             fn()  # warm up
+        del driver_ms[:]
         times: dict[str, list[float]] = {label: [] for label, _ in cases}
         for _ in range(args.runs):
             for label, fn in cases:
@@ -140,16 +161,64 @@ def main() -> int:
     ratio = rows[1]["median_s"] / rows[0]["median_s"]
     for r in rows[2:]:
         print(f"| {r['case']} | {r['median_s'] * 1000:.1f} ms | - |")
-    print(f"\nsession throughput / HTTP throughput: {ratio:.2f}x")
+    driver = statistics.median(driver_ms)
+    print(f"\nsession throughput / HTTP throughput: {ratio:.2f}x (Livy {args.livy})")
+    print(
+        f"session pull: {driver:.0f} ms of the {rows[0]['median_s'] * 1000:.0f} ms (medians) are the chunk statements "
+        "running on the driver (read, encode, output to Livy); the rest is Livy relaying, polling, and the "
+        "notebook's parse, decode and write"
+    )
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / "plots.json").write_text(
         json.dumps(
-            {"date": str(date.today()), "machine": machine(), "load": load, "bytes": size, "ratio": ratio, "rows": rows},
+            {
+                "date": str(date.today()),
+                "machine": machine(),
+                "load": load,
+                "livy": args.livy,
+                "bytes": size,
+                "ratio": ratio,
+                "driver_ms_median": driver,
+                "rows": rows,
+            },
             indent=2,
         )
     )
     return 0
+
+
+class LivyProcess:
+    """``hail-emr-lab local-livy`` on a free loopback port, in its own process group."""
+
+    def __init__(self, plots_dir: str) -> None:
+        self.plots_dir = plots_dir
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hail_emr_lab.cli", "local-livy", "--port", port, "--plots-dir", self.plots_dir,
+             "--max-sessions", "1"],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hail-emr-lab local-livy exited with {self.proc.returncode}")
+            try:
+                requests.get(self.url + "/sessions", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError(f"hail-emr-lab local-livy did not answer at {self.url} within 120 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # it deletes its sessions (workers and JVMs) on the way out
+            self.proc.wait(60)
 
 
 if __name__ == "__main__":
