@@ -13,6 +13,7 @@ or, when the transfer failed or was interrupted, leaves a record of how far it g
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -116,7 +117,7 @@ class TransferProgress:
         parts.append(human_rate(meter.rate()))
         eta = meter.eta()
         if eta is not None and not item.finished:
-            parts.append(f"{format_elapsed(eta)} left")
+            parts.append(f"{format_elapsed(math.ceil(eta))} left")  # rounded up: never "0 s left" while moving
         return f"{self._what(item)}: " + " · ".join(parts)
 
     def moved(self, name: str) -> Optional[str]:

@@ -406,7 +406,7 @@ export function renderTransfer(t: ITransfer): HTMLElement {
       : '… MB/s'
   );
   if (t.eta !== null && t.eta > 0) {
-    parts.push(`${formatSeconds(t.eta)} left`);
+    parts.push(`${formatSeconds(Math.ceil(t.eta))} left`); // never "0 s left" while moving
   }
   let bar: HTMLElement | null = null;
   if (t.total_bytes) {

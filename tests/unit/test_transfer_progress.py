@@ -136,3 +136,13 @@ def test_a_count_that_starts_again_restarts_the_rate_instead_of_failing_the_tran
     moving.on_chunk("f", 1_000_000, 10_000_000, transport="staged")
     assert moving.current.meter.done == 1_000_000 and moving.current.meter.rate() is not None
     moving.finish("ok")
+
+
+def test_the_time_left_is_rounded_up(runtime):
+    clock = Clock()
+    moving = TransferProgress("pull", runtime_dir=runtime, clock=clock, bar=Recorded())
+    moving.on_chunk("x", 0, 10_000_000, transport="livy")
+    clock.now += 1
+    moving.on_chunk("x", 9_500_000, 10_000_000, transport="livy")
+    assert moving.line(moving.current).endswith("· 9.5 MB/s · 1 s left")
+    moving.finish("ok")

@@ -306,6 +306,16 @@ describe('Running section', () => {
       }
     ];
     data.transfers_error = '123.json: not a transfer record';
+    expect(
+      draw(
+        renderRunning({
+          ...data,
+          transfers: [
+            { ...data.transfers[0], eta: 0.3, rate: 5e6, total_bytes: 20e6 }
+          ]
+        })
+      ).textContent
+    ).toContain('5.0 MB/s · 1 s left');
     const body = draw(renderRunning(data));
     const row = one(body, '.jp-HailTransfer[data-direction="push"]');
     expect(one(row, '.jp-HailRow').textContent).toBe(
