@@ -14,6 +14,7 @@ import datetime
 import decimal
 import json
 import os
+import time
 
 import boto3
 import numpy as np
@@ -268,6 +269,28 @@ def test_the_magic_pushes_staged_and_says_how(session, livy_server, tmp_path):
         assert "--via staged cannot push nested2: column 'j'" in res.text and "--via livy" in res.text
         assert remote(session, "'nested2' in globals()") is False
         staging_dir = cfg / "local" / "staging"
+        assert not staging_dir.exists() or list(staging_dir.iterdir()) == []
+        # Ctrl-C while the cluster reads. Stand-in: the session's read is wrapped so that, after
+        # reading the files, it runs a slow Spark job (what a big read on a busy cluster is).
+        out = session.run(
+            f"_hel_real_push = {NAMESPACE}.push_staged\n"
+            "def _hel_slow(ns, staging, files, *a, **k):\n"
+            "    import time\n"
+            "    from pyspark.sql import functions as F, types as T\n"
+            f"    {NAMESPACE}.read_spark(ns['spark'], staging, files).count()\n"
+            "    slow = F.udf(lambda i: time.sleep(0.5) or i, T.LongType())\n"
+            "    ns['spark'].range(0, 600, numPartitions=4).select(F.sum(slow('id'))).first()\n"
+            "    return _hel_real_push(ns, staging, files, *a, **k)\n"
+            f"{NAMESPACE}.push_staged = _hel_slow\n")
+        assert out.ok, out.text
+        try:
+            res = kernel.run("%hail push big --as slowpush --via staged", timeout=600, interrupt_after=20)
+            assert res.status == "error" and "was cancelled on the cluster" in res.text, res.text
+        finally:
+            assert session.run(f"{NAMESPACE}.push_staged = _hel_real_push").ok
+        started = time.monotonic()  # the session is free long before the slow job could end (~150 s)
+        assert remote(session, "'slowpush' in globals()") is False
+        assert time.monotonic() - started < 90
         assert not staging_dir.exists() or list(staging_dir.iterdir()) == []
     finally:
         kernel.shutdown()
