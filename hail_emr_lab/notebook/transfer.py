@@ -325,13 +325,12 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
 def _decode_chunked(session, entry: dict[str, Any], timeout, on_chunk) -> Any:
     """Decode a value kept on the driver while its chunks are fetched; the driver forgets what
     is left when decoding fails (a Ctrl-C or a lost session leaves that to the session's end)."""
-    chunks = _fetch_chunks(session, entry, timeout, on_chunk)
+    chunks = _Chunks(session, entry, timeout, on_chunk)
     try:
-        return _decode(entry, chunks)
+        return _decode(entry, iter(chunks))
     except TransferError:
-        if chunks.gi_frame is not None:  # not all fetched: free the rest on the driver
-            _run(session, f"{NAMESPACE}.drop({entry['token']!r}); print({MARKER!r})", f"pulling {entry['name']}",
-                 timeout)
+        if not chunks.finished:  # free the rest on the driver
+            _run(session, f"{NAMESPACE}.drop({chunks.token!r}); print({MARKER!r})", chunks.what, timeout)
         raise
 
 
@@ -345,27 +344,40 @@ def _clean(area) -> None:
                       stacklevel=3)
 
 
-def _fetch_chunks(session, entry: dict[str, Any], timeout, on_chunk) -> Iterator[str]:
-    """The base64 chunks of a kept value, each fetched when the decoder needs it (in order:
-    the driver frees every chunk it sends)."""
-    token, total = entry["token"], int(entry["length"])
-    if not all(c in "0123456789abcdef" for c in token):
-        raise TransferError("the cluster sent a malformed transfer token")
-    start = 0
-    if on_chunk:
-        on_chunk(entry["name"], 0, total, transport="livy", rows=entry.get("rows"))
-    while start < total:
-        code = f"{NAMESPACE}.chunk({token!r}, {start}, {CHUNK_CHARS})"
-        part = _run(session, code, f"pulling {entry['name']}", timeout)
-        if not part:
-            raise TransferError(f"pulling {entry['name']}: the cluster sent an empty chunk at {start} of {total}")
-        start += len(part)
-        if start > total:
-            raise TransferError(f"pulling {entry['name']}: the cluster sent {start} characters of the {total} it "
-                                "announced")
-        if on_chunk:
-            on_chunk(entry["name"], start, total, transport="livy", rows=entry.get("rows"))
-        yield part
+class _Chunks:
+    """The base64 chunks of a value kept on the driver, each fetched when the decoder asks for
+    it (in order: the driver frees every chunk it sends); ``on_chunk(name, chars, total,
+    transport="livy", rows=)`` is told before the first and after each."""
+
+    def __init__(self, session, entry: dict[str, Any], timeout, on_chunk):
+        self.token, self.total = entry["token"], int(entry["length"])
+        if not all(c in "0123456789abcdef" for c in self.token):
+            raise TransferError("the cluster sent a malformed transfer token")
+        self.name = entry["name"]
+        self.what = f"pulling {self.name}"
+        self.session, self.timeout, self.on_chunk = session, timeout, on_chunk
+        self.rows = entry.get("rows")
+        self.start = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.start >= self.total
+
+    def __iter__(self) -> Iterator[str]:
+        if self.on_chunk:
+            self.on_chunk(self.name, 0, self.total, transport="livy", rows=self.rows)
+        while not self.finished:
+            code = f"{NAMESPACE}.chunk({self.token!r}, {self.start}, {CHUNK_CHARS})"
+            part = _run(self.session, code, self.what, self.timeout)
+            if not part:
+                raise TransferError(f"{self.what}: the cluster sent an empty chunk at {self.start} of {self.total}")
+            self.start += len(part)
+            if self.start > self.total:
+                raise TransferError(f"{self.what}: the cluster sent {self.start} characters of the {self.total} "
+                                    "it announced")
+            if self.on_chunk:
+                self.on_chunk(self.name, self.start, self.total, transport="livy", rows=self.rows)
+            yield part
 
 
 # ---------------------------------------------------------------------- push

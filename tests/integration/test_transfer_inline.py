@@ -72,7 +72,7 @@ def _pull(session, monkeypatch, name, use_arrow=None, probe=False):
     monkeypatch.setattr(transfer, "CHUNK_CHARS", SMALL_CHUNK)
     seen = []
 
-    def on_chunk(_name, done, total):
+    def on_chunk(_name, done, total, **_how):
         seen.append((done, _held(session) if probe else None))
 
     (pulled,) = transfer.pull(session, [name], use_arrow=use_arrow, on_chunk=on_chunk, via="livy", timeout=300)
@@ -86,7 +86,8 @@ def test_spark_frame_travels_as_compressed_ipc_in_chunks_the_driver_frees(sessio
     # Arrow's buffer compression, not zlib over the stream: far smaller than the raw batches.
     assert meta["bytes"] < meta["raw_length"] / 2 and meta["length"] == (meta["bytes"] + 2) // 3 * 4
     assert len(seen) >= 5, "the value should have needed many chunks"
-    held = [h[0] if h else 0 for _, h in seen]
+    assert seen[0][0] == 0  # told before the first chunk, as the progress line needs
+    held = [h[0] if h else 0 for done, h in seen if done]
     # Each chunk sent is freed on the driver: what it keeps shrinks with every chunk, to nothing.
     assert all(a > b for a, b in zip(held, held[1:])) and held[-1] == 0
     assert held[0] <= meta["bytes"] - SMALL_CHUNK // 4 * 3
