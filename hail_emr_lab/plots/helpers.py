@@ -44,7 +44,7 @@ class RemoteHelpers:
 
     @staticmethod
     def text_code(call: str) -> str:
-        """A statement printing ``NS.<call>`` (a chunk: header line + base64)."""
+        """A statement printing ``NS.<call>`` (a chunk: base64 header, a space, base64 bytes)."""
         return f"print({NS}.{call})"
 
     @staticmethod
