@@ -41,7 +41,7 @@ def kernel(livy_server, runtime, tmp_path_factory):
     assert res.status == "ok", res.text
     code = ("%%hail\nimport numpy as np, pandas as pd\nrng = np.random.default_rng(7)\n"
             f"big = spark.createDataFrame(pd.DataFrame({{'a': rng.random({ROWS}), 'b': rng.random({ROWS})}}))\n"
-            "big = big.cache(); print(big.count())")
+            "big = big.cache(); big.createOrReplaceTempView('big'); print(big.count())")
     res = k.run(code, timeout=900)
     assert res.status == "ok" and str(ROWS) in res.stdout, res.text
     # Small chunks: the inline pull takes many statements, so it reports many times.
@@ -146,5 +146,14 @@ def test_a_push_shows_how_it_travels_and_ends_with_its_mean_rate(kernel, runtime
     assert seen["error"] is None, seen
     assert re.search(rf"local: pushed \(.*\); moved {BYTES} in [\d.]+ s, mean ", seen["stdout"]), seen["stdout"]
     assert all(r["direction"] == "push" and r["transport"] == via for r in seen["records"]), seen["records"]
-    assert all(how in t for t in seen["texts"] if t.startswith("hail: pushing local ") and "encoding" not in t)
+    moving = [t for t in seen["texts"] if "hail: pushing local " in t and "encoding" not in t]
+    assert all(how in t for t in moving), moving
+    assert transfers.running_transfers(runtime) == ([], None)
+
+
+def test_a_sql_result_shows_as_its_own_name(kernel, runtime):
+    seen = watch(kernel, "%%hail sql -o q -q -n -1\nSELECT a, b FROM big", runtime)
+    assert seen["error"] is None, seen
+    assert any("hail: pulling q through Livy: " in t and "400,000 rows" in t for t in seen["texts"]), seen["texts"]
+    assert seen["records"] and {r["name"] for r in seen["records"]} == {"q"}, seen["records"]
     assert transfers.running_transfers(runtime) == ([], None)

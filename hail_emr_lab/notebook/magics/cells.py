@@ -84,10 +84,14 @@ def sql(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> None:
         raise remote_error(output, "The query failed")
     from .. import transfer
 
-    try:
-        (item,) = transfer.pull(ctx.session, [name], limit=args.maxrows, timeout=args.timeout)
-    except StatementError as exc:
-        raise remote_error(exc.output, "Fetching the query result failed") from None
+    shown = args.output or "the query result"  # not the helper variable's name
+    moving = TransferProgress("pull", [shown], session_name=_session_name(ctx))
+    with finishing(moving):
+        try:
+            (item,) = transfer.pull(ctx.session, [name], limit=args.maxrows, timeout=args.timeout,
+                                    on_chunk=lambda _, done, total, **how: moving.on_chunk(shown, done, total, **how))
+        except StatementError as exc:
+            raise remote_error(exc.output, "Fetching the query result failed") from None
     if args.output:
         m.user_ns[args.output] = item.value
     if item.truncated:
