@@ -98,6 +98,7 @@ class _Payload(io.RawIOBase):
                 data = binascii.a2b_base64(text, strict_mode=True)
             except binascii.Error as exc:
                 raise TransferError(f"{self._what}: the cluster sent data that is not base64 ({exc})") from None
+            del text  # the chunk's text is not kept while the next one is fetched
             if self._inflate is not None:
                 data = self._inflate.decompress(data)
             if data:
@@ -378,6 +379,7 @@ class _Chunks:
             if self.on_chunk:
                 self.on_chunk(self.name, self.start, self.total, transport="livy", rows=self.rows)
             yield part
+            part = ""  # decoded by now: let it go before the next chunk arrives
 
 
 # ---------------------------------------------------------------------- push
