@@ -67,9 +67,11 @@ KEYS: dict[str, tuple[Any, str]] = {
     "excludes": ([], "extra gitignore-style patterns the sync skips"),
     "backup_environments": (False, "sync also backs up Python/conda environments, node_modules and .cache"),
     "local_livy_port": (8998, "port of the embedded Livy server"),
-    # 32 MB: on the embedded server inline was faster than staged up to ~2M GWAS rows (benchmarks/
-    # bench_scale.py), while the driver's memory for an inline result stays in tens of MB.
-    "transfer_inline_max": (32_000_000, "bytes: -o results estimated bigger travel staged as Parquet, not through Livy"),
+    # 128 MB (~2.2M GWAS-shaped rows by Spark's estimate): inline (Arrow IPC, zstd buffers, streamed)
+    # beat staging at every size measured on the embedded server (benchmarks/bench_scale.py: 2M rows
+    # 9.8 s vs 31-41 s), and the driver's extra memory at that size was 62-173 MB, about what
+    # toPandas() takes; above it the staged path keeps the driver's memory flat.
+    "transfer_inline_max": (128_000_000, "bytes: -o results estimated bigger travel staged as Parquet, not through Livy"),
     "jobs": ({}, "job backend settings (see hail-emr-lab jobs --help)"),
 }
 

@@ -26,7 +26,7 @@ def _raw_size(blob):
 
 
 def pull(ns, names, limit=None, inline_max=8000000, use_arrow=None, via="livy", stagings=None,
-         stage_above=32000000):
+         stage_above=128000000):
     """Send each variable in ``names`` of namespace ``ns``; prints one marker line of entries.
 
     ``stagings``: the notebook's candidate locations (``[{"url", "token", "local"}]``), tried in

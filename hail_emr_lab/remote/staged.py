@@ -72,7 +72,9 @@ def shared_local_ok(spark):
 def estimate_spark(df):
     """Spark's own size estimate of ``df`` in bytes (Catalyst statistics), or None when unknown."""
     try:
-        size = int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes().toString())
+        # A Scala BigInt: py4j hands it over as a Python int, or as an object whose str() is
+        # its toString(); int(str(...)) reads both.
+        size = int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
     except Exception:  # a Spark without this API: the caller probes instead
         return None
     return None if size >= UNKNOWN_SIZE else size

@@ -144,6 +144,18 @@ def test_auto_stages_by_estimated_size(remote, spark):
     assert pull_via(remote, "answer", "auto", stage_above=1)[0].value == {"x": [1, 2]}
 
 
+def test_spark_sizes_a_planned_frame(remote, spark):
+    """Catalyst's estimate reaches the choice (py4j hands sizeInBytes over as a Python int: a
+    .toString() on it had failed, so every frame took the bounded-collect path)."""
+    from hail_emr_lab.remote.staged import estimate_spark
+
+    df = spark.range(0, 5000).selectExpr("id", "concat('rs', id) AS variant")
+    size = estimate_spark(df)
+    assert isinstance(size, int) and 5000 * 8 <= size < 10_000_000, size
+    rdd = spark.createDataFrame(spark.sparkContext.parallelize([(1, "a")]), "k long, v string")
+    assert estimate_spark(rdd) is None  # Spark cannot size an RDD's rows: the caller measures
+
+
 def test_a_frame_spark_cannot_size_is_sized_by_its_real_rows(remote, spark):
     """Spark counts one element per array in a schema's default row size: 2,000 rows of 2,000
     doubles (32 MB) looked like 16 KB, so auto collected all of it on the driver and sent it
