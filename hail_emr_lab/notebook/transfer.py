@@ -323,16 +323,34 @@ def _receive(session, entry: dict[str, Any], limit, timeout, on_chunk, area) -> 
     )
 
 
+#: Seconds the driver is given to forget the rest of a pull that stopped early.
+DROP_TIMEOUT = 60.0
+
+
 def _decode_chunked(session, entry: dict[str, Any], timeout, on_chunk) -> Any:
-    """Decode a value kept on the driver while its chunks are fetched; the driver forgets what
-    is left when decoding fails (a Ctrl-C or a lost session leaves that to the session's end)."""
+    """Decode a value kept on the driver while its chunks are fetched. However the pull stops
+    early (a value it cannot use, Ctrl-C, any error) the driver is told to forget the rest."""
     chunks = _Chunks(session, entry, timeout, on_chunk)
     try:
         return _decode(entry, iter(chunks))
-    except TransferError:
-        if not chunks.finished:  # free the rest on the driver
-            _run(session, f"{NAMESPACE}.drop({chunks.token!r}); print({MARKER!r})", chunks.what, timeout)
+    except BaseException:
+        if not chunks.finished:
+            _forget_rest(session, chunks, entry)
         raise
+
+
+def _forget_rest(session, chunks: Any, entry: dict[str, Any]) -> None:
+    """Free on the driver what a stopped pull did not take. The pull's own error stays what the
+    user sees; if the driver cannot be told (a second Ctrl-C, a lost session) a warning says it
+    keeps the rest until the session ends."""
+    import warnings
+
+    try:
+        _run(session, f"{NAMESPACE}.drop({chunks.token!r}); print({MARKER!r})", chunks.what, DROP_TIMEOUT)
+    except BaseException as exc:  # noqa: BLE001 - said, never hidden; the first error is re-raised
+        warnings.warn(f"hail: the driver keeps the rest of {entry.get('name')!r} ({int(entry.get('bytes') or 0):,} "
+                      f"bytes) until the session ends: it could not be told to let go ({type(exc).__name__}: "
+                      f"{exc})", stacklevel=3)
 
 
 def _clean(area) -> None:
