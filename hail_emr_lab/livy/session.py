@@ -240,14 +240,36 @@ class LivySession:
 
     @classmethod
     def connect(cls, client: LivyClient, name: str, new: bool = False, **create_args: Any) -> LivySession:
-        """Reattach to the session called ``name`` unless ``new``; else create it."""
+        """Reattach to the session called ``name`` unless ``new``; else create it.
+
+        Sessions called ``name`` that have ended are deleted first (ids in ``cleared`` of the
+        result): Livy keeps an ended session's name taken until it forgets the session
+        (``livy.server.session.state-retain.sec``, 600 s by default), so creating it again would
+        fail with "Duplicate session name" right after a crash.
+        """
         if not new:
             found = cls.reattach(client, name, heartbeat_timeout=create_args.get("heartbeat_timeout"))
             if found is not None:
                 return found
-        return cls.create(client, name=name, **create_args)
+        cleared = cls._clear_ended(client, name)
+        session = cls.create(client, name=name, **create_args)
+        session.cleared = cleared
+        return session
+
+    @staticmethod
+    def _clear_ended(client: LivyClient, name: str) -> tuple[int, ...]:
+        """Delete the ended sessions called ``name``; their ids."""
+        ended = tuple(s.id for s in client.list_sessions() if s.name == name and not s.state.is_alive)
+        for sid in ended:
+            try:
+                client.delete_session(sid)
+            except LivyNotFound:
+                continue  # Livy forgot it meanwhile: the name is free all the same
+        return ended
 
     reattached = False
+    #: Ended sessions of the same name deleted by :meth:`connect` to free the name.
+    cleared: tuple[int, ...] = ()
 
     # ------------------------------------------------------------------ state
 

@@ -7,6 +7,8 @@ every test also checks that the password is never shown. Tests run in file order
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -202,3 +204,32 @@ def test_a_lost_heartbeat_is_explained(connected):
     for command in ("%hail info", "%%hail\n1 + 1"):
         _one_message(connected.run(command, timeout=120), f"Livy no longer knows session {sid}",
                      "heartbeat lost: this kernel did not reach Livy for", "heartbeat timeout (3 s)")
+
+
+def test_connect_after_a_crash_starts_a_new_session_under_the_same_name(connected, livy_server):
+    """What the crash message says to do works: Livy keeps an ended session's name taken for
+    10 minutes ("Duplicate session name"), so connect deletes the ended one first and says so."""
+    name = f"{NAME}-crash"
+    flags = f"--url {connected.url} --name {name} --no-hail --no-plots --wait"
+    assert connected.run(f"%hail connect {flags}", timeout=900).status == "ok"
+    current = "__import__('hail_emr_lab.notebook.context').notebook.context.current().session.id"
+    crashed = connected.value(current)
+    os.kill(livy_server.worker_pid(crashed), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while connected.client.session_state(crashed).is_alive:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    for new in ("", " --new"):
+        res = connected.run(f"%hail connect {flags}{new}", timeout=900)
+        assert res.status == "ok", res.text
+        assert "had ended; it was deleted so the name could be used again" in res.text, res.text
+        fresh = connected.value(current)
+        assert fresh != crashed and connected.client.session_state(fresh).is_alive
+        res = connected.run("%%hail\nprint('works', 6 * 7)", timeout=300)
+        assert res.status == "ok" and "works 42" in res.stdout, res.text
+        os.kill(livy_server.worker_pid(fresh), signal.SIGKILL)  # crash it too, for the --new round
+        while connected.client.session_state(fresh).is_alive:
+            assert time.monotonic() < deadline + 300
+            time.sleep(0.5)
+        crashed = fresh
+

@@ -69,6 +69,10 @@ def connect(m: HailMagics, args: argparse.Namespace, cell: Optional[str]) -> Non
     ctx = conn.connect(opts, on_change=show, on_app_state=show_app)
     assert ctx.startup is not None
     show(ctx.startup)
+    if ctx.session.cleared:
+        ids = ", ".join(str(i) for i in ctx.session.cleared)
+        print_text(f"hail: session {ids} of the same name had ended; it was deleted so the name could be used "
+                   "again (Livy keeps an ended session's name for 10 minutes).")
     if opts.wait:
         m.wait_ready(ctx)
 
