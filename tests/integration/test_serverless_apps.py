@@ -127,7 +127,13 @@ def test_connect_needs_a_valid_execution_role_and_one_target(aws_env):
 def test_configured_application_is_the_target_with_its_provenance(aws_env, monkeypatch):
     from hail_emr_lab.config import load_config
     from hail_emr_lab.livy.sigv4 import SigV4Auth
-    from hail_emr_lab.notebook.connect import ConnectOptions, make_client, resolve_target, session_fields
+    from hail_emr_lab.notebook.connect import (
+        ConnectOptions,
+        make_client,
+        resolve_target,
+        session_fields,
+        with_connect_options,
+    )
 
     _, app_id = _create()
     monkeypatch.setenv("HAIL_EMR_LAB_SERVERLESS_APP", app_id)
@@ -137,7 +143,7 @@ def test_configured_application_is_the_target_with_its_provenance(aws_env, monke
     target = resolve_target(ConnectOptions(), config)
     assert target.url == f"https://{app_id}.livy.emr-serverless-services.us-east-1.amazonaws.com"
     assert target.how == f"EMR Serverless application {app_id} (hail) from environment"
-    with make_client(target.url, config, ConnectOptions(), target) as client:
+    with make_client(target.url, with_connect_options(config, ConnectOptions()), target) as client:
         assert isinstance(client.http.auth, SigV4Auth)
         assert (client.http.auth.service, client.http.auth.region) == ("emr-serverless", "us-east-1")
     opts = ConnectOptions(driver_memory="4g", driver_cores=2, executor_memory="8g", executor_cores=4, num_executors=3,

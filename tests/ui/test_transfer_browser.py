@@ -24,7 +24,9 @@ NOTEBOOK_CELLS = [
     "%%hail\nimport numpy as np, pandas as pd\nrng = np.random.default_rng(7)\n"
     f"big = spark.createDataFrame(pd.DataFrame({{'a': rng.random({ROWS}), 'b': rng.random({ROWS})}})).cache()\n"
     "big.count()",
-    "import hail_emr_lab.notebook.transfer as _t\n_t.CHUNK_CHARS = 200_000",
+    # Small chunks: hundreds of Livy statements, so the pull lasts many of the sidebar's 1 s polls
+    # however fast this machine is (48 chunks of 200k took about a second on a quiet one).
+    "import hail_emr_lab.notebook.transfer as _t\n_t.CHUNK_CHARS = 20_000",
     "%%hail -o big --via livy\npass",
 ]
 
